@@ -1,0 +1,159 @@
+// dropgen: make the kernel drop packets, fast or an exact number of times.
+//
+//   cc -O2 -Wall -o dropgen dropgen.c
+//   dropgen -m ethproto -d 5 -P 2          # drop storm on lo for 5 s, 2 processes
+//   dropgen -m noport -n 100 -a 10.0.0.2   # exactly 100 UDP datagrams to a closed port
+//
+// Modes:
+//   ethproto  Ethernet frames with EtherType 0x88b5 (IEEE local experimental)
+//             on an interface (-i, default lo) via AF_PACKET: nothing handles
+//             them -> UNHANDLED_PROTO in __netif_receive_skb_core.
+//   noport    UDP to a closed port (-p, default 9)          -> NO_SOCKET
+//   rcvbuf    UDP to a socket of minimal SO_RCVBUF that this
+//             program binds on -a:-p and never reads           -> SOCKET_RCVBUFF
+//   udp       UDP to -a:-p, nothing else (e.g. an nft drop rule set up by the caller)
+// Traffic goes only where -a/-i say (default 127.0.0.1 / lo). Every loop is
+// bounded by -n or -d, and alarm() stops the process in any case.
+// Output: one line of key=value pairs; ns_per_pkt is sender CPU per packet
+// (on loopback the receive path, hence the drop, runs in the sender's context).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: dropgen -m ethproto|noport|rcvbuf|udp [-d secs | -n count] [-P procs]\n"
+                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1]\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = "ethproto", *addr = "127.0.0.1", *ifname = "lo";
+  double dur = 0;
+  long long count = 0;
+  int procs = 1, port = -1, first_cpu = -1, o;
+  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:h")) != -1) {
+    switch (o) {
+      case 'm': mode = optarg; break;
+      case 'd': dur = atof(optarg); break;
+      case 'n': count = atoll(optarg); break;
+      case 'P': procs = atoi(optarg); break;
+      case 'a': addr = optarg; break;
+      case 'p': port = atoi(optarg); break;
+      case 'i': ifname = optarg; break;
+      case 'c': first_cpu = atoi(optarg); break;
+      default: usage();
+    }
+  }
+  int eth = !strcmp(mode, "ethproto"), noport = !strcmp(mode, "noport"), rcvbuf = !strcmp(mode, "rcvbuf"),
+      udp = !strcmp(mode, "udp");
+  if (!(eth || noport || rcvbuf || udp) || procs < 1 || procs > 64 || (dur <= 0) == (count <= 0) || dur > 600 ||
+      count > 1000000000LL)
+    usage();
+  if (port < 0) port = noport ? 9 : 47001;
+  struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
+  if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1) usage();
+  alarm((unsigned)(dur > 0 ? dur + 30 : 120));
+
+  int rfd = -1;
+  if (rcvbuf) {  // the receiver that never reads
+    rfd = socket(AF_INET, SOCK_DGRAM, 0);
+    int one = 1;
+    setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &one, sizeof one);  // the kernel clamps it to its minimum
+    if (bind(rfd, (struct sockaddr *)&dst, sizeof dst) < 0) { perror("bind receiver"); return 1; }
+  }
+  int ifindex = 0;
+  if (eth && !(ifindex = if_nametoindex(ifname))) { perror(ifname); return 1; }
+
+  // shared result slots: packets and CPU per worker
+  long long *sent = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  double t0 = now();
+  for (int w = 0; w < procs; w++) {
+    if (fork() != 0) continue;
+    if (first_cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(first_cpu + w, &set);
+      sched_setaffinity(0, sizeof set, &set);
+    }
+    unsigned char frame[64];
+    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex, .sll_halen = ETH_ALEN};
+    int fd;
+    if (eth) {
+      fd = socket(AF_PACKET, SOCK_RAW, 0);  // protocol 0: send only, receive nothing
+      if (fd < 0) { perror("AF_PACKET socket"); _exit(1); }
+      int one = 1;
+      setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+      memset(frame, 0, sizeof frame);
+      memset(frame, 0xff, 6);               // broadcast destination
+      frame[6] = 0x02; frame[11] = 0x01;    // locally administered source
+      frame[12] = 0x88; frame[13] = 0xb5;   // EtherType: local experimental
+      memcpy(ll.sll_addr, frame, 6);
+    } else {
+      fd = socket(AF_INET, SOCK_DGRAM, 0);
+      if (fd < 0) { perror("UDP socket"); _exit(1); }
+      memset(frame, 0xab, sizeof frame);
+    }
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov = {.iov_base = frame, .iov_len = eth ? 60 : 16};
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < BATCH; i++) {
+      msgs[i].msg_hdr.msg_iov = &iov;
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = eth ? (void *)&ll : (void *)&dst;
+      msgs[i].msg_hdr.msg_namelen = eth ? sizeof ll : sizeof dst;
+    }
+    // with -n, each worker sends its share; the first takes the remainder
+    long long quota = count > 0 ? count / procs + (w == 0 ? count % procs : 0) : -1, n = 0;
+    double end = t0 + dur;
+    while (quota < 0 ? now() < end : n < quota) {
+      int b = BATCH;
+      if (quota >= 0 && quota - n < b) b = (int)(quota - n);
+      int r = sendmmsg(fd, msgs, b, 0);
+      if (r < 0) {
+        if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
+        if (errno == ECONNREFUSED) continue;  // ICMP port unreachable came back on a UDP socket
+        perror("sendmmsg");
+        _exit(1);
+      }
+      n += r;
+    }
+    sent[w] = n;
+    _exit(0);
+  }
+  int failed = 0, st;
+  while (wait(&st) > 0)
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) failed = 1;
+  double el = now() - t0;
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  long long total = 0;
+  for (int w = 0; w < procs; w++) total += sent[w];
+  printf("mode=%s procs=%d elapsed=%.3f sent=%lld pps=%.0f cpu_s=%.3f ns_per_pkt=%.1f\n", mode, procs, el, total,
+         total / el, cpu, total ? cpu * 1e9 / total : 0);
+  if (rfd >= 0) close(rfd);
+  return failed;
+}

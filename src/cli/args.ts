@@ -1,0 +1,22 @@
+/** Small helpers to validate command-line values with messages that say what was expected. */
+import { UsageError } from '../core/errors.js';
+
+export function parseSeconds(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !Number.isFinite(n) || n < min || n > max)
+    throw new UsageError(`${flag} takes seconds from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function parseCount(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max)
+    throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** Values of a repeatable flag, each also split on commas: --reason a,b --reason c. */
+export function listValues(v: string[] | undefined): string[] {
+  return (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+}

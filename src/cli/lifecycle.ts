@@ -1,0 +1,54 @@
+/**
+ * Process lifecycle for commands that change the host (tracefs instances,
+ * later NET_DM state): whatever way the process ends — normal end, SIGINT,
+ * SIGTERM, SIGHUP, an uncaught error — the registered cleanups run, once.
+ * (SIGKILL cannot be caught: the next start reclaims what it left.)
+ */
+type Cleanup = () => void;
+
+const cleanups: Cleanup[] = [];
+let installed = false;
+let stopping: ((signal: NodeJS.Signals) => void) | undefined;
+let signals = 0;
+
+export function runCleanups(): void {
+  while (cleanups.length) {
+    const c = cleanups.pop()!;
+    try {
+      c();
+    } catch {
+      /* a failing cleanup must not stop the others */
+    }
+  }
+}
+
+/** Register a synchronous cleanup; it runs on every exit path. */
+export function onCleanup(c: Cleanup): void {
+  cleanups.push(c);
+  if (installed) return;
+  installed = true;
+  process.on('exit', runCleanups);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      signals++;
+      // First signal: stop gracefully (flush the last interval). Second: now.
+      if (signals === 1 && stopping) stopping(sig);
+      else {
+        runCleanups();
+        process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+      }
+    });
+  }
+  const fatal = (err: unknown) => {
+    runCleanups();
+    process.stderr.write(`dropmon: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+}
+
+/** What a signal should do while a command runs normally (e.g. stop its pipeline). */
+export function onStopSignal(handler: (signal: NodeJS.Signals) => void): void {
+  stopping = handler;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** dropmon's entry point: dispatch to a command, turn errors into messages and exit codes. */
+import { readFileSync } from 'node:fs';
+import { DropmonError } from '../core/errors.js';
+import { watchCommand } from './watch.js';
+import { runCleanups } from './lifecycle.js';
+
+const HELP = `Usage: dropmon <command> [options]
+
+A network drop monitor for Linux: every packet the kernel drops, where and why.
+
+Commands:
+  watch       show drops live, per drop point and reason (dropmon watch --help)
+
+Options:
+  -h, --help      this help
+  -V, --version   print the version
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(HELP);
+      return cmd === undefined ? 2 : 0;
+    case '-V':
+    case '--version':
+      process.stdout.write(`dropmon ${version()}\n`);
+      return 0;
+    case 'watch':
+      return watchCommand(rest);
+    default:
+      process.stderr.write(`dropmon: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    runCleanups();
+    process.exitCode = code;
+    // Do not wait for stray timers: a monitor that was told to stop, stops.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    runCleanups();
+    if (err instanceof DropmonError) {
+      process.stderr.write(`dropmon: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`dropmon: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

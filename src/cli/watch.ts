@@ -1,0 +1,219 @@
+/**
+ * `dropmon watch`: live drop points per interval. Thin wiring only:
+ * flags → source + filter + pipeline + output.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { DropmonError, UsageError } from '../core/errors.js';
+import { parseProtocol } from '../core/drop.js';
+import { resolveReasons, type DropFilter } from '../core/filter.js';
+import { Pipeline, type IntervalOutput } from '../core/pipeline.js';
+import { KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
+import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
+import { findTracefs } from '../sources/tracefs/tracefs.js';
+import { TextOutput } from '../outputs/text.js';
+import { JsonOutput } from '../outputs/json.js';
+import { listValues, parseCount, parseSeconds } from './args.js';
+import { onCleanup, onStopSignal } from './lifecycle.js';
+
+export const WATCH_HELP = `Usage: dropmon watch [options]
+
+Show every packet the kernel drops, live: one line per drop point (where,
+why, protocol) per interval, from the skb:kfree_skb tracepoint read through
+a private tracefs instance. Needs root (CAP_SYS_ADMIN for tracefs).
+
+Output:
+      --json              JSON lines: one "drop" object per drop point per
+                          interval and one "interval" object with totals and
+                          lost events (fields: see README)
+      --timestamps        a "# <time> interval N" line before each interval
+      --stack             aggregate by kernel call stack too, and print it
+                          (costs more per drop: use for diagnosis, not storms)
+
+Timing:
+  -i, --interval SEC      length of an interval (default 1)
+  -d, --duration SEC      stop after SEC seconds (default: until Ctrl-C)
+  -n, --count N           stop after N drops (like dropwatch's alert limit)
+      --max-points N      distinct drop points kept per interval (default 64);
+                          the rest are summed in one "other locations" line
+
+Filters (in the kernel where tracefs can, else in dropmon):
+  -r, --reason NAME       only these drop reasons (repeat or comma-separate;
+                          e.g. NO_SOCKET, NETFILTER_DROP, or a number)
+  -p, --protocol P        only this EtherType: ipv4, ipv6, arp, or a number
+  -l, --location WHERE    only drops inside a kernel function (name), or at an
+                          exact address (0xffffffff81abcdef or func+0x4bc)
+      --list-reasons      print this kernel's drop reasons and exit
+
+Tuning:
+      --buffer-kb KB      ring buffer per CPU (default 8192); larger survives
+                          longer stalls of dropmon without losing events
+      --source NAME       drop source: tracefs (the only one so far)
+
+Exit status: 0 when stopped by --duration, --count or a signal; 1 on a
+runtime error; 2 on bad usage. Lost events are reported every interval,
+never silently.
+`;
+
+interface WatchFlags {
+  json: boolean;
+  timestamps: boolean;
+  stack: boolean;
+  intervalMs: number;
+  durationMs?: number;
+  count?: number;
+  maxPoints: number;
+  reasons: string[];
+  protocols: number[];
+  locations: string[];
+  bufferKb: number;
+  listReasons: boolean;
+}
+
+function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        timestamps: { type: 'boolean' },
+        stack: { type: 'boolean' },
+        interval: { type: 'string', short: 'i' },
+        duration: { type: 'string', short: 'd' },
+        count: { type: 'string', short: 'n' },
+        'max-points': { type: 'string' },
+        reason: { type: 'string', short: 'r', multiple: true },
+        protocol: { type: 'string', short: 'p', multiple: true },
+        location: { type: 'string', short: 'l', multiple: true },
+        'list-reasons': { type: 'boolean' },
+        'buffer-kb': { type: 'string' },
+        source: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err), "see 'dropmon watch --help'");
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'auto')
+    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; available: tracefs`);
+  const protocols = listValues(v.protocol).map((p) => {
+    const n = parseProtocol(p);
+    if (n === undefined) throw new UsageError(`unknown --protocol ${JSON.stringify(p)}; use ipv4, ipv6, arp or an EtherType like 0x88b5`);
+    return n;
+  });
+  const interval = parseSeconds('--interval', v.interval, 0.1, 3600) ?? 1;
+  const duration = parseSeconds('--duration', v.duration, 0.1, 10 * 365 * 86400);
+  return {
+    json: v.json ?? false,
+    timestamps: v.timestamps ?? false,
+    stack: v.stack ?? false,
+    intervalMs: Math.round(interval * 1000),
+    ...(duration !== undefined ? { durationMs: Math.round(duration * 1000) } : {}),
+    ...(v.count !== undefined ? { count: parseCount('--count', v.count, 1, Number.MAX_SAFE_INTEGER) } : {}),
+    maxPoints: parseCount('--max-points', v['max-points'], 1, 100_000) ?? 64,
+    reasons: listValues(v.reason),
+    protocols,
+    locations: listValues(v.location),
+    bufferKb: parseCount('--buffer-kb', v['buffer-kb'], 16, 4 * 1024 * 1024) ?? 8192,
+    listReasons: v['list-reasons'] ?? false,
+  };
+}
+
+/** Resolve --location values to address ranges with kallsyms. */
+export function resolveLocations(specs: readonly string[], table: KallsymsTable): Array<[bigint, bigint]> {
+  const out: Array<[bigint, bigint]> = [];
+  for (const spec of specs) {
+    if (/^0x[0-9a-f]{1,16}$/i.test(spec)) {
+      const a = BigInt(spec);
+      out.push([a, a + 1n]);
+      continue;
+    }
+    const m = /^([\w.$]+)(?:\+(0x[0-9a-f]+|\d+))?$/i.exec(spec);
+    if (!m) throw new UsageError(`--location ${JSON.stringify(spec)}: expected a function name, func+0xOFF or 0xADDRESS`);
+    if (table.hidden)
+      throw new DropmonError('--location needs kernel addresses, which kptr_restrict hides', 'run as root, or: sysctl kernel.kptr_restrict=0');
+    const ranges = table.ranges(m[1]);
+    if (ranges.length === 0) throw new UsageError(`--location: no kernel function named ${JSON.stringify(m[1])} in /proc/kallsyms`);
+    for (const [a, b] of ranges) {
+      if (m[2] === undefined) out.push([a, b]);
+      else out.push([a + BigInt(m[2]), a + BigInt(m[2]) + 1n]);
+    }
+  }
+  return out;
+}
+
+export async function watchCommand(argv: string[]): Promise<number> {
+  const flags = parseWatchFlags(argv);
+  if (flags === 'help') {
+    process.stdout.write(WATCH_HELP);
+    return 0;
+  }
+  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
+  const root = findTracefs();
+  const layout = readLayout(join(root, 'events'));
+  const reasonTable = layout.kfree.symbolic.get('reason') ?? new Map<number, string>();
+  if (flags.listReasons) {
+    if (reasonTable.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
+    for (const [n, name] of [...reasonTable].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
+    return 0;
+  }
+  if (flags.reasons.length && !layout.kfree.fields.has('reason'))
+    throw new DropmonError('--reason: this kernel reports no drop reasons (they appeared in Linux 5.17)');
+
+  const symbols = new Symbolizer();
+  let reasons: number[] = [];
+  try {
+    reasons = resolveReasons(flags.reasons, reasonTable);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const filter: DropFilter = {
+    reasons,
+    protocols: flags.protocols,
+    locations: flags.locations.length ? resolveLocations(flags.locations, symbols.kallsyms) : [],
+  };
+
+  const source = new TracefsDropSource({ root, filter, stack: flags.stack, bufferKb: flags.bufferKb, warn });
+  onCleanup(() => source.close());
+  const write = (t: string) => {
+    process.stdout.write(t);
+  };
+  const output: IntervalOutput = flags.json
+    ? new JsonOutput(write, symbols, source.name)
+    : new TextOutput(write, symbols, flags.timestamps);
+  const pipeline = new Pipeline({
+    source,
+    outputs: [output],
+    intervalMs: flags.intervalMs,
+    maxPoints: flags.maxPoints,
+    filter,
+    ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
+    ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
+    onStarted: () => {
+      for (const r of source.reclaimed) warn(`removed tracefs instance ${r} left by a dropmon that died`);
+      const f = source.kernelFilter ? ` filter "${source.kernelFilter}"` : '';
+      process.stderr.write(`dropmon: watching skb:kfree_skb via ${root}/instances/dropmon-${process.pid}${f}; Ctrl-C to stop\n`);
+      // Load kallsyms now, off the first interval's path.
+      setImmediate(() => {
+        try {
+          if (symbols.kallsyms.hidden) warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized; run as root or sysctl kernel.kptr_restrict=0');
+        } catch (err) {
+          warn(`cannot read /proc/kallsyms (${(err as Error).message}): drop locations will not be symbolized`);
+        }
+      });
+    },
+  });
+  onStopSignal(() => pipeline.stop('signal'));
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') pipeline.stop('output-closed');
+  });
+  await pipeline.run();
+  source.close();
+  if (pipeline.lost > 0) warn(`${pipeline.lost} events were lost in all (see the "lost" lines)`);
+  return 0;
+}

@@ -1,0 +1,124 @@
+/**
+ * Part B of the original design: per-interval aggregation of drop samples by
+ * drop point, with a hard bound on the number of distinct points so memory
+ * stays flat in a drop storm that hits many locations. Points beyond the
+ * bound are folded into one overflow line: "N drops at M other locations".
+ */
+import type { DropOrigin, DropSample, LossSample } from './drop.js';
+
+/** One drop point in a closed interval. */
+export interface DropPoint {
+  readonly location: bigint;
+  readonly reason: number;
+  readonly reasonName: string;
+  readonly protocol: number;
+  readonly origin: DropOrigin;
+  readonly stack?: readonly bigint[];
+  count: number;
+}
+
+export interface IntervalReport {
+  /** Wall-clock start and end, ms since the epoch. */
+  readonly start: number;
+  readonly end: number;
+  /** Sequence number, from 1. */
+  readonly seq: number;
+  /** Drop points, most drops first. */
+  readonly points: readonly DropPoint[];
+  /** Drops at points past the bound, and how many distinct points they were. */
+  readonly overflow: { readonly drops: number; readonly points: number; readonly pointsCapped: boolean };
+  /** All drops of the interval, kept and overflowed. */
+  readonly drops: number;
+  /** Events the source lost in the interval, by cause. */
+  readonly lost: ReadonlyMap<string, number>;
+  readonly lostTotal: number;
+}
+
+/** The number of distinct overflowed points tracked before saying "at least". */
+const OVERFLOW_KEYS_MAX = 10_000;
+
+function pointKey(s: DropSample): string {
+  const base = `${s.location}:${s.reason}:${s.protocol}:${s.origin}`;
+  return s.stack ? `${base}:${s.stack.join(',')}` : base;
+}
+
+export class IntervalAggregator {
+  private points = new Map<string, DropPoint>();
+  private overflowKeys = new Set<string>();
+  private overflowDrops = 0;
+  private drops = 0;
+  private lost = new Map<string, number>();
+  private lostTotal = 0;
+  private start: number;
+  private seq = 0;
+
+  constructor(
+    /** Bound on distinct drop points per interval (the original design used 64). */
+    readonly maxPoints = 64,
+    now = Date.now(),
+  ) {
+    this.start = now;
+  }
+
+  /** Drops seen in the current interval so far. */
+  get currentDrops(): number {
+    return this.drops;
+  }
+
+  add(s: DropSample): void {
+    this.drops += s.count;
+    const key = pointKey(s);
+    const p = this.points.get(key);
+    if (p) {
+      p.count += s.count;
+    } else if (this.points.size < this.maxPoints) {
+      this.points.set(key, {
+        location: s.location,
+        reason: s.reason,
+        reasonName: s.reasonName,
+        protocol: s.protocol,
+        origin: s.origin,
+        count: s.count,
+        ...(s.stack ? { stack: s.stack } : {}),
+      });
+    } else {
+      this.overflowDrops += s.count;
+      if (this.overflowKeys.size < OVERFLOW_KEYS_MAX) this.overflowKeys.add(key);
+    }
+  }
+
+  addLoss(l: LossSample): void {
+    if (l.lost <= 0) return;
+    this.lost.set(l.cause, (this.lost.get(l.cause) ?? 0) + l.lost);
+    this.lostTotal += l.lost;
+  }
+
+  /** Discard the current interval and start a new one at `now` (sequence unchanged). */
+  reset(now = Date.now()): void {
+    this.close(now);
+    this.seq--;
+  }
+
+  /** Close the current interval and start the next one at `now`. */
+  close(now = Date.now()): IntervalReport {
+    const points = [...this.points.values()].sort((a, b) => b.count - a.count || (a.location < b.location ? -1 : 1));
+    const report: IntervalReport = {
+      start: this.start,
+      end: now,
+      seq: ++this.seq,
+      points,
+      overflow: { drops: this.overflowDrops, points: this.overflowKeys.size, pointsCapped: this.overflowKeys.size >= OVERFLOW_KEYS_MAX },
+      drops: this.drops,
+      lost: this.lost,
+      lostTotal: this.lostTotal,
+    };
+    this.points = new Map();
+    this.overflowKeys = new Set();
+    this.overflowDrops = 0;
+    this.drops = 0;
+    this.lost = new Map();
+    this.lostTotal = 0;
+    this.start = now;
+    return report;
+  }
+}

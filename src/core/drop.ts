@@ -1,0 +1,97 @@
+/**
+ * The event model shared by every source and every output.
+ *
+ * A source never hands out one object per dropped packet: at a million drops a
+ * second that alone would cost more than the drop. It hands out `DropSample`s,
+ * each a drop point (where, why, which protocol) with the number of drops seen
+ * there since its last batch, exactly like the kernel's NET_DM summary alerts.
+ */
+
+/** Where the drop happened: in the kernel's software path or in a device (devlink trap). */
+export type DropOrigin = 'software' | 'hardware';
+
+/** A reason code the kernel did not give (old kernels without drop reasons). */
+export const NO_REASON = -1;
+
+export interface DropSample {
+  /** Kernel address of the code that freed the packet (the kfree_skb caller). */
+  readonly location: bigint;
+  /** Numeric drop reason of the running kernel, or NO_REASON. */
+  readonly reason: number;
+  /** The reason's name in the running kernel (e.g. "NO_SOCKET"); "" when unknown. */
+  readonly reasonName: string;
+  /** skb->protocol as an EtherType in host order (0x0800 IPv4); 0 when none. */
+  readonly protocol: number;
+  readonly origin: DropOrigin;
+  /** Number of drops at this point in this batch. */
+  readonly count: number;
+  /** Kernel call stack (innermost first) when stacks were asked for. */
+  readonly stack?: readonly bigint[];
+}
+
+/** Events a source could not deliver, by cause, since its previous report. */
+export interface LossSample {
+  /** Events overwritten or refused by a full kernel buffer. */
+  readonly lost: number;
+  /** A short tag for where they were lost, e.g. "ring-buffer overrun cpu1". */
+  readonly cause: string;
+}
+
+/** What a source pushes downstream. Calls are synchronous and cheap. */
+export interface DropSink {
+  drops(samples: readonly DropSample[]): void;
+  loss(sample: LossSample): void;
+}
+
+/**
+ * A source of drop evidence (tracefs today; NET_DM and BPF later).
+ * Lifecycle: `start(sink)` once, `drain()` any number of times, `close()` once.
+ */
+export interface DropSource {
+  /** Short name for messages and JSON ("tracefs"). */
+  readonly name: string;
+  start(sink: DropSink): Promise<void>;
+  /** Deliver everything the kernel has buffered right now, then report losses. */
+  drain(): void;
+  /**
+   * Undo every change made to the host. Synchronous so that it can run from
+   * signal and exit handlers; safe to call more than once.
+   */
+  close(): void;
+}
+
+const ETHERTYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x0800, 'ipv4'],
+  [0x0806, 'arp'],
+  [0x86dd, 'ipv6'],
+  [0x8100, 'vlan'],
+  [0x88a8, 'qinq'],
+  [0x8847, 'mpls'],
+  [0x8848, 'mpls-mc'],
+  [0x8864, 'pppoe'],
+  [0x88cc, 'lldp'],
+  [0x8035, 'rarp'],
+  [0x0004, '802.2'],
+  [0x0003, 'all'],
+]);
+
+/** Lower-case protocol name for an EtherType ("ipv4"), or "0x88b5". */
+export function protocolName(ethertype: number): string {
+  return ETHERTYPE_NAMES.get(ethertype) ?? `0x${ethertype.toString(16).padStart(4, '0')}`;
+}
+
+/** Parse a protocol given by a user: a name from the table above or a number. */
+export function parseProtocol(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  for (const [num, name] of ETHERTYPE_NAMES) if (name === t) return num;
+  if (/^(0x[0-9a-f]{1,4}|\d{1,5})$/.test(t)) {
+    const n = Number(t);
+    if (n <= 0xffff) return n;
+  }
+  return undefined;
+}
+
+/** Hex form of a kernel address, 0x-prefixed, 16 digits on 64-bit kernels. */
+export function hexAddress(addr: bigint): string {
+  return `0x${addr.toString(16).padStart(16, '0')}`;
+}

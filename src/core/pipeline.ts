@@ -1,0 +1,99 @@
+/**
+ * A pipeline wires one source to the aggregator and to outputs:
+ *   source --samples--> filter --> IntervalAggregator --interval reports--> outputs
+ * It owns the interval clock and the stop conditions (duration, drop count,
+ * an explicit stop); it knows nothing about tracefs or about formats.
+ */
+import type { DropSink, DropSource, DropSample, LossSample } from './drop.js';
+import { IntervalAggregator, type IntervalReport } from './aggregator.js';
+import { isEmptyFilter, matches, type DropFilter } from './filter.js';
+
+export interface IntervalOutput {
+  interval(report: IntervalReport): void;
+}
+
+export type StopReason = 'duration' | 'count' | 'signal' | 'error' | 'output-closed';
+
+export interface PipelineOptions {
+  readonly source: DropSource;
+  readonly outputs: readonly IntervalOutput[];
+  readonly intervalMs: number;
+  readonly maxPoints?: number;
+  readonly filter?: DropFilter;
+  /** Stop after this long (ms). */
+  readonly durationMs?: number;
+  /** Stop once this many drops were seen (dropwatch's alert limit). */
+  readonly countLimit?: number;
+  /** Called once the source is running, before the first interval. */
+  readonly onStarted?: () => void;
+}
+
+export class Pipeline {
+  private readonly aggregator: IntervalAggregator;
+  private totalDrops = 0;
+  private totalLost = 0;
+  private stopReason: StopReason | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.aggregator = new IntervalAggregator(opts.maxPoints ?? 64);
+  }
+
+  get drops(): number {
+    return this.totalDrops;
+  }
+
+  get lost(): number {
+    return this.totalLost;
+  }
+
+  /** Ask the pipeline to end after flushing the current interval. */
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+    this.wake?.();
+  }
+
+  async run(): Promise<StopReason> {
+    const { source, filter } = this.opts;
+    const filtering = filter !== undefined && !isEmptyFilter(filter);
+    const sink: DropSink = {
+      drops: (samples: readonly DropSample[]) => {
+        for (const s of samples) {
+          if (filtering && !matches(filter, s)) continue;
+          this.aggregator.add(s);
+          this.totalDrops += s.count;
+        }
+        if (this.opts.countLimit !== undefined && this.totalDrops >= this.opts.countLimit) this.stop('count');
+      },
+      loss: (l: LossSample) => {
+        this.aggregator.addLoss(l);
+        this.totalLost += l.lost;
+      },
+    };
+    await source.start(sink);
+    this.opts.onStarted?.();
+    const started = Date.now();
+    // Restart the interval clock now that the source runs: the first interval is whole.
+    this.aggregator.reset(started);
+    const tick = setInterval(() => this.flush(), this.opts.intervalMs);
+    const deadline =
+      this.opts.durationMs !== undefined ? setTimeout(() => this.stop('duration'), this.opts.durationMs) : undefined;
+    try {
+      if (this.stopReason === undefined) await new Promise<void>((resolve) => (this.wake = resolve));
+    } finally {
+      clearInterval(tick);
+      if (deadline) clearTimeout(deadline);
+    }
+    this.flush(true);
+    return this.stopReason ?? 'signal';
+  }
+
+  /** Drain the source and hand a closed interval to every output. */
+  private flush(final = false): void {
+    this.opts.source.drain();
+    const report = this.aggregator.close();
+    // A short last interval with nothing in it says nothing: skip it.
+    if (final && report.drops === 0 && report.lostTotal === 0) return;
+    for (const o of this.opts.outputs) o.interval(report);
+  }
+}

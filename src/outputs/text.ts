@@ -1,0 +1,45 @@
+/**
+ * dropwatch-compatible console lines, one per drop point per interval:
+ *   12 drops at __udp4_lib_rcv+0x4bc (0xffffffff81abcdef) [software] NO_SOCKET ipv4
+ * Everything up to "[software]" is what dropwatch has printed for 15 years
+ * (operators' scripts parse it); the reason and protocol follow.
+ */
+import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalOutput } from '../core/pipeline.js';
+import type { Symbolizer } from '../kernel/kallsyms.js';
+import { describeFrame, describePoint } from './describe.js';
+
+export class TextOutput implements IntervalOutput {
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly symbols: Symbolizer | undefined,
+    /** Print a timestamp line before each non-empty interval. */
+    private readonly timestamps = false,
+  ) {}
+
+  interval(r: IntervalReport): void {
+    const lines = formatIntervalText(r, this.symbols);
+    if (lines.length === 0) return;
+    if (this.timestamps) lines.unshift(`# ${new Date(r.end).toISOString()} interval ${r.seq}: ${r.drops} drops`);
+    this.write(lines.join('\n') + '\n');
+  }
+}
+
+export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | undefined): string[] {
+  const lines: string[] = [];
+  for (const p of r.points) {
+    const d = describePoint(p, symbols);
+    const tail = [d.reason, d.protocol].filter(Boolean).join(' ');
+    lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}`);
+    if (p.stack) for (const a of p.stack) lines.push(`    ${describeFrame(a, symbols)}`);
+  }
+  if (r.overflow.drops > 0) {
+    const m = `${r.overflow.pointsCapped ? 'at least ' : ''}${r.overflow.points}`;
+    lines.push(`${r.overflow.drops} drops at ${m} other locations (over --max-points)`);
+  }
+  if (r.lostTotal > 0) {
+    const causes = [...r.lost].map(([c, n]) => `${c}: ${n}`).join(', ');
+    lines.push(`${r.lostTotal} events lost (${causes})`);
+  }
+  return lines;
+}

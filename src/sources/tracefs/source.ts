@@ -1,0 +1,304 @@
+/**
+ * The tracefs drop source: `skb:kfree_skb` in a private instance, read as
+ * binary ring-buffer pages.
+ *
+ * Design rules, each measured on a 2-core machine at ~1.3M drops/s:
+ * - binary `trace_pipe_raw`, never the text `trace_pipe` (kernel text
+ *   formatting costs ~2 us per event and loses 24-64 % at full rate);
+ * - O_NONBLOCK reads on a timer, never a blocking read: a waiting reader must
+ *   be woken from the tracing CPU, which added microseconds to every drop;
+ * - per CPU, read pages until one comes back partly filled (the writer is on
+ *   it: reading it again right away returns a handful of events per syscall).
+ */
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { endianness } from 'node:os';
+import { DropmonError, ParseError, errnoCode } from '../../core/errors.js';
+import type { DropSink, DropSource } from '../../core/drop.js';
+import { DropTally } from '../../core/tally.js';
+import { isEmptyFilter, type DropFilter } from '../../core/filter.js';
+import { parseEventFormat, parseHeaderEvent, parseHeaderPage, type EventFormat } from './format.js';
+import { PageDecoder, kernelStackLayout, kfreeSkbLayout } from './ringbuffer.js';
+import { INSTANCE_PREFIX, TracefsInstance, reclaimStaleInstances } from './instance.js';
+import { compileTracefsFilter } from './filter.js';
+import { findTracefs, tracefsError } from './tracefs.js';
+
+export const KFREE_SKB = 'skb/kfree_skb';
+
+export interface TracefsSourceOptions {
+  readonly filter?: DropFilter;
+  /** Aggregate by kernel stack too (instance option `stacktrace`). */
+  readonly stack?: boolean;
+  /** Per-CPU ring buffer size in KiB. */
+  readonly bufferKb?: number;
+  /** Poll period of the non-blocking reads. */
+  readonly pollMs?: number;
+  /** tracefs root; found (and mounted) when absent. */
+  readonly root?: string;
+  /** Called with a one-line message for conditions worth telling but not fatal. */
+  readonly warn?: (message: string) => void;
+}
+
+/** Counters of the source's own health, cumulative since start. */
+export interface TracefsSourceStats {
+  pages: number;
+  bytes: number;
+  drops: number;
+  malformedPages: number;
+  missedPages: number;
+  reads: number;
+}
+
+interface CpuReader {
+  readonly cpu: number;
+  fd: number;
+  decoder: PageDecoder;
+  /** Cumulative loss counters from per_cpu/cpuN/stats at the last report. */
+  lastOverrun: number;
+  lastDropped: number;
+  /** Missed counts stored in page headers since the last report. */
+  pageMissed: number;
+}
+
+/** Parse per_cpu/cpuN/stats ("entries: 0", "overrun: 12", "oldest event ts: 1.2"). */
+export function parseCpuStats(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i <= 0) continue;
+    const v = Number(line.slice(i + 1).trim());
+    if (Number.isFinite(v)) out.set(line.slice(0, i).trim(), v);
+  }
+  return out;
+}
+
+/** Read and parse the layout files of a tracefs root (or a fixture directory). */
+export function readLayout(eventsDir: string) {
+  const read = (rel: string) => readFileSync(join(eventsDir, rel), 'latin1');
+  if (!existsSync(join(eventsDir, KFREE_SKB, 'format'))) {
+    throw new DropmonError(
+      'this kernel has no skb:kfree_skb trace event',
+      'it needs CONFIG_NET and CONFIG_TRACEPOINTS (every distribution kernel has them); check: ls ' + join(eventsDir, 'skb'),
+    );
+  }
+  const kfree = parseEventFormat(read(`${KFREE_SKB}/format`));
+  const page = parseHeaderPage(read('header_page'));
+  const header = parseHeaderEvent(read('header_event'));
+  let stack: EventFormat | undefined;
+  try {
+    stack = parseEventFormat(read('ftrace/kernel_stack/format'));
+  } catch {
+    stack = undefined;
+  }
+  return { kfree, page, header, stack };
+}
+
+export class TracefsDropSource implements DropSource {
+  readonly name = 'tracefs';
+  readonly root: string;
+  readonly kfreeFormat: EventFormat;
+  /** Reason number → name of the running kernel (empty before 5.17). */
+  readonly reasonNames: ReadonlyMap<number, string>;
+  readonly stats: TracefsSourceStats = { pages: 0, bytes: 0, drops: 0, malformedPages: 0, missedPages: 0, reads: 0 };
+  /** Instances of dead dropmon processes removed at start-up. */
+  reclaimed: string[] = [];
+  /** The kernel filter expression in force ("" for none). */
+  kernelFilter = '';
+
+  private readonly layout: ReturnType<typeof readLayout>;
+  private instance: TracefsInstance | undefined;
+  private readers: CpuReader[] = [];
+  private tally: DropTally;
+  private sink: DropSink | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly pageSize: number;
+  private readonly buf: Buffer;
+  private readonly u32: Uint32Array;
+  private readonly fullPage: number;
+  private readonly warn: (m: string) => void;
+  private malformedWarned = 0;
+
+  constructor(private readonly opts: TracefsSourceOptions = {}) {
+    if (endianness() !== 'LE') throw new DropmonError('the tracefs source supports little-endian machines only');
+    this.warn = opts.warn ?? (() => {});
+    this.root = opts.root ?? findTracefs();
+    this.layout = readLayout(join(this.root, 'events'));
+    this.kfreeFormat = this.layout.kfree;
+    this.reasonNames = this.kfreeFormat.symbolic.get('reason') ?? new Map();
+    if (opts.stack && !this.layout.stack) throw new DropmonError('this kernel has no ftrace:kernel_stack event: --stack is not available');
+    this.tally = new DropTally(this.reasonNames);
+    this.pageSize = this.layout.page.dataOffset + this.layout.page.dataSize;
+    // Own ArrayBuffer at offset 0, so the Uint32Array view is aligned.
+    this.buf = Buffer.allocUnsafeSlow(this.pageSize);
+    this.u32 = new Uint32Array(this.buf.buffer, this.buf.byteOffset, this.pageSize >>> 2);
+    this.fullPage = this.layout.page.dataSize - 64;
+  }
+
+  /** Create the instance, install the filter, open the per-CPU pipes, enable the event. */
+  async start(sink: DropSink): Promise<void> {
+    if (this.instance) throw new Error('source already started');
+    this.sink = sink;
+    this.reclaimed = reclaimStaleInstances(this.root);
+    const inst = TracefsInstance.create(this.root, `${INSTANCE_PREFIX}${process.pid}`);
+    this.instance = inst;
+    try {
+      if (existsSync(inst.path('buffer_subbuf_size_kb'))) {
+        const kb = Number(inst.read('buffer_subbuf_size_kb').trim());
+        if (kb * 1024 !== this.pageSize) throw new DropmonError(`unexpected sub-buffer size ${kb} KiB (header_page says ${this.pageSize} bytes)`);
+      }
+      inst.setBufferKb(this.opts.bufferKb ?? 8192);
+      const filter = this.opts.filter ?? {};
+      if (!isEmptyFilter(filter)) {
+        const compiled = compileTracefsFilter(filter, this.kfreeFormat);
+        if (compiled.expression) inst.setFilter(KFREE_SKB, compiled.expression);
+        this.kernelFilter = compiled.expression;
+        for (const f of compiled.notInKernel) this.warn(`the ${f} filter is applied in user space (the kernel cannot here)`);
+      }
+      const kfree = kfreeSkbLayout(this.kfreeFormat);
+      const stack = this.opts.stack && this.layout.stack ? kernelStackLayout(this.layout.stack) : undefined;
+      if (stack) inst.setOption('stacktrace', true);
+      for (const cpu of inst.cpus()) {
+        const file = inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`);
+        let fd: number;
+        try {
+          fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+        } catch (err) {
+          if (errnoCode(err) === 'ENODEV') continue; // CPU not present
+          throw tracefsError('open the per-CPU trace pipe', file, err);
+        }
+        const r: CpuReader = {
+          cpu,
+          fd,
+          decoder: new PageDecoder(this.layout.page, this.layout.header, kfree, this.tally, stack),
+          lastOverrun: 0,
+          lastDropped: 0,
+          pageMissed: 0,
+        };
+        this.readers.push(r);
+      }
+      if (this.readers.length === 0) throw new DropmonError('no per-CPU trace pipes could be opened');
+      inst.enableEvent(KFREE_SKB);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    this.schedule(this.opts.pollMs ?? 10);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      const more = this.pump();
+      this.schedule(more ? 0 : (this.opts.pollMs ?? 10));
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  /**
+   * Read what each CPU has buffered, decode it and push the counts. Returns
+   * true when a CPU still had full pages after its per-turn bound (read again soon).
+   */
+  private pump(): boolean {
+    let more = false;
+    for (const r of this.readers) {
+      if (r.fd < 0) continue;
+      for (let i = 0; ; i++) {
+        if (i === 512) {
+          more = true;
+          break;
+        }
+        let n: number;
+        try {
+          n = readSync(r.fd, this.buf, 0, this.pageSize, null);
+        } catch (err) {
+          const code = errnoCode(err);
+          if (code === 'EAGAIN' || code === 'EINTR') break;
+          this.warn(`cpu${r.cpu}: reading the trace pipe failed (${code ?? String(err)}); that CPU is no longer read`);
+          closeSync(r.fd);
+          r.fd = -1;
+          break;
+        }
+        if (n <= 0) break;
+        this.stats.reads++;
+        let info;
+        try {
+          info = r.decoder.decode(this.u32, 0, n);
+        } catch (err) {
+          if (!(err instanceof ParseError)) throw err;
+          this.stats.malformedPages++;
+          if (this.malformedWarned++ < 5) this.warn(`cpu${r.cpu}: ${err.message}; events before the fault were counted`);
+          this.stats.drops += r.decoder.info.drops;
+          continue;
+        }
+        this.stats.pages++;
+        this.stats.bytes += info.dataBytes;
+        this.stats.drops += info.drops;
+        if (info.missed) {
+          this.stats.missedPages++;
+          r.pageMissed += info.missedCount;
+        }
+        if (info.dataBytes < this.fullPage) break;
+      }
+      r.decoder.flushPending();
+    }
+    if (this.tally.pending > 0 && this.sink) this.sink.drops(this.tally.take());
+    return more;
+  }
+
+  drain(): void {
+    if (!this.instance || this.closed) return;
+    this.pump();
+    this.reportLoss();
+  }
+
+  /**
+   * Losses since the last report, per CPU: the larger of what the buffer's
+   * stats say (overrun + dropped events) and what page headers said was
+   * missed. Both describe the same lost events, so they are not added.
+   */
+  private reportLoss(): void {
+    if (!this.instance || !this.sink) return;
+    for (const r of this.readers) {
+      let overrun = r.lastOverrun, dropped = r.lastDropped;
+      try {
+        const s = parseCpuStats(this.instance.read(`per_cpu/cpu${r.cpu}/stats`));
+        overrun = s.get('overrun') ?? overrun;
+        dropped = s.get('dropped events') ?? dropped;
+      } catch {
+        /* stats unreadable: fall back on page headers */
+      }
+      const fromStats = Math.max(0, overrun - r.lastOverrun) + Math.max(0, dropped - r.lastDropped);
+      r.lastOverrun = overrun;
+      r.lastDropped = dropped;
+      const lost = Math.max(fromStats, r.pageMissed);
+      r.pageMissed = 0;
+      if (lost > 0) this.sink.loss({ lost, cause: `ring-buffer overrun cpu${r.cpu}` });
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    // Stop the event first, so nothing more is written while we tear down.
+    try {
+      this.instance?.write(`events/${KFREE_SKB}/enable`, '0');
+    } catch {
+      /* removal below disables it anyway */
+    }
+    for (const r of this.readers) {
+      if (r.fd >= 0) {
+        try {
+          closeSync(r.fd);
+        } catch {
+          /* already closed */
+        }
+        r.fd = -1;
+      }
+    }
+    if (this.instance && !this.instance.remove()) {
+      this.warn(`could not remove the tracefs instance ${this.instance.dir}; remove it by hand: rmdir ${this.instance.dir}`);
+    }
+  }
+}
