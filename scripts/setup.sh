@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what dropmon's build and tests need on a Debian machine, idempotently:
+# Debian packages (only those missing), npm packages (npm ci), then build.
+# Usage: scripts/setup.sh            (as root for apt; the rest works as any user)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: nft for drop rules, ip for namespaces and veths,
+# a C compiler for the drop generator (bench/dropgen.c), procps for sysctl.
+PKGS=(nftables iproute2 gcc libc6-dev procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  else
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+# npm packages exactly as locked; skipped when node_modules matches the lock.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
