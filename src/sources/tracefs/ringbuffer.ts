@@ -206,7 +206,10 @@ export class PageDecoder {
       } else {
         throw fault(`unknown event type_len ${tl}`);
       }
-      if (next > end) throw fault('event runs past the end of the data');
+      if (next > end) {
+        if (truncated) break; // the read was cut inside this event: reported below
+        throw fault('event runs past the end of the data');
+      }
       const type = u32[d] & 0xffff;
       if (type === kid) {
         if ((next - d) * 4 < kfree.minBytes) throw fault('kfree_skb event shorter than its format');
