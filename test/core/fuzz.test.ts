@@ -1,0 +1,135 @@
+/**
+ * Property-based fuzzing of every parser of kernel-provided input: whatever
+ * the bytes, a parser returns or throws a ParseError; it never throws
+ * anything else, never hangs, never crashes the process.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ParseError } from '../../src/core/errors.js';
+import { DropTally } from '../../src/core/tally.js';
+import { PageDecoder, kfreeSkbLayout, kernelStackLayout } from '../../src/sources/tracefs/ringbuffer.js';
+import { parseEventFormat, parseHeaderEvent, parseHeaderPage } from '../../src/sources/tracefs/format.js';
+import { KallsymsTable } from '../../src/kernel/kallsyms.js';
+import { parseCpuStats } from '../../src/sources/tracefs/source.js';
+import { fixture, fixtureText, kernelLayout, words } from '../helpers/fixtures.js';
+import { PageBuilder } from '../helpers/pages.js';
+
+const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
+
+function onlyParseErrors(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof ParseError)) throw e;
+  }
+}
+
+const L = kernelLayout('6.18');
+const stackFmt = parseEventFormat(fixtureText('kernel-6.18/kernel_stack.format'));
+const realPage = fixture('kernel-6.18/pages.bin').subarray(0, 4096);
+
+for (const withStack of [false, true]) {
+  test(`page decoder${withStack ? ' (stack mode)' : ''}: random pages and random lengths`, () => {
+    const tally = new DropTally(new Map());
+    const dec = new PageDecoder(L.page, L.header, kfreeSkbLayout(L.kfree), tally, withStack ? kernelStackLayout(stackFmt) : undefined);
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 4096 }), fc.nat(4096), (bytes, len) => {
+        const page = new Uint8Array(4096);
+        page.set(bytes);
+        onlyParseErrors(() => dec.decode(words(page), 0, Math.min(len, 4096)));
+        tally.take();
+      }),
+      { numRuns: RUNS },
+    );
+  });
+}
+
+test('page decoder: a real page with random bytes flipped', () => {
+  const tally = new DropTally(new Map());
+  const dec = new PageDecoder(L.page, L.header, kfreeSkbLayout(L.kfree), tally);
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(4095), fc.nat(255)), { minLength: 1, maxLength: 16 }), (flips) => {
+      const page = Uint8Array.from(realPage);
+      for (const [at, v] of flips) page[at] = v;
+      onlyParseErrors(() => dec.decode(words(page), 0, 4096));
+      tally.take();
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('page decoder: valid synthetic pages decode to exactly what was written', () => {
+  const slots = { id: L.kfree.id, locationOffset: 16, protocolOffset: 32, reasonOffset: 36, size: 40 };
+  const drop = fc.record({
+    location: fc.bigInt({ min: 0xffffffff80000000n, max: 0xffffffffffffffffn }),
+    reason: fc.nat(200),
+    protocol: fc.constantFrom(0x0800, 0x86dd, 0x88b5),
+  });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(drop, fc.boolean(), fc.nat(3)), { maxLength: 80 }), (events) => {
+      const b = new PageBuilder();
+      const want = new Map<string, number>();
+      for (const [d, long, extra] of events) {
+        if (!b.fits(60)) break;
+        if (extra === 1) b.timeExtend();
+        if (extra === 2) b.padding(8);
+        b.drop(slots, d, 1, long);
+        const k = `${d.location}:${d.reason}:${d.protocol}`;
+        want.set(k, (want.get(k) ?? 0) + 1);
+      }
+      const tally = new DropTally(new Map());
+      new PageDecoder(L.page, L.header, kfreeSkbLayout(L.kfree), tally).decode(words(b.build()), 0, 4096);
+      const got = new Map(tally.take().map((s) => [`${s.location}:${s.reason}:${s.protocol}`, s.count]));
+      assert.deepEqual(got, want);
+    }),
+    { numRuns: RUNS / 4 },
+  );
+});
+
+test('event format parser: random text and mutated real formats', () => {
+  const real = fixtureText('kernel-6.18/kfree_skb.format');
+  fc.assert(
+    fc.property(fc.string({ maxLength: 2000 }), (s) => onlyParseErrors(() => parseEventFormat(s))),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(fc.nat(real.length), fc.nat(real.length), fc.string({ maxLength: 20 }), (a, b, ins) => {
+      const mutated = real.slice(0, Math.min(a, b)) + ins + real.slice(Math.max(a, b));
+      onlyParseErrors(() => {
+        const f = parseEventFormat(mutated);
+        kfreeSkbLayout(f);
+      });
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('header parsers: random text', () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 500 }), (s) => {
+      onlyParseErrors(() => parseHeaderPage(s));
+      onlyParseErrors(() => parseHeaderEvent(s));
+      parseCpuStats(s);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('kallsyms parser: random lines, and valid tables look up consistently', () => {
+  const line = fc.oneof(
+    fc.string({ maxLength: 60 }),
+    fc.tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom('t', 'T', 'd', 'W', 'b'), fc.stringMatching(/^[a-z_][a-z0-9_.]{0,20}$/), fc.option(fc.stringMatching(/^[a-z_]{1,8}$/)))
+      .map(([a, t, n, m]) => `${a.toString(16).padStart(16, '0')} ${t} ${n}${m ? `\t[${m}]` : ''}`),
+  );
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 50 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lines, addr) => {
+      onlyParseErrors(() => {
+        const t = KallsymsTable.parse(lines.join('\n'));
+        const s = t.lookup(addr);
+        if (s) assert.ok(s.offset >= 0n && (s.size === 0n || s.offset < s.size));
+      });
+    }),
+    { numRuns: RUNS },
+  );
+});
