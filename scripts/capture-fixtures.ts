@@ -42,7 +42,7 @@ function drain(inst: TracefsInstance, file: string): number {
   for (const cpu of inst.cpus()) {
     const rfd = openSync(inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`), constants.O_RDONLY | constants.O_NONBLOCK);
     for (;;) {
-      let n = 0;
+      let n: number;
       try {
         n = readSync(rfd, buf, 0, 4096, null);
       } catch {

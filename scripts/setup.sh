@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node.js 20 or later (Debian's own package where node is missing: trixie has 20).
+if ! command -v node >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: dropmon needs Node.js 20 or later (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
 # Debian packages the tests use: nft for drop rules, ip for namespaces and veths,
 # a C compiler for the drop generator (bench/dropgen.c), procps for sysctl.
 PKGS=(nftables iproute2 gcc libc6-dev procps)

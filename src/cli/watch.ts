@@ -166,7 +166,7 @@ export async function watchCommand(argv: string[]): Promise<number> {
     throw new DropmonError('--reason: this kernel reports no drop reasons (they appeared in Linux 5.17)');
 
   const symbols = new Symbolizer();
-  let reasons: number[] = [];
+  let reasons: number[];
   try {
     reasons = resolveReasons(flags.reasons, reasonTable);
   } catch (err) {

@@ -2,7 +2,7 @@
  * Finding (and if needed mounting) tracefs, and the privilege checks that
  * turn EACCES into a message that says what to do.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { DropmonError, errnoCode } from '../../core/errors.js';
 
@@ -10,7 +10,7 @@ const CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
 /** Mount points of tracefs listed in /proc/self/mounts. */
 function mountedTracefs(): string[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync('/proc/self/mounts', 'utf8');
   } catch {
@@ -30,7 +30,15 @@ function mountedTracefs(): string[] {
  * in place, as systemd and perf do: it costs nothing and other tools expect it.
  */
 export function findTracefs(): string {
-  for (const dir of mountedTracefs()) if (existsSync(`${dir}/instances`)) return dir;
+  const mounted = mountedTracefs();
+  for (const dir of mounted) if (existsSync(`${dir}/instances`)) return dir;
+  for (const dir of mounted) {
+    try {
+      accessSync(dir, constants.X_OK);
+    } catch (err) {
+      throw tracefsError('read tracefs', dir, err);
+    }
+  }
   for (const dir of CANDIDATES) if (existsSync(`${dir}/instances`)) return dir;
   if (!existsSync('/sys/kernel/tracing')) {
     throw new DropmonError(
