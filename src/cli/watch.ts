@@ -46,8 +46,8 @@ Filters (in the kernel where tracefs can, else in dropmon):
       --list-reasons      print this kernel's drop reasons and exit
 
 Tuning:
-      --buffer-kb KB      ring buffer per CPU (default 8192); larger survives
-                          longer stalls of dropmon without losing events
+      --buffer-kb KB      ring buffer per CPU (default: 64 MiB shared by the
+                          CPUs, 4-16 MiB each); larger survives longer stalls
       --source NAME       drop source: tracefs (the only one so far)
 
 Exit status: 0 when stopped by --duration, --count or a signal; 1 on a
@@ -66,7 +66,7 @@ interface WatchFlags {
   reasons: string[];
   protocols: number[];
   locations: string[];
-  bufferKb: number;
+  bufferKb?: number;
   listReasons: boolean;
 }
 
@@ -119,7 +119,7 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     reasons: listValues(v.reason),
     protocols,
     locations: listValues(v.location),
-    bufferKb: parseCount('--buffer-kb', v['buffer-kb'], 16, 4 * 1024 * 1024) ?? 8192,
+    ...(v['buffer-kb'] !== undefined ? { bufferKb: parseCount('--buffer-kb', v['buffer-kb'], 64, 4 * 1024 * 1024) } : {}),
     listReasons: v['list-reasons'] ?? false,
   };
 }
@@ -165,7 +165,23 @@ export async function watchCommand(argv: string[]): Promise<number> {
   if (flags.reasons.length && !layout.kfree.fields.has('reason'))
     throw new DropmonError('--reason: this kernel reports no drop reasons (they appeared in Linux 5.17)');
 
+  // kallsyms is read before tracing starts: reading and parsing it blocks
+  // the event loop for ~0.1 s, which must not happen while buffers fill.
   const symbols = new Symbolizer();
+  let table: KallsymsTable | undefined;
+  try {
+    table = KallsymsTable.load();
+    symbols.setTable(table);
+    if (table.hidden)
+      warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized; run as root or sysctl kernel.kptr_restrict=0');
+  } catch (err) {
+    warn(`cannot read /proc/kallsyms (${(err as Error).message}): drop locations will not be symbolized`);
+  }
+  let locations: Array<[bigint, bigint]> = [];
+  if (flags.locations.length) {
+    if (!table) throw new DropmonError('--location needs /proc/kallsyms, which cannot be read');
+    locations = resolveLocations(flags.locations, table);
+  }
   let reasons: number[];
   try {
     reasons = resolveReasons(flags.reasons, reasonTable);
@@ -175,10 +191,16 @@ export async function watchCommand(argv: string[]): Promise<number> {
   const filter: DropFilter = {
     reasons,
     protocols: flags.protocols,
-    locations: flags.locations.length ? resolveLocations(flags.locations, symbols.kallsyms) : [],
+    locations,
   };
 
-  const source = new TracefsDropSource({ root, filter, stack: flags.stack, bufferKb: flags.bufferKb, warn });
+  const source = new TracefsDropSource({
+    root,
+    filter,
+    stack: flags.stack,
+    ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+    warn,
+  });
   onCleanup(() => source.close());
   const write = (t: string) => {
     process.stdout.write(t);
@@ -198,14 +220,6 @@ export async function watchCommand(argv: string[]): Promise<number> {
       for (const r of source.reclaimed) warn(`removed tracefs instance ${r} left by a dropmon that died`);
       const f = source.kernelFilter ? ` filter "${source.kernelFilter}"` : '';
       process.stderr.write(`dropmon: watching skb:kfree_skb via ${root}/instances/dropmon-${process.pid}${f}; Ctrl-C to stop\n`);
-      // Load kallsyms now, off the first interval's path.
-      setImmediate(() => {
-        try {
-          if (symbols.kallsyms.hidden) warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized; run as root or sysctl kernel.kptr_restrict=0');
-        } catch (err) {
-          warn(`cannot read /proc/kallsyms (${(err as Error).message}): drop locations will not be symbolized`);
-        }
-      });
     },
   });
   onStopSignal(() => pipeline.stop('signal'));

@@ -41,7 +41,7 @@ test('same location, different protocol or reason: different points', () => {
 });
 
 test('text output: dropwatch-compatible lines, overflow and loss lines', () => {
-  const sym = new Symbolizer(() => KallsymsTable.parse('ffffffff81abc000 t __udp4_lib_rcv\nffffffff81abd000 t next\n'));
+  const sym = new Symbolizer(KallsymsTable.parse('ffffffff81abc000 t __udp4_lib_rcv\nffffffff81abd000 t next\n'));
   const a = new IntervalAggregator(1, 0);
   a.add(sample(0xffffffff81abc4bcn, 12));
   a.add(sample(0xffffffff99000000n, 2));
@@ -56,7 +56,7 @@ test('text output: dropwatch-compatible lines, overflow and loss lines', () => {
 });
 
 test('JSON output: one drop object per point and an interval object', () => {
-  const sym = new Symbolizer(() => KallsymsTable.parse('ffffffff81abc000 t __udp4_lib_rcv\nffffffff81abd000 t next\n'));
+  const sym = new Symbolizer(KallsymsTable.parse('ffffffff81abc000 t __udp4_lib_rcv\nffffffff81abd000 t next\n'));
   const a = new IntervalAggregator(64, 0);
   a.add(sample(0xffffffff81abc4bcn, 12));
   const [drop, interval] = formatIntervalJson(a.close(1000), sym, 'tracefs').map((l) => JSON.parse(l));

@@ -1,0 +1,205 @@
+/**
+ * `npm run bench`: what dropmon costs on a drop storm, against baselines
+ * measured in the same run.
+ *
+ * Configurations, interleaved in every repetition so drift hits all of them:
+ *   baseline  no tracing: the physical cost of a drop
+ *   enabled   skb:kfree_skb enabled in an instance, nobody reading (the tracepoint's own cost)
+ *   dropmon   `dropmon watch --json` reading that event live
+ * Main metric: sender CPU ns per drop (on loopback the receive path and the drop
+ * run in the sender's context, so this is the cost of one drop). The machine is
+ * small and may be shared: medians of several runs, ratios within one run.
+ */
+import { spawn, execFile } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { TracefsInstance } from '../src/sources/tracefs/instance.js';
+import { findTracefs } from '../src/sources/tracefs/tracefs.js';
+import { KFREE_SKB } from '../src/sources/tracefs/source.js';
+import { dropgenBinary, parseDropgen, PROJECT_ROOT } from '../test/helpers/dropgen.js';
+
+const HELP = `Usage: npm run bench -- [--reps N] [--duration SEC] [--senders 1,2] [--configs baseline,enabled,dropmon]
+As root. Prints a table of medians and dropmon's ratios against the baselines.`;
+
+const { values: opt } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    senders: { type: 'string', default: '1,2' },
+    configs: { type: 'string', default: 'baseline,enabled,dropmon' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+if (process.getuid?.() !== 0) {
+  console.error('bench: run as root (tracefs instances and raw sockets)');
+  process.exit(1);
+}
+
+const REPS = Number(opt.reps), DUR = Number(opt.duration);
+const SENDERS = opt.senders!.split(',').map(Number);
+const CONFIGS = opt.configs!.split(',') as Config[];
+type Config = 'baseline' | 'enabled' | 'dropmon';
+const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
+const HZ = 100; // USER_HZ of /proc/PID/stat on Linux
+const exec = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const root = findTracefs();
+const gen = dropgenBinary();
+const work = mkdtempSync(join(tmpdir(), 'dropmon-bench-'));
+
+interface Run {
+  config: Config;
+  senders: number;
+  nsPerDrop: number;
+  sent: number;
+  recorded?: number;
+  lost?: number;
+  cpuS?: number;
+  rssMb?: number;
+  firstIntervalS?: number;
+}
+
+function procTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'latin1').replace(/^.*\) /, '').split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+function hwmMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function generate(senders: number) {
+  const { stdout } = await exec(gen, ['-m', 'ethproto', '-d', String(DUR), '-P', String(senders)], { timeout: (DUR + 60) * 1000 });
+  return parseDropgen(stdout);
+}
+
+async function runOne(config: Config, senders: number): Promise<Run> {
+  if (config === 'baseline') {
+    const g = await generate(senders);
+    return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent };
+  }
+  if (config === 'enabled') {
+    const inst = TracefsInstance.create(root, `dropmon-bench-${process.pid}`);
+    try {
+      inst.setBufferKb(8192);
+      inst.enableEvent(KFREE_SKB);
+      const g = await generate(senders);
+      return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent };
+    } finally {
+      inst.remove();
+    }
+  }
+  // dropmon: output to a file, so a slow bench never back-pressures it
+  const outFile = join(work, 'dropmon.jsonl');
+  const out = openSync(outFile, 'w');
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [CLI, 'watch', '--json', '--protocol', '0x88b5'], { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  const pid = child.pid!;
+  let firstIntervalS = NaN;
+  for (let i = 0; i < 500; i++) {
+    if (readFileSync(outFile, 'latin1').includes('"type":"interval"')) {
+      firstIntervalS = (Date.now() - t0) / 1000;
+      break;
+    }
+    if (child.exitCode !== null) throw new Error(`dropmon exited: ${stderr}`);
+    await sleep(10);
+  }
+  const c0 = procTicks(pid);
+  const g = await generate(senders);
+  // let it drain what is buffered: until its CPU stops growing (or 10 s)
+  let last = procTicks(pid);
+  for (let i = 0; i < 40; i++) {
+    await sleep(250);
+    const now = procTicks(pid);
+    if (now - last <= 1) break;
+    last = now;
+  }
+  const cpuS = (procTicks(pid) - c0) / HZ;
+  await sleep(1100); // one more interval line
+  const rssMb = hwmMb(pid);
+  child.kill('SIGINT');
+  const code = await exited;
+  if (code !== 0) throw new Error(`dropmon exit ${code}: ${stderr}`);
+  let recorded = 0, lost = 0;
+  for (const line of readFileSync(outFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    const o = JSON.parse(line) as { type: string; count?: number; reason?: string; lost_events?: number };
+    if (o.type === 'drop' && o.reason === 'UNHANDLED_PROTO') recorded += o.count ?? 0;
+    if (o.type === 'interval') lost += o.lost_events ?? 0;
+  }
+  return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent, recorded, lost, cpuS, rssMb, firstIntervalS };
+}
+
+const median = (xs: number[]) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+async function main() {
+  const runs: Run[] = [];
+  const total = REPS * SENDERS.length * CONFIGS.length;
+  let n = 0;
+  console.error(`bench: ${total} runs of ${DUR} s (ethproto drop storm on lo), configs ${CONFIGS.join(', ')}`);
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const senders of SENDERS) {
+      for (const config of CONFIGS) {
+        const r = await runOne(config, senders);
+        runs.push(r);
+        console.error(
+          `bench: [${++n}/${total}] rep ${rep} senders ${senders} ${config.padEnd(8)} ${f(r.nsPerDrop)} ns/drop` +
+            (r.recorded !== undefined ? `, recorded ${r.recorded}/${r.sent}, lost ${r.lost}, cpu ${f(r.cpuS!, 2)} s` : ''),
+        );
+      }
+    }
+  }
+  console.log(`\nmedians of ${REPS} runs, ${DUR} s each; sender CPU ns per drop is the cost of one drop`);
+  console.log('senders  config    ns/drop  +ns vs baseline  drops/s    recorded/caused  lost  dropmon cores  ns/event  RSS MB  first interval s');
+  for (const senders of SENDERS) {
+    const med = (c: Config, k: keyof Run) => median(runs.filter((r) => r.senders === senders && r.config === c).map((r) => Number(r[k])));
+    const base = med('baseline', 'nsPerDrop');
+    for (const c of CONFIGS) {
+      const rs = runs.filter((r) => r.senders === senders && r.config === c);
+      const ns = med(c, 'nsPerDrop');
+      const rate = med(c, 'sent') / DUR;
+      const line = [
+        String(senders).padEnd(8),
+        c.padEnd(9),
+        f(ns).padStart(7),
+        (c === 'baseline' ? '' : `+${f(ns - base)}`).padStart(15),
+        `${f(rate / 1e6, 2)}M`.padStart(9),
+      ];
+      if (c === 'dropmon') {
+        const rec = rs.reduce((s, r) => s + (r.recorded ?? 0), 0), sent = rs.reduce((s, r) => s + r.sent, 0);
+        const cores = median(rs.map((r) => r.cpuS! / DUR));
+        const nsEv = median(rs.map((r) => (r.cpuS! * 1e9) / Math.max(1, r.recorded!)));
+        line.push(`${f((100 * rec) / sent, 3)} %`.padStart(17), f(rs.reduce((s, r) => s + (r.lost ?? 0), 0)).padStart(5),
+          f(cores, 3).padStart(14), f(nsEv).padStart(9), f(med(c, 'rssMb'), 1).padStart(7), f(med(c, 'firstIntervalS'), 2).padStart(17));
+      }
+      console.log(line.join('  '));
+    }
+    if (CONFIGS.includes('enabled') && CONFIGS.includes('dropmon') && CONFIGS.includes('baseline')) {
+      const en = med('enabled', 'nsPerDrop') - base, dm = med('dropmon', 'nsPerDrop') - base;
+      console.log(`${senders} sender(s): dropmon added ${f(dm)} ns/drop vs ${f(en)} for "enabled, nobody reading": ratio ${f(dm / en, 2)} (target <= 1.10)`);
+    }
+  }
+}
+
+main()
+  .catch((e: unknown) => {
+    console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(work, { recursive: true, force: true }));
