@@ -6,6 +6,7 @@
  *   baseline  no tracing: the physical cost of a drop
  *   enabled   skb:kfree_skb enabled in an instance, nobody reading (the tracepoint's own cost)
  *   dropmon   `dropmon watch --json` reading that event live
+ * Senders are pinned from cpu0 up (1 sender: dropmon has the other core).
  * Main metric: sender CPU ns per drop (on loopback the receive path and the drop
  * run in the sender's context, so this is the cost of one drop). The machine is
  * small and may be shared: medians of several runs, ratios within one run.
@@ -56,6 +57,10 @@ const work = mkdtempSync(join(tmpdir(), 'dropmon-bench-'));
 interface Run {
   config: Config;
   senders: number;
+  rep: number;
+  /** Whole-machine busy and steal time during the generator, in cores (other tenants show here). */
+  busyCores: number;
+  stealCores: number;
   nsPerDrop: number;
   sent: number;
   recorded?: number;
@@ -75,12 +80,38 @@ function hwmMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** [busy, steal] jiffies of the whole machine from /proc/stat. */
+function machineTicks(): [number, number] {
+  const f = readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return [f[0] + f[1] + f[2] + f[5] + f[6], f[7] ?? 0];
+}
+
+let lastLoad = { busyCores: 0, stealCores: 0 };
+
 async function generate(senders: number) {
-  const { stdout } = await exec(gen, ['-m', 'ethproto', '-d', String(DUR), '-P', String(senders)], { timeout: (DUR + 60) * 1000 });
+  const [b0, s0] = machineTicks();
+  const t0 = Date.now();
+  const result = await generateOnly(senders);
+  const [b1, s1] = machineTicks();
+  const secs = (Date.now() - t0) / 1000;
+  lastLoad = { busyCores: (b1 - b0) / HZ / secs, stealCores: (s1 - s0) / HZ / secs };
+  return result;
+}
+
+async function generateOnly(senders: number) {
+  const { stdout } = await exec(gen, ['-m', 'ethproto', '-d', String(DUR), '-P', String(senders), '-c', '0'], { timeout: (DUR + 60) * 1000 });
   return parseDropgen(stdout);
 }
 
-async function runOne(config: Config, senders: number): Promise<Run> {
+async function runOne(config: Config, senders: number, rep: number): Promise<Run> {
+  const r = await measure(config, senders);
+  return { ...r, rep, ...lastLoad };
+}
+
+type Measured = Omit<Run, 'rep' | 'busyCores' | 'stealCores'>;
+
+async function measure(config: Config, senders: number): Promise<Measured> {
   if (config === 'baseline') {
     const g = await generate(senders);
     return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent };
@@ -156,16 +187,19 @@ async function main() {
   for (let rep = 1; rep <= REPS; rep++) {
     for (const senders of SENDERS) {
       for (const config of CONFIGS) {
-        const r = await runOne(config, senders);
+        const r = await runOne(config, senders, rep);
         runs.push(r);
         console.error(
-          `bench: [${++n}/${total}] rep ${rep} senders ${senders} ${config.padEnd(8)} ${f(r.nsPerDrop)} ns/drop` +
+          `bench: [${++n}/${total}] rep ${rep} senders ${senders} ${config.padEnd(8)} ${f(r.nsPerDrop)} ns/drop, machine busy ${f(r.busyCores, 2)} steal ${f(r.stealCores, 2)} cores` +
             (r.recorded !== undefined ? `, recorded ${r.recorded}/${r.sent}, lost ${r.lost}, cpu ${f(r.cpuS!, 2)} s` : ''),
         );
       }
     }
   }
   console.log(`\nmedians of ${REPS} runs, ${DUR} s each; sender CPU ns per drop is the cost of one drop`);
+  const steal = median(runs.map((r) => r.stealCores));
+  const busiest = Math.max(...runs.map((r) => r.busyCores - r.senders));
+  console.log(`machine: median steal ${f(steal, 2)} cores; most load beyond the senders in a run ${f(busiest, 2)} cores (other tenants make ns/drop noisy)`);
   console.log('senders  config    ns/drop  +ns vs baseline  drops/s    recorded/caused  lost  dropmon cores  ns/event  RSS MB  first interval s');
   for (const senders of SENDERS) {
     const med = (c: Config, k: keyof Run) => median(runs.filter((r) => r.senders === senders && r.config === c).map((r) => Number(r[k])));
@@ -193,6 +227,16 @@ async function main() {
     if (CONFIGS.includes('enabled') && CONFIGS.includes('dropmon') && CONFIGS.includes('baseline')) {
       const en = med('enabled', 'nsPerDrop') - base, dm = med('dropmon', 'nsPerDrop') - base;
       console.log(`${senders} sender(s): dropmon added ${f(dm)} ns/drop vs ${f(en)} for "enabled, nobody reading": ratio ${f(dm / en, 2)} (target <= 1.10)`);
+      // Paired within each repetition (the three runs of a rep are seconds apart, so
+      // slow drift from other tenants cancels); the median of those is the robust figure.
+      const pairs: number[] = [], diffs: number[] = [];
+      for (let rep = 1; rep <= REPS; rep++) {
+        const get = (c: Config) => runs.find((r) => r.rep === rep && r.senders === senders && r.config === c)?.nsPerDrop ?? NaN;
+        const b = get('baseline'), e = get('enabled'), d = get('dropmon');
+        pairs.push((d - b) / (e - b));
+        diffs.push(d - e);
+      }
+      console.log(`${senders} sender(s), paired per repetition: dropmon - enabled = ${diffs.map((x) => f(x)).join(', ')} ns/drop (median ${f(median(diffs))}); added-cost ratio median ${f(median(pairs), 2)}`);
     }
   }
 }

@@ -8,7 +8,8 @@ import { DropmonError, UsageError } from '../core/errors.js';
 import { parseProtocol } from '../core/drop.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
 import { Pipeline, type IntervalOutput } from '../core/pipeline.js';
-import { KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
+import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
+import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
 import { findTracefs } from '../sources/tracefs/tracefs.js';
 import { TextOutput } from '../outputs/text.js';
@@ -165,20 +166,25 @@ export async function watchCommand(argv: string[]): Promise<number> {
   if (flags.reasons.length && !layout.kfree.fields.has('reason'))
     throw new DropmonError('--reason: this kernel reports no drop reasons (they appeared in Linux 5.17)');
 
-  // kallsyms is read before tracing starts: reading and parsing it blocks
-  // the event loop for ~0.1 s, which must not happen while buffers fill.
+  // kallsyms is loaded on a worker thread while tracing starts (parsing it on
+  // this thread would stall the ring-buffer reads for ~0.1 s); only
+  // --location, which needs it for the filter, waits for it.
   const symbols = new Symbolizer();
-  let table: KallsymsTable | undefined;
-  try {
-    table = KallsymsTable.load();
-    symbols.setTable(table);
-    if (table.hidden)
-      warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized; run as root or sysctl kernel.kptr_restrict=0');
-  } catch (err) {
-    warn(`cannot read /proc/kallsyms (${(err as Error).message}): drop locations will not be symbolized`);
-  }
+  const kallsyms = loadKallsymsInBackground().then(
+    (table) => {
+      symbols.setTable(table);
+      if (table.hidden)
+        warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized; run as root or sysctl kernel.kptr_restrict=0');
+      return table;
+    },
+    (err: unknown) => {
+      warn(`cannot read /proc/kallsyms (${err instanceof Error ? err.message : String(err)}): drop locations will not be symbolized`);
+      return undefined;
+    },
+  );
   let locations: Array<[bigint, bigint]> = [];
   if (flags.locations.length) {
+    const table = await kallsyms;
     if (!table) throw new DropmonError('--location needs /proc/kallsyms, which cannot be read');
     locations = resolveLocations(flags.locations, table);
   }
@@ -214,6 +220,7 @@ export async function watchCommand(argv: string[]): Promise<number> {
     intervalMs: flags.intervalMs,
     maxPoints: flags.maxPoints,
     filter,
+    outputsReady: kallsyms,
     ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
     ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
     onStarted: () => {

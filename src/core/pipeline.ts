@@ -26,6 +26,11 @@ export interface PipelineOptions {
   readonly countLimit?: number;
   /** Called once the source is running, before the first interval. */
   readonly onStarted?: () => void;
+  /**
+   * Outputs need this first (e.g. the kernel symbol table, loaded in the
+   * background): intervals closed before it settles are held, then emitted.
+   */
+  readonly outputsReady?: Promise<unknown>;
 }
 
 export class Pipeline {
@@ -34,9 +39,19 @@ export class Pipeline {
   private totalLost = 0;
   private stopReason: StopReason | undefined;
   private wake: (() => void) | undefined;
+  private held: IntervalReport[] | undefined;
 
   constructor(private readonly opts: PipelineOptions) {
     this.aggregator = new IntervalAggregator(opts.maxPoints ?? 64);
+    if (opts.outputsReady) {
+      this.held = [];
+      const release = () => {
+        const held = this.held ?? [];
+        this.held = undefined;
+        for (const r of held) this.emit(r);
+      };
+      opts.outputsReady.then(release, release);
+    }
   }
 
   get drops(): number {
@@ -85,6 +100,7 @@ export class Pipeline {
       if (deadline) clearTimeout(deadline);
     }
     this.flush(true);
+    if (this.held) await this.opts.outputsReady?.catch(() => undefined);
     return this.stopReason ?? 'signal';
   }
 
@@ -94,6 +110,11 @@ export class Pipeline {
     const report = this.aggregator.close();
     // A short last interval with nothing in it says nothing: skip it.
     if (final && report.drops === 0 && report.lostTotal === 0) return;
+    if (this.held) this.held.push(report);
+    else this.emit(report);
+  }
+
+  private emit(report: IntervalReport): void {
     for (const o of this.opts.outputs) o.interval(report);
   }
 }

@@ -46,6 +46,13 @@ export function readProcFile(path: string): Buffer {
   }
 }
 
+/** A KallsymsTable as plain transferable data (see toParts/fromParts). */
+export interface KallsymsParts {
+  readonly text: Uint8Array;
+  readonly arrays: readonly [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  readonly hidden: boolean;
+}
+
 const SPACE = 0x20, TAB = 0x09, NL = 0x0a, LBRACKET = 0x5b, RBRACKET = 0x5d;
 
 function hexVal(c: number): number {
@@ -177,6 +184,21 @@ export class KallsymsTable {
 
   static load(path = '/proc/kallsyms'): KallsymsTable {
     return KallsymsTable.parse(readProcFile(path));
+  }
+
+  /** The table's arrays, to move it between threads without copying. */
+  toParts(): KallsymsParts {
+    return {
+      text: this.text,
+      arrays: [this.hi, this.lo, this.nameStart, this.nameEnd, this.modStart, this.modEnd],
+      hidden: this.hidden,
+    };
+  }
+
+  static fromParts(p: KallsymsParts): KallsymsTable {
+    const text = Buffer.from(p.text.buffer, p.text.byteOffset, p.text.byteLength);
+    const [a, b, c, d, e, f] = p.arrays;
+    return new KallsymsTable(text, a, b, c, d, e, f, p.hidden);
   }
 
   private nameAt(i: number): string {
