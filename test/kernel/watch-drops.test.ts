@@ -106,3 +106,30 @@ describe('real drops', kernelTest(), () => {
     assert.ok(withStack.some((d) => d.stack!.some((f) => /udp|ip_/.test(f))), 'a stack goes through the UDP/IP receive path');
   });
 });
+
+describe('lost events', kernelTest(), () => {
+  test('a stalled reader with a tiny buffer: losses are reported, and recorded + lost = caused', async () => {
+    const a = new TestNetns('losta');
+    const b = new TestNetns('lostb');
+    TestNetns.vethPair(a, 'dml0', b, 'dml1');
+    const dm = new DropmonProcess(['watch', '--json', '--interval', '0.5', '--buffer-kb', '64', '--protocol', '0x88b5']);
+    await dm.ready();
+    dm.child.kill('SIGSTOP'); // the reader stalls; the kernel keeps writing
+    try {
+      assert.equal(runDropgen(['-m', 'ethproto', '-n', '100000', '-i', 'dml0', '-c', '0'], a.name).sent, 100000);
+    } finally {
+      dm.child.kill('SIGCONT');
+    }
+    await new Promise((r) => setTimeout(r, 700));
+    const fin = await dm.stop('SIGINT');
+    a.delete();
+    b.delete();
+    assert.equal(fin.code, 0, fin.stderr);
+    const { drops, intervals } = parseJsonLines(fin.stdout);
+    const recorded = countWhere(drops, 'UNHANDLED_PROTO', /^__netif_receive_skb_core/, 0x88b5);
+    const lost = intervals.reduce((s, i) => s + i.lost_events, 0);
+    assert.ok(lost > 50000, `most events were lost (${lost})`);
+    assert.equal(recorded + lost, 100000, `recorded ${recorded} + lost ${lost}`);
+    assert.match(fin.stderr, /events were lost/);
+  });
+});
