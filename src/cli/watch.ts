@@ -7,11 +7,18 @@ import { join } from 'node:path';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { parseProtocol } from '../core/drop.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
-import { Pipeline, type IntervalOutput } from '../core/pipeline.js';
+import { Pipeline, type IntervalOutput, type PacketOutput } from '../core/pipeline.js';
+import { PacketJsonOutput, PacketTextOutput } from '../outputs/packets.js';
+import { PcapWriter, type PcapFormat } from '../outputs/pcap.js';
+import { describeDrop } from '../outputs/packets.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
 import { findTracefs } from '../sources/tracefs/tracefs.js';
+import { NetdmDropSource } from '../sources/netdm/source.js';
+import type { AlertMode, Origins } from '../sources/netdm/protocol.js';
+import { chooseSource, type SourceName } from '../sources/select.js';
+import type { DropSource } from '../core/drop.js';
 import { TextOutput } from '../outputs/text.js';
 import { JsonOutput } from '../outputs/json.js';
 import { listValues, parseCount, parseSeconds } from './args.js';
@@ -46,15 +53,39 @@ Filters (in the kernel where tracefs can, else in dropmon):
                           exact address (0xffffffff81abcdef or func+0x4bc)
       --list-reasons      print this kernel's drop reasons and exit
 
-Tuning:
-      --buffer-kb KB      ring buffer per CPU (default: 64 MiB shared by the
-                          CPUs, 4-16 MiB each); larger survives longer stalls
-      --source NAME       drop source: tracefs (the only one so far)
+Source:
+      --source NAME       auto (default), netdm or tracefs. auto uses the
+                          kernel's NET_DM (drop_monitor) where it exists and
+                          dropmon runs as root, else tracefs; it says which
+      --buffer-kb KB      tracefs: ring buffer per CPU (default: 64 MiB shared
+                          by the CPUs, 4-16 MiB each)
+
+NET_DM (--source netdm):
+      --mode MODE         summary (default: the kernel batches drops per
+                          location, no reasons) or packet (every dropped
+                          packet with its reason, interface and bytes)
+      --sw, --hw          software drops (default) and/or hardware drops
+                          reported by devices through devlink traps
+      --trunc BYTES       packet mode: bytes of each packet to receive (0: all)
+      --queue N           packet mode: the kernel's per-CPU queue (default 1000)
+      --force             take over NET_DM monitoring started by another
+                          program (NET_DM is one global state per host)
+      --pcap FILE         packet mode: write the dropped packets to FILE (- for
+                          stdout) as pcapng, each with a comment naming the
+                          drop location and reason (tshark -r FILE -V)
+      --pcap-format F     pcapng (default) or netlink (dwdump's format: the
+                          whole NET_DM message, Wireshark's net_dm dissector)
 
 Exit status: 0 when stopped by --duration, --count or a signal; 1 on a
 runtime error; 2 on bad usage. Lost events are reported every interval,
 never silently.
 `;
+
+function parsePcapFormat(v: string | undefined): PcapFormat {
+  if (v === undefined || v === 'pcapng') return 'pcapng';
+  if (v === 'netlink') return 'netlink';
+  throw new UsageError(`unknown --pcap-format ${JSON.stringify(v)}; use pcapng or netlink`);
+}
 
 interface WatchFlags {
   json: boolean;
@@ -69,6 +100,16 @@ interface WatchFlags {
   locations: string[];
   bufferKb?: number;
   listReasons: boolean;
+  source: SourceName | 'auto';
+  mode?: AlertMode;
+  origins: Origins;
+  trunc?: number;
+  queue?: number;
+  force: boolean;
+  pcap?: string;
+  pcapFormat: PcapFormat;
+  /** Options given that only NET_DM has. */
+  netdmOnly: boolean;
 }
 
 function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
@@ -93,6 +134,14 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
         'list-reasons': { type: 'boolean' },
         'buffer-kb': { type: 'string' },
         source: { type: 'string' },
+        mode: { type: 'string' },
+        sw: { type: 'boolean' },
+        hw: { type: 'boolean' },
+        trunc: { type: 'string' },
+        queue: { type: 'string' },
+        force: { type: 'boolean' },
+        pcap: { type: 'string' },
+        'pcap-format': { type: 'string' },
       },
     });
   } catch (err) {
@@ -100,8 +149,10 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
-  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'auto')
-    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; available: tracefs`);
+  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'netdm' && v.source !== 'auto')
+    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, netdm or tracefs`);
+  if (v.mode !== undefined && v.mode !== 'summary' && v.mode !== 'packet')
+    throw new UsageError(`unknown --mode ${JSON.stringify(v.mode)}; use summary or packet`);
   const protocols = listValues(v.protocol).map((p) => {
     const n = parseProtocol(p);
     if (n === undefined) throw new UsageError(`unknown --protocol ${JSON.stringify(p)}; use ipv4, ipv6, arp or an EtherType like 0x88b5`);
@@ -122,6 +173,15 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     locations: listValues(v.location),
     ...(v['buffer-kb'] !== undefined ? { bufferKb: parseCount('--buffer-kb', v['buffer-kb'], 64, 4 * 1024 * 1024) } : {}),
     listReasons: v['list-reasons'] ?? false,
+    source: (v.source ?? 'auto') as WatchFlags['source'],
+    ...(v.mode !== undefined ? { mode: v.mode as AlertMode } : {}),
+    origins: { sw: v.sw ?? !v.hw, hw: v.hw ?? false },
+    ...(v.trunc !== undefined ? { trunc: parseCount('--trunc', v.trunc, 0, 65535) } : {}),
+    ...(v.queue !== undefined ? { queue: parseCount('--queue', v.queue, 1, 1_000_000) } : {}),
+    force: v.force ?? false,
+    ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
+    pcapFormat: parsePcapFormat(v['pcap-format']),
+    netdmOnly: v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.pcap !== undefined,
   };
 }
 
@@ -155,16 +215,30 @@ export async function watchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
-  const root = findTracefs();
-  const layout = readLayout(join(root, 'events'));
-  const reasonTable = layout.kfree.symbolic.get('reason') ?? new Map<number, string>();
+  const choice = chooseSource(flags.source, { stack: flags.stack, netdmOnly: flags.netdmOnly });
+  if (choice.name === 'tracefs' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
+  if (choice.name === 'netdm' && flags.stack) throw new UsageError('--stack needs --source tracefs');
+  if (flags.pcap !== undefined && flags.mode !== 'packet') throw new UsageError('--pcap needs --mode packet');
+  if (flags.source === 'auto') process.stderr.write(`dropmon: source ${choice.name}: ${choice.why}\n`);
+  // The tracefs event format holds this kernel's reason table: used by both sources to check --reason.
+  let root: string | undefined;
+  let layout: ReturnType<typeof readLayout> | undefined;
+  try {
+    root = findTracefs();
+    layout = readLayout(join(root, 'events'));
+  } catch (err) {
+    if (choice.name === 'tracefs' || flags.listReasons) throw err;
+  }
+  const reasonTable = layout?.kfree.symbolic.get('reason') ?? new Map<number, string>();
   if (flags.listReasons) {
     if (reasonTable.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
     for (const [n, name] of [...reasonTable].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
     return 0;
   }
-  if (flags.reasons.length && !layout.kfree.fields.has('reason'))
+  if (flags.reasons.length && layout && !layout.kfree.fields.has('reason'))
     throw new DropmonError('--reason: this kernel reports no drop reasons (they appeared in Linux 5.17)');
+  if (flags.reasons.length && choice.name === 'netdm' && (flags.mode ?? 'summary') === 'summary')
+    throw new UsageError('--reason: NET_DM summary mode reports no reasons; use --mode packet or --source tracefs');
 
   // kallsyms is loaded on a worker thread while tracing starts (parsing it on
   // this thread would stall the ring-buffer reads for ~0.1 s); only
@@ -188,46 +262,77 @@ export async function watchCommand(argv: string[]): Promise<number> {
     if (!table) throw new DropmonError('--location needs /proc/kallsyms, which cannot be read');
     locations = resolveLocations(flags.locations, table);
   }
-  let reasons: number[];
+  let reasons: number[] = [];
   try {
-    reasons = resolveReasons(flags.reasons, reasonTable);
+    if (reasonTable.size) reasons = resolveReasons(flags.reasons, reasonTable);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const filter: DropFilter = {
     reasons,
+    reasonNames: flags.reasons.map((r) => r.trim().toUpperCase().replace(/^SKB_DROP_REASON_/, '')).concat(reasons.map((n) => reasonTable.get(n) ?? '')).filter(Boolean),
     protocols: flags.protocols,
     locations,
   };
 
-  const source = new TracefsDropSource({
-    root,
-    filter,
-    stack: flags.stack,
-    ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
-    warn,
-  });
+  let source: DropSource;
+  let started: () => string;
+  if (choice.name === 'tracefs') {
+    const t = new TracefsDropSource({
+      ...(root ? { root } : {}),
+      filter,
+      stack: flags.stack,
+      ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+      warn,
+    });
+    source = t;
+    started = () => {
+      for (const r of t.reclaimed) warn(`removed tracefs instance ${r} left by a dropmon that died`);
+      const f = t.kernelFilter ? ` filter "${t.kernelFilter}"` : '';
+      return `skb:kfree_skb via ${t.root}/instances/dropmon-${process.pid}${f}`;
+    };
+  } else {
+    const n = new NetdmDropSource({
+      ...(flags.mode ? { mode: flags.mode } : {}),
+      origins: flags.origins,
+      ...(flags.trunc !== undefined ? { truncLen: flags.trunc } : {}),
+      ...(flags.queue !== undefined ? { queueLen: flags.queue } : {}),
+      force: flags.force,
+      keepRaw: flags.pcap !== undefined,
+      warn,
+    });
+    source = n;
+    started = () => {
+      pcap?.family(n.familyMessage);
+      return n.describe();
+    };
+  }
   onCleanup(() => source.close());
+  // With the pcap on stdout, the lines go to stderr.
+  const toStderr = flags.pcap === '-';
   const write = (t: string) => {
-    process.stdout.write(t);
+    (toStderr ? process.stderr : process.stdout).write(t);
   };
+  const pcap = flags.pcap !== undefined ? new PcapWriter(flags.pcap, flags.pcapFormat, (s) => describeDrop(s, symbols), warn) : undefined;
+  if (pcap) onCleanup(() => pcap.close());
+  const perPacket = choice.name === 'netdm' && flags.mode === 'packet';
   const output: IntervalOutput = flags.json
     ? new JsonOutput(write, symbols, source.name)
-    : new TextOutput(write, symbols, flags.timestamps);
+    : new TextOutput(write, symbols, flags.timestamps, perPacket);
+  const packetOutputs: PacketOutput[] = [];
+  if (perPacket) packetOutputs.push(flags.json ? new PacketJsonOutput(write, symbols, source.name) : new PacketTextOutput(write, symbols));
+  if (pcap) packetOutputs.push(pcap);
   const pipeline = new Pipeline({
     source,
     outputs: [output],
+    packetOutputs,
     intervalMs: flags.intervalMs,
     maxPoints: flags.maxPoints,
     filter,
     outputsReady: kallsyms,
     ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
     ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
-    onStarted: () => {
-      for (const r of source.reclaimed) warn(`removed tracefs instance ${r} left by a dropmon that died`);
-      const f = source.kernelFilter ? ` filter "${source.kernelFilter}"` : '';
-      process.stderr.write(`dropmon: watching skb:kfree_skb via ${root}/instances/dropmon-${process.pid}${f}; Ctrl-C to stop\n`);
-    },
+    onStarted: () => process.stderr.write(`dropmon: watching ${started()}; Ctrl-C to stop\n`),
   });
   onStopSignal(() => pipeline.stop('signal'));
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

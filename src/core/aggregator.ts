@@ -14,6 +14,7 @@ export interface DropPoint {
   readonly protocol: number;
   readonly origin: DropOrigin;
   readonly stack?: readonly bigint[];
+  readonly trap?: { readonly group?: string; readonly name: string };
   count: number;
 }
 
@@ -38,7 +39,7 @@ export interface IntervalReport {
 const OVERFLOW_KEYS_MAX = 10_000;
 
 function pointKey(s: DropSample): string {
-  const base = `${s.location}:${s.reason}:${s.protocol}:${s.origin}`;
+  const base = `${s.location}:${s.reason}:${s.reasonName}:${s.protocol}:${s.origin}:${s.trap?.name ?? ''}`;
   return s.stack ? `${base}:${s.stack.join(',')}` : base;
 }
 
@@ -80,6 +81,7 @@ export class IntervalAggregator {
         origin: s.origin,
         count: s.count,
         ...(s.stack ? { stack: s.stack } : {}),
+        ...(s.trap ? { trap: s.trap } : {}),
       });
     } else {
       this.overflowDrops += s.count;

@@ -27,6 +27,26 @@ export interface DropSample {
   readonly count: number;
   /** Kernel call stack (innermost first) when stacks were asked for. */
   readonly stack?: readonly bigint[];
+  /** Hardware drops: the devlink trap that dropped the packets. */
+  readonly trap?: { readonly group?: string; readonly name: string };
+  /** Per-packet sources (NET_DM packet mode): what is known of this one packet. */
+  readonly packet?: DroppedPacket;
+}
+
+/** One dropped packet, as NET_DM packet mode reports it. */
+export interface DroppedPacket {
+  /** Nanoseconds since the epoch, when the kernel saw the drop. */
+  readonly timestamp?: bigint;
+  readonly ifindex?: number;
+  readonly ifname?: string;
+  /** Length before truncation, from the MAC header. */
+  readonly origLen?: number;
+  /** Bytes from the MAC header (truncated to what was asked). */
+  readonly payload?: Uint8Array;
+  /** The kernel's symbol for the location (NET_DM sends %pS, at most 39 characters). */
+  readonly kernelSymbol?: string;
+  /** The whole netlink message, for pcap output. */
+  readonly raw?: Uint8Array;
 }
 
 /** Events a source could not deliver, by cause, since its previous report. */

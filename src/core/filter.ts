@@ -9,6 +9,8 @@ import type { DropSample } from './drop.js';
 export interface DropFilter {
   /** Keep only these numeric reasons (of the running kernel). */
   readonly reasons?: readonly number[];
+  /** The same reasons by name, for sources that report names only (NET_DM). */
+  readonly reasonNames?: readonly string[];
   /** Keep only these EtherTypes. */
   readonly protocols?: readonly number[];
   /** Keep only locations inside one of these [start, end) ranges. */
@@ -16,11 +18,15 @@ export interface DropFilter {
 }
 
 export function isEmptyFilter(f: DropFilter): boolean {
-  return !f.reasons?.length && !f.protocols?.length && !f.locations?.length;
+  return !f.reasons?.length && !f.reasonNames?.length && !f.protocols?.length && !f.locations?.length;
 }
 
 export function matches(f: DropFilter, s: DropSample): boolean {
-  if (f.reasons?.length && !f.reasons.includes(s.reason)) return false;
+  if (f.reasons?.length || f.reasonNames?.length) {
+    const byNumber = s.reason >= 0 && (f.reasons?.includes(s.reason) ?? false);
+    const byName = s.reasonName !== '' && (f.reasonNames?.includes(s.reasonName) ?? false);
+    if (!byNumber && !byName) return false;
+  }
   if (f.protocols?.length && !f.protocols.includes(s.protocol)) return false;
   if (f.locations?.length && !f.locations.some(([a, b]) => s.location >= a && s.location < b)) return false;
   return true;

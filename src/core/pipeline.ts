@@ -12,11 +12,18 @@ export interface IntervalOutput {
   interval(report: IntervalReport): void;
 }
 
+/** An output of single dropped packets (NET_DM packet mode): lines, JSON, pcap. */
+export interface PacketOutput {
+  packets(samples: readonly DropSample[]): void;
+}
+
 export type StopReason = 'duration' | 'count' | 'signal' | 'error' | 'output-closed';
 
 export interface PipelineOptions {
   readonly source: DropSource;
   readonly outputs: readonly IntervalOutput[];
+  /** Receive every sample that carries a packet, as it arrives (after filtering). */
+  readonly packetOutputs?: readonly PacketOutput[];
   readonly intervalMs: number;
   readonly maxPoints?: number;
   readonly filter?: DropFilter;
@@ -40,14 +47,19 @@ export class Pipeline {
   private stopReason: StopReason | undefined;
   private wake: (() => void) | undefined;
   private held: IntervalReport[] | undefined;
+  private heldPackets: DropSample[] | undefined;
 
   constructor(private readonly opts: PipelineOptions) {
     this.aggregator = new IntervalAggregator(opts.maxPoints ?? 64);
     if (opts.outputsReady) {
       this.held = [];
+      this.heldPackets = [];
       const release = () => {
         const held = this.held ?? [];
+        const packets = this.heldPackets ?? [];
         this.held = undefined;
+        this.heldPackets = undefined;
+        if (packets.length) for (const o of this.opts.packetOutputs ?? []) o.packets(packets);
         for (const r of held) this.emit(r);
       };
       opts.outputsReady.then(release, release);
@@ -73,10 +85,16 @@ export class Pipeline {
     const filtering = filter !== undefined && !isEmptyFilter(filter);
     const sink: DropSink = {
       drops: (samples: readonly DropSample[]) => {
+        const packets: DropSample[] = [];
         for (const s of samples) {
           if (filtering && !matches(filter, s)) continue;
           this.aggregator.add(s);
           this.totalDrops += s.count;
+          if (s.packet) packets.push(s);
+        }
+        if (packets.length) {
+          if (this.heldPackets) this.heldPackets.push(...packets);
+          else for (const o of this.opts.packetOutputs ?? []) o.packets(packets);
         }
         if (this.opts.countLimit !== undefined && this.totalDrops >= this.opts.countLimit) this.stop('count');
       },

@@ -29,7 +29,7 @@ export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): De
     offset: sym ? Number(sym.offset) : null,
     module: sym?.module ?? null,
     address: hexAddress(p.location),
-    reason: p.reason === NO_REASON ? '' : p.reasonName || `reason ${p.reason}`,
+    reason: p.reasonName || (p.reason === NO_REASON ? '' : `reason ${p.reason}`),
     protocol: p.protocol ? protocolName(p.protocol) : '',
   };
 }

@@ -43,6 +43,7 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
         origin: p.origin,
         source,
         ...(p.stack ? { stack: p.stack.map((a) => describeFrame(a, symbols)) } : {}),
+        ...(p.trap ? { trap: p.trap.name, trap_group: p.trap.group ?? null } : {}),
       }),
     );
   }

@@ -15,10 +15,12 @@ export class TextOutput implements IntervalOutput {
     private readonly symbols: Symbolizer | undefined,
     /** Print a timestamp line before each non-empty interval. */
     private readonly timestamps = false,
+    /** Packets are printed one by one elsewhere: print only overflow and loss lines. */
+    private readonly lossesOnly = false,
   ) {}
 
   interval(r: IntervalReport): void {
-    const lines = formatIntervalText(r, this.symbols);
+    const lines = formatIntervalText(this.lossesOnly ? { ...r, points: [], overflow: { drops: 0, points: 0, pointsCapped: false } } : r, this.symbols);
     if (lines.length === 0) return;
     if (this.timestamps) lines.unshift(`# ${new Date(r.end).toISOString()} interval ${r.seq}: ${r.drops} drops`);
     this.write(lines.join('\n') + '\n');
@@ -28,6 +30,11 @@ export class TextOutput implements IntervalOutput {
 export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | undefined): string[] {
   const lines: string[] = [];
   for (const p of r.points) {
+    if (p.trap) {
+      // dropwatch's form for hardware drops: "<count> drops at <trap> [hardware]"
+      lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${p.trap.group ? ` ${p.trap.group}` : ''}`);
+      continue;
+    }
     const d = describePoint(p, symbols);
     const tail = [d.reason, d.protocol].filter(Boolean).join(' ');
     lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}`);

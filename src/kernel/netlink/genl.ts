@@ -3,7 +3,7 @@
  * the controller (nlctrl), which also autoloads a family's module.
  */
 import { ParseError } from '../../core/errors.js';
-import { attrMap, attrString, attrU16, attrU32, cstring, encodeAttrs, parseAttrs, type AttrSpec, type NlMessage } from './message.js';
+import { attrMap, attrString, attrU16, attrU32, cstring, encodeAttrs, encodeMessage, parseAttrs, type AttrSpec, type NlMessage } from './message.js';
 import { NETLINK_GENERIC, NetlinkError, NetlinkSocket } from './socket.js';
 
 export const GENL_HDRLEN = 4;
@@ -49,6 +49,8 @@ export interface GenlFamily {
   readonly maxattr: number;
   /** Multicast group name → id. */
   readonly groups: ReadonlyMap<string, number>;
+  /** The controller's NEWFAMILY message as received (pcap writers replay it). */
+  readonly raw?: Uint8Array;
 }
 
 /** Decode a CTRL_CMD_NEWFAMILY message. */
@@ -96,7 +98,7 @@ export function resolveFamily(sock: NetlinkSocket, name: string): GenlFamily | u
   try {
     const replies = sock.request(GENL_ID_CTRL, 0, getFamilyRequest(name), `resolving generic netlink family ${name}`);
     const m = replies.find((r) => r.type === GENL_ID_CTRL);
-    return m ? parseFamily(m) : undefined;
+    return m ? { ...parseFamily(m), raw: encodeMessage({ type: m.type, flags: m.flags, seq: m.seq, pid: m.pid }, m.payload) } : undefined;
   } catch (err) {
     if (err instanceof NetlinkError && err.errno === 2) return undefined;
     throw err;

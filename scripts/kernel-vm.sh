@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Run a command inside a throwaway qemu VM booting Debian's own kernel
+# (linux-image-amd64), which has NET_DM (drop_monitor), for the tests that
+# the host kernel cannot run. Everything comes from Debian packages and is
+# cached; the project folder is shared into the guest at the same path.
+#
+#   scripts/kernel-vm.sh COMMAND...        exit code: the command's; 124 timed out; 125 VM failure
+#   scripts/kernel-vm.sh --prepare         download and build only
+#
+# Environment: VM_CACHE (default /var/cache/dropmon-vm), VM_TIMEOUT (600 s),
+# VM_MEM (1024 MiB), VM_SMP (2), VM_ENV ("NAME ..." variables copied in).
+# Guest: busybox, bash, node (the host's binary), ip, dropwatch, the modules
+# drop_monitor psample veth; tracefs mounted; no network but lo and veths.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+PROJECT=$(cd "$HERE/.." && pwd)
+CACHE=${VM_CACHE:-/var/cache/dropmon-vm}
+TIMEOUT=${VM_TIMEOUT:-600}
+MEM=${VM_MEM:-1024}
+SMP=${VM_SMP:-2}
+MODULES="virtio_pci 9pnet_virtio 9p drop_monitor psample veth"
+BINS="bash node ip dropwatch"
+die() { echo "kernel-vm: $*" >&2; exit 125; }
+[ "$(id -u)" = 0 ] || die "needs root (apt, 9p)"
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+command -v depmod >/dev/null || need+=(kmod)
+command -v dropwatch >/dev/null || need+=(dropwatch)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    die "cannot install ${need[*]}"
+fi
+
+mkdir -p "$CACHE"
+exec 9> "$CACHE/.lock"
+flock 9
+
+# 1. the kernel: Debian's linux-image-amd64, resolved once and kept
+if [ ! -s "$CACHE/kver" ] || [ ! -f "$CACHE/kernel/.done" ]; then
+  apt-get update -qq >&2 || die "apt-get update failed"
+  pkg=linux-image-amd64
+  for _ in 1 2 3; do
+    dep=$(apt-cache depends "$pkg" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-image-/ {print $2; exit}')
+    [ -n "$dep" ] || break
+    pkg=$dep
+  done
+  rm -rf "$CACHE/kernel" "$CACHE/deb" && mkdir -p "$CACHE/kernel" "$CACHE/deb"
+  (cd "$CACHE/deb" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >&2) || die "apt-get download $pkg failed"
+  dpkg-deb -x "$CACHE"/deb/*.deb "$CACHE/kernel"
+  rm -rf "$CACHE/deb"
+  kver=$(ls "$CACHE/kernel/lib/modules" | head -n1)
+  [ -f "$CACHE/kernel/boot/vmlinuz-$kver" ] || die "unexpected layout of $pkg"
+  depmod -b "$CACHE/kernel" "$kver"
+  echo "$kver" > "$CACHE/kver"
+  touch "$CACHE/kernel/.done"
+fi
+KVER=$(cat "$CACHE/kver")
+KDIR="$CACHE/kernel/lib/modules/$KVER"
+
+# 2. the initramfs, rebuilt when this script, init.sh or a copied program changes
+key=$({ echo "$KVER $MODULES $BINS"; cat "$0" "$HERE/vm/init.sh"; for b in $BINS busybox; do stat -L -c '%n %s %Y' "$(command -v "$b")"; done; } | sha1sum | cut -c1-16)
+INITRD="$CACHE/initrd-$key.cpio"
+if [ ! -f "$INITRD" ]; then
+  root=$(mktemp -d "$CACHE/root.XXXXXX")
+  mkdir -p "$root"/usr/{bin,sbin,lib,lib64} "$root"/{etc,proc,sys,dev,tmp,run,root}
+  ln -s usr/bin "$root/bin"; ln -s usr/sbin "$root/sbin"; ln -s usr/lib "$root/lib"; ln -s usr/lib64 "$root/lib64"
+  copy() { [ -e "$root$1" ] || { mkdir -p "$root$(dirname "$1")"; cp -L "$1" "$root$1"; }; }
+  for b in $BINS busybox; do
+    p=$(command -v "$b") || die "$b not found"
+    copy "$p"
+    for lib in $(ldd "$p" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}'); do copy "$lib"; done
+  done
+  for a in $(busybox --list-full); do [ -e "$root/$a" ] || [ -L "$root/$a" ] || ln -s /usr/bin/busybox "$root/$a"; done
+  g="$root/lib/modules/$KVER"
+  mkdir -p "$g"
+  cp "$KDIR"/modules.builtin* "$KDIR/modules.order" "$g/" 2>/dev/null || true
+  for m in $MODULES; do
+    for p in $(modprobe -d "$CACHE/kernel" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'); do
+      rel=${p#"$KDIR"/}; rel=${rel%.xz}; rel=${rel%.zst}; rel=${rel%.gz}
+      mkdir -p "$g/$(dirname "$rel")"
+      case "$p" in
+        *.xz) xz -dc "$p" > "$g/$rel" ;; *.zst) zstd -qdc "$p" > "$g/$rel" ;; *.gz) gzip -dc "$p" > "$g/$rel" ;; *) cp "$p" "$g/$rel" ;;
+      esac
+    done
+  done
+  depmod -b "$root" "$KVER"
+  echo "$MODULES" > "$root/etc/vm-modules"
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+  printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
+  for f in /etc/protocols /etc/services; do [ -f "$f" ] && cp "$f" "$root$f"; done
+  echo 'include /etc/ld.so.conf.d/*.conf' > "$root/etc/ld.so.conf"
+  cp -r /etc/ld.so.conf.d "$root/etc/" 2>/dev/null || true
+  ldconfig -r "$root" 2>/dev/null || true
+  install -m 755 "$HERE/vm/init.sh" "$root/init"
+  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$INITRD.tmp"
+  mv "$INITRD.tmp" "$INITRD"
+  rm -rf "$root"
+  ls -t "$CACHE"/initrd-*.cpio | tail -n +3 | xargs -r rm -f
+fi
+flock -u 9
+[ "${1:-}" = --prepare ] && exit 0
+[ $# -gt 0 ] || die "usage: kernel-vm.sh COMMAND..."
+
+# 3. boot, run, collect the exit code
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/dropmon-vm.XXXXXX")
+trap 'rm -rf "$RUN"' EXIT
+mkdir "$RUN/ctl"
+printf '%q ' "$@" > "$RUN/ctl/cmd.sh"; echo >> "$RUN/ctl/cmd.sh"
+{
+  printf 'VM_DIR=%q\n' "$PROJECT"
+  for v in ${VM_ENV:-}; do [ -n "${!v+x}" ] && printf 'export %s=%q\n' "$v" "${!v}"; done
+} > "$RUN/ctl/env"
+if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then accel=(-accel kvm -cpu host); else accel=(-accel tcg -cpu max); fi
+rc=0
+timeout -k 5 "$TIMEOUT" qemu-system-x86_64 "${accel[@]}" -smp "$SMP" -m "$MEM" \
+  -nodefaults -no-user-config -display none -vga none -nic none -no-reboot \
+  -kernel "$CACHE/kernel/boot/vmlinuz-$KVER" -initrd "$INITRD" \
+  -append "console=ttyS0 panic=-1 loglevel=4 mitigations=off tsc=reliable" \
+  -chardev "file,id=con,path=$RUN/console.log" -serial chardev:con \
+  -chardev stdio,id=out,signal=off -serial chardev:out \
+  -fsdev "local,id=ctl,path=$RUN/ctl,security_model=none" -device virtio-9p-pci,fsdev=ctl,mount_tag=ctl \
+  -fsdev "local,id=share,path=$PROJECT,security_model=none" -device virtio-9p-pci,fsdev=share,mount_tag=share \
+  < /dev/null 2> "$RUN/qemu.err" || rc=$?
+[ -s "$RUN/ctl/rc" ] && exit "$(cat "$RUN/ctl/rc")"
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "kernel-vm: timed out after ${TIMEOUT}s" >&2; tail -n 30 "$RUN/console.log" >&2; exit 124; fi
+echo "kernel-vm: the VM reported no exit code (qemu exit $rc)" >&2
+tail -n 40 "$RUN/console.log" "$RUN/qemu.err" >&2 || true
+exit 125

@@ -1,0 +1,217 @@
+/**
+ * The NET_DM drop source: the kernel's drop_monitor batches drops per CPU
+ * (summary mode, ~1 s hysteresis, 64 points) or queues each dropped packet
+ * (packet mode), including hardware drops from devlink traps.
+ *
+ * NET_DM state is global and outlives us: the mode is set explicitly before
+ * START, monitoring started by someone else is left alone unless forced,
+ * and close() STOPs exactly what start() started.
+ */
+import { DropmonError } from '../../core/errors.js';
+import { NO_REASON, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
+import { parseMessages } from '../../kernel/netlink/message.js';
+import { parseGenl } from '../../kernel/netlink/genl.js';
+import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
+import { ParseError } from '../../core/errors.js';
+import { NetdmClient, originsText } from './client.js';
+import { decodeAlert, type AlertMode, type Origins, type PacketAlert } from './protocol.js';
+
+export interface NetdmSourceOptions {
+  readonly mode?: AlertMode;
+  readonly origins?: Origins;
+  /** Packet mode: bytes of each packet to receive (0: all). */
+  readonly truncLen?: number;
+  /** Packet mode: the kernel's per-CPU queue length (default 1000). */
+  readonly queueLen?: number;
+  /** Take over monitoring that another program started. */
+  readonly force?: boolean;
+  /** Keep the raw netlink messages on samples (for pcap). */
+  readonly keepRaw?: boolean;
+  readonly pollMs?: number;
+  /** Socket receive buffer for alerts. */
+  readonly rcvbuf?: number;
+  readonly warn?: (message: string) => void;
+}
+
+export class NetdmDropSource implements DropSource {
+  readonly name = 'netdm';
+  private client: NetdmClient | undefined;
+  private events: NetlinkSocket | undefined;
+  private sink: DropSink | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private started: Origins | undefined;
+  private closed = false;
+  private lastOverruns = 0;
+  private lastTailDrops = { sw: 0n, hw: 0n };
+  private malformed = 0;
+  readonly mode: AlertMode;
+  readonly origins: Origins;
+  /** Alerts received, by kind. */
+  readonly stats = { summaryAlerts: 0, packetAlerts: 0, malformed: 0 };
+
+  constructor(private readonly opts: NetdmSourceOptions = {}) {
+    this.mode = opts.mode ?? 'summary';
+    this.origins = opts.origins ?? { sw: true, hw: false };
+  }
+
+  async start(sink: DropSink): Promise<void> {
+    this.sink = sink;
+    const client = NetdmClient.open();
+    this.client = client;
+    try {
+      const busy = client.isMonitoring();
+      if (busy) {
+        if (!this.opts.force)
+          throw new DropmonError(
+            'NET_DM monitoring is already running, started by another program (dropwatch, dwdump, another dropmon?)',
+            'dropmon leaves it alone; to take it over (this changes it for everyone): --force',
+          );
+        this.opts.warn?.('NET_DM was already monitoring; --force: stopping it to reconfigure');
+        client.stop({ sw: true, hw: true });
+      }
+      client.configure({
+        mode: this.mode,
+        ...(this.mode === 'packet' ? { truncLen: this.opts.truncLen ?? 0, queueLen: this.opts.queueLen ?? 1000 } : {}),
+      });
+      // Join the alert group before START, so the first alerts are not missed.
+      this.events = new NetlinkSocket(NETLINK_GENERIC, {
+        groups: [client.eventsGroup],
+        rcvbuf: this.opts.rcvbuf ?? (this.mode === 'packet' ? 16 << 20 : 4 << 20),
+      });
+      if (this.mode === 'packet') {
+        const s = client.getStats();
+        this.lastTailDrops = { sw: s.swDropped, hw: s.hwDropped };
+      }
+      client.start(this.origins);
+      this.started = this.origins;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    this.schedule();
+  }
+
+  /** The kernel's NEWFAMILY message for NET_DM (pcap files start with it). */
+  get familyMessage(): Uint8Array | undefined {
+    return this.client?.family.raw;
+  }
+
+  /** Human description for the start-up line. */
+  describe(): string {
+    return `NET_DM ${this.mode} mode, ${originsText(this.origins)} drops`;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.pump();
+      this.schedule();
+    }, this.opts.pollMs ?? 10);
+    this.timer.unref?.();
+  }
+
+  private pump(): void {
+    const ev = this.events, sink = this.sink, famId = this.client?.family.id;
+    if (!ev || !sink || famId === undefined) return;
+    const samples: DropSample[] = [];
+    for (let n = 0; n < 100_000; n++) {
+      const dgram = ev.receive();
+      if (!dgram) break;
+      let msgs;
+      try {
+        msgs = parseMessages(dgram);
+      } catch (err) {
+        this.badMessage(err);
+        continue;
+      }
+      for (const m of msgs) {
+        if (m.type !== famId) continue;
+        try {
+          const alert = decodeAlert(parseGenl(m));
+          if (!alert) continue;
+          if (alert.kind === 'summary') {
+            this.stats.summaryAlerts++;
+            for (const p of alert.points)
+              samples.push({ location: p.pc, reason: NO_REASON, reasonName: '', protocol: 0, origin: 'software', count: p.count });
+            for (const h of alert.hw)
+              samples.push({ location: 0n, reason: NO_REASON, reasonName: '', protocol: 0, origin: 'hardware', count: h.count, trap: { name: h.trap } });
+          } else {
+            this.stats.packetAlerts++;
+            samples.push(this.packetSample(alert, this.opts.keepRaw ? dgram.slice(0, m.length) : undefined));
+          }
+        } catch (err) {
+          this.badMessage(err);
+        }
+      }
+    }
+    if (samples.length) sink.drops(samples);
+  }
+
+  private badMessage(err: unknown): void {
+    if (!(err instanceof ParseError)) throw err;
+    this.stats.malformed++;
+    if (this.malformed++ < 5) this.opts.warn?.(`skipping a malformed NET_DM message: ${err.message}`);
+  }
+
+  private packetSample(a: PacketAlert, raw: Uint8Array | undefined): DropSample {
+    return {
+      location: a.pc ?? 0n,
+      reason: NO_REASON,
+      reasonName: a.reason ?? '',
+      protocol: a.proto ?? 0,
+      origin: a.origin,
+      count: 1,
+      ...(a.trapName ? { trap: { name: a.trapName, ...(a.trapGroup ? { group: a.trapGroup } : {}) } } : {}),
+      packet: {
+        ...(a.timestamp !== undefined ? { timestamp: a.timestamp } : {}),
+        ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}),
+        ...(a.ifname !== undefined ? { ifname: a.ifname } : {}),
+        ...(a.origLen !== undefined ? { origLen: a.origLen } : {}),
+        ...(a.payload !== undefined ? { payload: a.payload.slice() } : {}),
+        ...(a.symbol !== undefined ? { kernelSymbol: a.symbol } : {}),
+        ...(raw ? { raw } : {}),
+      },
+    };
+  }
+
+  drain(): void {
+    if (this.closed) return;
+    this.pump();
+    const sink = this.sink;
+    if (!sink || !this.events) return;
+    const o = this.events.overruns;
+    if (o > this.lastOverruns) {
+      // ENOBUFS says messages were lost, not how many: count the events.
+      sink.loss({ lost: o - this.lastOverruns, cause: 'netlink socket overruns (ENOBUFS events; alerts lost)' });
+      this.lastOverruns = o;
+    }
+    if (this.mode === 'packet' && this.client) {
+      try {
+        const s = this.client.getStats();
+        const sw = Number(s.swDropped - this.lastTailDrops.sw), hw = Number(s.hwDropped - this.lastTailDrops.hw);
+        if (sw > 0) sink.loss({ lost: sw, cause: 'NET_DM software queue full (tail drops)' });
+        if (hw > 0) sink.loss({ lost: hw, cause: 'NET_DM hardware queue full (tail drops)' });
+        this.lastTailDrops = { sw: s.swDropped, hw: s.hwDropped };
+      } catch {
+        /* stats are best effort */
+      }
+    }
+  }
+
+  /** STOP what we started, close the sockets. Synchronous, idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.started && this.client) {
+      try {
+        this.client.stop(this.started);
+      } catch (err) {
+        this.opts.warn?.(`could not stop NET_DM: ${(err as Error).message}; stop it by hand: dropmon netdm stop`);
+      }
+      this.started = undefined;
+    }
+    this.events?.close();
+    this.client?.close();
+  }
+}
