@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { DropmonError } from '../core/errors.js';
 import { watchCommand } from './watch.js';
+import { netdmCommand } from './netdm.js';
 import { runCleanups } from './lifecycle.js';
 
 const HELP = `Usage: dropmon <command> [options]
@@ -11,6 +12,7 @@ A network drop monitor for Linux: every packet the kernel drops, where and why.
 
 Commands:
   watch       show drops live, per drop point and reason (dropmon watch --help)
+  netdm       the kernel's NET_DM state: status, stats, stop (dropmon netdm --help)
 
 Options:
   -h, --help      this help
@@ -37,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'watch':
       return watchCommand(rest);
+    case 'netdm':
+      return netdmCommand(rest);
     default:
       process.stderr.write(`dropmon: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
       return 2;

@@ -10,6 +10,8 @@ const SOURCE = join(PROJECT_ROOT, 'bench', 'dropgen.c');
 let binary: string | undefined;
 
 export function dropgenBinary(): string {
+  // In the test VM there is no compiler: the host builds it and says where.
+  if (process.env.DROPMON_DROPGEN) return process.env.DROPMON_DROPGEN;
   if (binary && existsSync(binary)) return binary;
   const dir = mkdtempSync(join(tmpdir(), 'dropmon-dropgen-'));
   const out = join(dir, 'dropgen');
