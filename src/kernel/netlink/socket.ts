@@ -13,6 +13,7 @@
  * addon would need prebuilt binaries for every platform we support, which
  * koffi already provides.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DropmonError } from '../../core/errors.js';
 import {
@@ -209,6 +210,24 @@ export class NetlinkSocket {
       }
       throw new NetlinkError('netlink receive', e);
     }
+  }
+
+  /**
+   * Messages the kernel dropped for this socket because its buffer was full
+   * (the Drops column of /proc/net/netlink): exact, where ENOBUFS only says
+   * "some". Undefined when the file cannot be read.
+   */
+  drops(): number | undefined {
+    try {
+      for (const line of readFileSync('/proc/net/netlink', 'latin1').split('\n')) {
+        const f = line.trim().split(/\s+/);
+        // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+        if (f.length >= 10 && Number(f[1]) === this.protocol && Number(f[2]) === this.portId) return Number(f[8]);
+      }
+    } catch {
+      /* not available: callers fall back on ENOBUFS counts */
+    }
+    return undefined;
   }
 
   /** Wait until a datagram is queued or `timeoutMs` passed. */

@@ -42,6 +42,7 @@ export class NetdmDropSource implements DropSource {
   private started: Origins | undefined;
   private closed = false;
   private lastOverruns = 0;
+  private lastSocketDrops = 0;
   private lastTailDrops = { sw: 0n, hw: 0n };
   private malformed = 0;
   readonly mode: AlertMode;
@@ -179,12 +180,20 @@ export class NetdmDropSource implements DropSource {
     this.pump();
     const sink = this.sink;
     if (!sink || !this.events) return;
-    const o = this.events.overruns;
-    if (o > this.lastOverruns) {
-      // ENOBUFS says messages were lost, not how many: count the events.
-      sink.loss({ lost: o - this.lastOverruns, cause: 'netlink socket overruns (ENOBUFS events; alerts lost)' });
-      this.lastOverruns = o;
+    // Alerts the kernel could not queue on our socket: exact from
+    // /proc/net/netlink; else at least one per ENOBUFS we saw.
+    const dropped = this.events.drops();
+    if (dropped !== undefined) {
+      if (dropped > this.lastSocketDrops) {
+        const n = dropped - this.lastSocketDrops;
+        // a summary alert carries many drops; a packet alert, one
+        sink.loss({ lost: n, cause: this.mode === 'packet' ? 'netlink socket full (packet alerts lost)' : 'netlink socket full (summary alerts lost)' });
+      }
+      this.lastSocketDrops = dropped;
+    } else if (this.events.overruns > this.lastOverruns) {
+      sink.loss({ lost: this.events.overruns - this.lastOverruns, cause: 'netlink socket overruns (ENOBUFS; at least this many alerts lost)' });
     }
+    this.lastOverruns = this.events.overruns;
     if (this.mode === 'packet' && this.client) {
       try {
         const s = this.client.getStats();
