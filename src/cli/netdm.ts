@@ -5,14 +5,18 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { NetdmClient } from '../sources/netdm/client.js';
+import type { AlertMode } from '../sources/netdm/protocol.js';
+import { parseCount } from './args.js';
 
-export const NETDM_HELP = `Usage: dropmon netdm <status|stats|stop> [--json] [--sw] [--hw]
+export const NETDM_HELP = `Usage: dropmon netdm <status|config|stats|stop> [options] [--json]
 
 The kernel's drop monitor (NET_DM, module drop_monitor) is one state per host.
   status   alert mode, truncation, queue length, and whether monitoring is on
+  config   print the configuration; with --mode summary|packet, --trunc BYTES,
+           --queue N: change it (not while monitoring runs)
   stats    packets NET_DM could not queue in packet mode (tail drops), since load
   stop     stop monitoring left on by a program that died (--sw/--hw: which; default both)
-Reading needs no privilege; "monitoring on?" and stop need CAP_NET_ADMIN.
+Reading needs no privilege; "monitoring on?", config changes and stop need CAP_NET_ADMIN.
 `;
 
 export async function netdmCommand(argv: string[]): Promise<number> {
@@ -21,7 +25,15 @@ export async function netdmCommand(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { json: { type: 'boolean' }, sw: { type: 'boolean' }, hw: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        json: { type: 'boolean' },
+        sw: { type: 'boolean' },
+        hw: { type: 'boolean' },
+        mode: { type: 'string' },
+        trunc: { type: 'string' },
+        queue: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon netdm --help'");
@@ -46,6 +58,17 @@ export async function netdmCommand(argv: string[]): Promise<number> {
             `alert mode: ${c.mode}\ntruncation length: ${c.truncLen}${c.truncLen === 0 ? ' (whole packets)' : ''}\nqueue length: ${c.queueLen}\n` +
             `monitoring: ${on === undefined ? 'unknown (needs CAP_NET_ADMIN to ask)' : on ? 'on' : 'off'}\n`,
         );
+        return 0;
+      }
+      case 'config': {
+        const v = parsed.values;
+        if (v.mode !== undefined && v.mode !== 'summary' && v.mode !== 'packet') throw new UsageError('--mode takes summary or packet');
+        const trunc = parseCount('--trunc', v.trunc, 0, 65535);
+        const queue = parseCount('--queue', v.queue, 1, 1_000_000);
+        if (v.mode !== undefined || trunc !== undefined || queue !== undefined)
+          client.configure({ ...(v.mode ? { mode: v.mode as AlertMode } : {}), ...(trunc !== undefined ? { truncLen: trunc } : {}), ...(queue !== undefined ? { queueLen: queue } : {}) });
+        const c = client.getConfig();
+        out({ mode: c.mode, trunc_len: c.truncLen, queue_len: c.queueLen }, `alert mode: ${c.mode}\ntruncation length: ${c.truncLen}\nqueue length: ${c.queueLen}\n`);
         return 0;
       }
       case 'stats': {

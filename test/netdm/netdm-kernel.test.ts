@@ -159,6 +159,8 @@ describe('NET_DM in a real kernel', { skip: SKIP }, () => {
     const cli = (...a: string[]) => execFileSync(process.execPath, [join(PROJECT_ROOT, 'dist/src/cli/main.js'), ...a], { encoding: 'utf8' });
     const st = JSON.parse(cli('netdm', 'status', '--json'));
     assert.deepEqual({ mode: st.mode, monitoring: st.monitoring }, { mode: 'summary', monitoring: false });
+    assert.deepEqual(JSON.parse(cli('netdm', 'config', '--mode', 'packet', '--trunc', '96', '--queue', '500', '--json')), { mode: 'packet', trunc_len: 96, queue_len: 500 });
+    cli('netdm', 'config', '--mode', 'summary', '--trunc', '0', '--queue', '1000');
     cli('netdm', 'stop');
     cli('netdm', 'stop'); // stopping what is stopped is fine
     assert.match(cli('netdm', 'stats'), /software tail drops: \d+/);
