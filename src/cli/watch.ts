@@ -215,7 +215,11 @@ export async function watchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
-  const choice = chooseSource(flags.source, { stack: flags.stack, netdmOnly: flags.netdmOnly });
+  const choice = chooseSource(flags.source, {
+    stack: flags.stack,
+    netdmOnly: flags.netdmOnly,
+    filtersByReasonOrProtocol: flags.reasons.length > 0 || flags.protocols.length > 0,
+  });
   if (choice.name === 'tracefs' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
   if (choice.name === 'netdm' && flags.stack) throw new UsageError('--stack needs --source tracefs');
   if (flags.pcap !== undefined && flags.mode !== 'packet') throw new UsageError('--pcap needs --mode packet');

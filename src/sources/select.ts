@@ -13,6 +13,8 @@ export interface SourceNeeds {
   readonly stack?: boolean;
   /** --mode, --hw, --trunc, --queue, --pcap: only NET_DM. */
   readonly netdmOnly?: boolean;
+  /** --reason or --protocol: NET_DM's summary mode cannot tell them. */
+  readonly filtersByReasonOrProtocol?: boolean;
 }
 
 export interface SourceChoice {
@@ -23,6 +25,8 @@ export interface SourceChoice {
 export function chooseSource(requested: SourceName | 'auto', needs: SourceNeeds): SourceChoice {
   if (requested !== 'auto') return { name: requested, why: 'asked for' };
   if (needs.stack) return { name: 'tracefs', why: '--stack needs the tracefs source' };
+  if (needs.filtersByReasonOrProtocol && !needs.netdmOnly)
+    return { name: 'tracefs', why: 'NET_DM summary alerts carry no reason or protocol to filter on' };
   const root = process.getuid?.() === 0;
   let present: boolean;
   try {
