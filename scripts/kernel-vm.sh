@@ -9,8 +9,10 @@
 #
 # Environment: VM_CACHE (default /var/cache/dropmon-vm), VM_TIMEOUT (600 s),
 # VM_MEM (1024 MiB), VM_SMP (2), VM_ENV ("NAME ..." variables copied in).
-# Guest: busybox, bash, node (the host's binary), ip, dropwatch, the modules
-# drop_monitor psample veth; tracefs mounted; no network but lo and veths.
+# Guest: busybox, bash, node (the host's binary), ip, devlink, dropwatch, the
+# modules drop_monitor psample veth and netdevsim (built here from Debian's
+# linux-source against its headers, once: Debian does not ship it; its
+# devlink traps make hardware drops); tracefs mounted; no network but lo, veths.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/.." && pwd)
@@ -19,7 +21,7 @@ TIMEOUT=${VM_TIMEOUT:-600}
 MEM=${VM_MEM:-1024}
 SMP=${VM_SMP:-2}
 MODULES="virtio_pci 9pnet_virtio 9p drop_monitor psample veth"
-BINS="bash node ip dropwatch"
+BINS="bash node ip devlink dropwatch"
 die() { echo "kernel-vm: $*" >&2; exit 125; }
 [ "$(id -u)" = 0 ] || die "needs root (apt, 9p)"
 
@@ -31,6 +33,8 @@ command -v depmod >/dev/null || need+=(kmod)
 command -v dropwatch >/dev/null || need+=(dropwatch)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
+command -v make >/dev/null || need+=(make)
+command -v devlink >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
     die "cannot install ${need[*]}"
@@ -62,8 +66,36 @@ fi
 KVER=$(cat "$CACHE/kver")
 KDIR="$CACHE/kernel/lib/modules/$KVER"
 
+# 1b. netdevsim.ko for that kernel, from the matching linux-source and headers
+NSIM="$CACHE/netdevsim-$KVER.ko"
+if [ ! -f "$NSIM" ] && [ ! -f "$NSIM.failed" ]; then
+  kpkg=$(apt-cache policy "linux-image-$KVER" | awk '/Candidate:/{print $2; exit}')
+  mm=$(echo "$KVER" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+  work=$(mktemp -d "$CACHE/nsim.XXXXXX")
+  hdr="linux-headers-$KVER"
+  deps=$(apt-cache depends "$hdr" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
+  if (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$hdr=$kpkg" $(for d in $deps; do echo "$d=$kpkg"; done) "linux-source-$mm=$kpkg" >&2); then
+    mkdir -p "$work/root" "$work/src"
+    for d in "$work"/linux-headers-*.deb "$work"/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$work/root"; done
+    sed -i "s#/usr/src/#$work/root/usr/src/#g" "$work/root/usr/src/$hdr/Makefile"
+    dpkg-deb --fsys-tarfile "$work"/linux-source-*.deb | tar -xO "./usr/src/linux-source-$mm.tar.xz" | xz -dc -T0 |
+      tar -x -C "$work/src" --strip-components=1 --wildcards "linux-source-$mm/drivers/net/netdevsim/*"
+    if make -C "$work/root/usr/src/$hdr" M="$work/src/drivers/net/netdevsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= -j"$(nproc)" modules > "$work/build.log" 2>&1; then
+      strip --strip-debug -o "$NSIM" "$work/src/drivers/net/netdevsim/netdevsim.ko"
+    else
+      echo "kernel-vm: warning: netdevsim did not build ($(tail -n 3 "$work/build.log" | tr '\n' ' ')); hardware-drop tests will skip" >&2
+      touch "$NSIM.failed"
+    fi
+  else
+    echo "kernel-vm: warning: cannot download linux-source/headers $kpkg; hardware-drop tests will skip" >&2
+    touch "$NSIM.failed"
+  fi
+  rm -rf "$work"
+fi
+
 # 2. the initramfs, rebuilt when this script, init.sh or a copied program changes
-key=$({ echo "$KVER $MODULES $BINS"; cat "$0" "$HERE/vm/init.sh"; for b in $BINS busybox; do stat -L -c '%n %s %Y' "$(command -v "$b")"; done; } | sha1sum | cut -c1-16)
+[ -f "$NSIM" ] && MODULES="$MODULES netdevsim"
+key=$({ echo "$KVER $MODULES $BINS"; cat "$0" "$HERE/vm/init.sh"; [ -f "$NSIM" ] && stat -c '%s %Y' "$NSIM"; for b in $BINS busybox; do stat -L -c '%n %s %Y' "$(command -v "$b")"; done; } | sha1sum | cut -c1-16)
 INITRD="$CACHE/initrd-$key.cpio"
 if [ ! -f "$INITRD" ]; then
   root=$(mktemp -d "$CACHE/root.XXXXXX")
@@ -79,7 +111,10 @@ if [ ! -f "$INITRD" ]; then
   g="$root/lib/modules/$KVER"
   mkdir -p "$g"
   cp "$KDIR"/modules.builtin* "$KDIR/modules.order" "$g/" 2>/dev/null || true
-  for m in $MODULES; do
+  deps=""
+  [ -f "$NSIM" ] && deps=$(modinfo -F depends "$NSIM" | tr ',' ' ')
+  for m in $MODULES $deps; do
+    [ "$m" = netdevsim ] && continue
     for p in $(modprobe -d "$CACHE/kernel" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'); do
       rel=${p#"$KDIR"/}; rel=${rel%.xz}; rel=${rel%.zst}; rel=${rel%.gz}
       mkdir -p "$g/$(dirname "$rel")"
@@ -88,6 +123,7 @@ if [ ! -f "$INITRD" ]; then
       esac
     done
   done
+  if [ -f "$NSIM" ]; then mkdir -p "$g/extra"; cp "$NSIM" "$g/extra/netdevsim.ko"; fi
   depmod -b "$root" "$KVER"
   echo "$MODULES" > "$root/etc/vm-modules"
   echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"

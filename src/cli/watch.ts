@@ -70,6 +70,8 @@ NET_DM (--source netdm):
       --queue N           packet mode: the kernel's per-CPU queue (default 1000)
       --force             take over NET_DM monitoring started by another
                           program (NET_DM is one global state per host)
+      --passive           only listen to the alerts of a NET_DM that another
+                          program (dropwatch, dwdump) configured and started
       --pcap FILE         packet mode: write the dropped packets to FILE (- for
                           stdout) as pcapng, each with a comment naming the
                           drop location and reason (tshark -r FILE -V)
@@ -106,6 +108,7 @@ interface WatchFlags {
   trunc?: number;
   queue?: number;
   force: boolean;
+  passive: boolean;
   pcap?: string;
   pcapFormat: PcapFormat;
   /** Options given that only NET_DM has. */
@@ -140,6 +143,7 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
         trunc: { type: 'string' },
         queue: { type: 'string' },
         force: { type: 'boolean' },
+        passive: { type: 'boolean' },
         pcap: { type: 'string' },
         'pcap-format': { type: 'string' },
       },
@@ -179,9 +183,10 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     ...(v.trunc !== undefined ? { trunc: parseCount('--trunc', v.trunc, 0, 65535) } : {}),
     ...(v.queue !== undefined ? { queue: parseCount('--queue', v.queue, 1, 1_000_000) } : {}),
     force: v.force ?? false,
+    passive: v.passive ?? false,
     ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
     pcapFormat: parsePcapFormat(v['pcap-format']),
-    netdmOnly: v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.pcap !== undefined,
+    netdmOnly: v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || v.pcap !== undefined,
   };
 }
 
@@ -302,6 +307,7 @@ export async function watchCommand(argv: string[]): Promise<number> {
       ...(flags.trunc !== undefined ? { truncLen: flags.trunc } : {}),
       ...(flags.queue !== undefined ? { queueLen: flags.queue } : {}),
       force: flags.force,
+      passive: flags.passive,
       keepRaw: flags.pcap !== undefined,
       warn,
     });

@@ -8,7 +8,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetdmClient } from '../../src/sources/netdm/client.js';
 import { runDropgen, PROJECT_ROOT } from '../helpers/dropgen.js';
@@ -43,7 +43,7 @@ function monitoring(): boolean | undefined {
 }
 
 /** Run dropwatch -l kas with the given setup commands, cause drops, stop it; its output. */
-async function dropwatch(setup: string[], cause: () => void): Promise<string> {
+async function dropwatch(setup: string[], cause: () => void, beforeStop?: () => void): Promise<string> {
   const child = spawn('dropwatch', ['-l', 'kas'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -57,6 +57,10 @@ async function dropwatch(setup: string[], cause: () => void): Promise<string> {
     assert.equal(monitoring(), true, `dropwatch started monitoring: ${out}`);
     cause();
     await sleep(2500); // summary alerts come ~1 s after the first drop
+    if (beforeStop) {
+      beforeStop();
+      await sleep(2000);
+    }
   } finally {
     child.kill('SIGINT');
     await closed;
@@ -177,5 +181,56 @@ describe('NET_DM in a real kernel', { skip: SKIP }, () => {
     ns.delete();
     assert.equal(r.code, 1);
     assert.match(r.err, /initial network namespace/);
+  });
+});
+
+describe('hardware drops (netdevsim devlink traps)', { skip: SKIP || (!existsSync('/sys/bus/netdevsim/new_device') && 'no netdevsim in this kernel') }, () => {
+  const ID = 7;
+  const DEV = `netdevsim/netdevsim${ID}`;
+  const TRAP = 'source_mac_is_multicast';
+  const devlinkTrap = (action: 'trap' | 'drop') => execFileSync('devlink', ['trap', 'set', DEV, 'trap', TRAP, 'action', action]);
+  let netdev = '';
+
+  after(() => {
+    if (existsSync(`/sys/bus/netdevsim/devices/netdevsim${ID}`)) writeFileSync('/sys/bus/netdevsim/del_device', String(ID));
+  });
+
+  test('set up a netdevsim device', async () => {
+    writeFileSync('/sys/bus/netdevsim/new_device', `${ID} 1`);
+    const dir = `/sys/bus/netdevsim/devices/netdevsim${ID}/net`;
+    for (let i = 0; i < 50 && !(existsSync(dir) && readdirSync(dir).length); i++) await sleep(100);
+    netdev = readdirSync(dir)[0];
+    execFileSync('ip', ['link', 'set', netdev, 'up']);
+    assert.match(execFileSync('devlink', ['trap', 'show'], { encoding: 'utf8' }), new RegExp(`name ${TRAP} type drop`));
+  });
+
+  test('summary mode: dropmon (listening) and dropwatch (controlling) count the same trap drops', async () => {
+    const dm = new DropmonProcess(['watch', '--source', 'netdm', '--passive', '--json']);
+    await dm.ready(30_000);
+    // netdevsim reports one packet per trap with action "trap" every 100 ms
+    const out = await dropwatch(['set hw true', 'set sw false'], () => devlinkTrap('trap'), () => devlinkTrap('drop'));
+    const fin = await dm.stop('SIGINT', 20_000);
+    assert.equal(fin.code, 0, fin.stderr);
+    let theirs = 0;
+    for (const [, n] of out.matchAll(new RegExp(`^(\\d+) drops at ${TRAP} \\[hardware\\]`, 'gm'))) theirs += Number(n);
+    const mine = parseJsonLines(fin.stdout).drops.filter((d) => (d as { trap?: string }).trap === TRAP).reduce((n, d) => n + d.count, 0);
+    assert.ok(theirs > 0, out);
+    assert.equal(mine, theirs, 'same alerts, same counts');
+  });
+
+  test('packet mode: trap name and group, input port, origin hardware', async () => {
+    const dm = new DropmonProcess(['watch', '--source', 'netdm', '--hw', '--mode', 'packet', '--json']);
+    await dm.ready(30_000);
+    devlinkTrap('trap');
+    await sleep(1500);
+    devlinkTrap('drop');
+    await sleep(1000);
+    const fin = await dm.stop('SIGINT', 20_000);
+    assert.equal(fin.code, 0, fin.stderr);
+    const pk = fin.stdout.split('\n').filter((l) => l.includes('"type":"packet"')).map((l) => JSON.parse(l));
+    const t = pk.filter((p) => p.trap === TRAP);
+    assert.ok(t.length >= 5, fin.stdout.slice(0, 2000));
+    assert.deepEqual({ origin: t[0].origin, group: t[0].trap_group, ifname: t[0].ifname }, { origin: 'hardware', group: 'l2_drops', ifname: netdev });
+    assert.equal(monitoring(), false);
   });
 });

@@ -36,7 +36,7 @@ test('NET_DM tests in a Debian kernel under qemu', { skip: SKIP, timeout: 900_00
   mkdirSync(artifacts, { recursive: true });
   // The guest has no compiler: build the drop generator here, in the shared folder.
   execFileSync('cc', ['-O2', '-Wall', '-o', join(dist, 'dropgen'), join(PROJECT_ROOT, 'bench', 'dropgen.c')]);
-  const r = spawnSync(join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'), ['node', '--test', '--test-reporter=tap', '--test-timeout=120000', 'dist/test/netdm/netdm-kernel.test.js'], {
+  const r = spawnSync(join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'), ['node', '--test', '--test-reporter=tap', '--test-timeout=600000', 'dist/test/netdm/netdm-kernel.test.js'], {
     encoding: 'utf8',
     env: { ...process.env, VM_TIMEOUT: '600', VM_ENV: 'DROPMON_DROPGEN DROPMON_IN_VM', DROPMON_DROPGEN: join(dist, 'dropgen'), DROPMON_IN_VM: '1' },
     timeout: 900_000,

@@ -25,6 +25,8 @@ export interface NetdmSourceOptions {
   readonly queueLen?: number;
   /** Take over monitoring that another program started. */
   readonly force?: boolean;
+  /** Only listen to alerts: never configure, start or stop NET_DM (another program runs it). */
+  readonly passive?: boolean;
   /** Keep the raw netlink messages on samples (for pcap). */
   readonly keepRaw?: boolean;
   readonly pollMs?: number;
@@ -59,6 +61,11 @@ export class NetdmDropSource implements DropSource {
     this.sink = sink;
     const client = NetdmClient.open();
     this.client = client;
+    if (this.opts.passive) {
+      this.events = new NetlinkSocket(NETLINK_GENERIC, { groups: [client.eventsGroup], rcvbuf: this.opts.rcvbuf ?? 16 << 20 });
+      this.schedule();
+      return;
+    }
     try {
       const busy = client.isMonitoring();
       if (busy) {
@@ -99,6 +106,7 @@ export class NetdmDropSource implements DropSource {
 
   /** Human description for the start-up line. */
   describe(): string {
+    if (this.opts.passive) return 'NET_DM alerts (passive: another program controls NET_DM)';
     return `NET_DM ${this.mode} mode, ${originsText(this.origins)} drops`;
   }
 
