@@ -39,7 +39,8 @@ export function netdmAbsentReason(): string {
   return 'the kernel has no NET_DM family: drop_monitor is not built or cannot be loaded (try: modprobe drop_monitor)';
 }
 
-function explain(err: NetlinkError, action: string): DropmonError {
+/** One line, with what to do, for each error of drop_monitor (protocol notes §5.3). */
+export function explain(err: NetlinkError, action: string): DropmonError {
   const k = err.extack ? ` (kernel: ${err.extack})` : '';
   switch (err.errno) {
     case 1: // EPERM
