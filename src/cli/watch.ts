@@ -284,39 +284,25 @@ export async function watchCommand(argv: string[]): Promise<number> {
     locations,
   };
 
-  let source: DropSource;
-  let started: () => string;
-  if (choice.name === 'tracefs') {
-    const t = new TracefsDropSource({
-      ...(root ? { root } : {}),
-      filter,
-      stack: flags.stack,
-      ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
-      warn,
-    });
-    source = t;
-    started = () => {
-      for (const r of t.reclaimed) warn(`removed tracefs instance ${r} left by a dropmon that died`);
-      const f = t.kernelFilter ? ` filter "${t.kernelFilter}"` : '';
-      return `skb:kfree_skb via ${t.root}/instances/dropmon-${process.pid}${f}`;
-    };
-  } else {
-    const n = new NetdmDropSource({
-      ...(flags.mode ? { mode: flags.mode } : {}),
-      origins: flags.origins,
-      ...(flags.trunc !== undefined ? { truncLen: flags.trunc } : {}),
-      ...(flags.queue !== undefined ? { queueLen: flags.queue } : {}),
-      force: flags.force,
-      passive: flags.passive,
-      keepRaw: flags.pcap !== undefined,
-      warn,
-    });
-    source = n;
-    started = () => {
-      pcap?.family(n.familyMessage);
-      return n.describe();
-    };
-  }
+  const source: DropSource =
+    choice.name === 'tracefs'
+      ? new TracefsDropSource({
+          ...(root ? { root } : {}),
+          filter,
+          stack: flags.stack,
+          ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+          warn,
+        })
+      : new NetdmDropSource({
+          ...(flags.mode ? { mode: flags.mode } : {}),
+          origins: flags.origins,
+          ...(flags.trunc !== undefined ? { truncLen: flags.trunc } : {}),
+          ...(flags.queue !== undefined ? { queueLen: flags.queue } : {}),
+          force: flags.force,
+          passive: flags.passive,
+          keepRaw: flags.pcap !== undefined,
+          warn,
+        });
   onCleanup(() => source.close());
   // With the pcap on stdout, the lines go to stderr.
   const toStderr = flags.pcap === '-';
@@ -342,7 +328,10 @@ export async function watchCommand(argv: string[]): Promise<number> {
     outputsReady: kallsyms,
     ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
     ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
-    onStarted: () => process.stderr.write(`dropmon: watching ${started()}; Ctrl-C to stop\n`),
+    onStarted: () => {
+      if (source instanceof NetdmDropSource) pcap?.family(source.familyMessage);
+      process.stderr.write(`dropmon: watching ${source.describe()}; Ctrl-C to stop\n`);
+    },
   });
   onStopSignal(() => pipeline.stop('signal'));
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

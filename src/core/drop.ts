@@ -71,6 +71,8 @@ export interface DropSource {
   /** Short name for messages and JSON ("tracefs"). */
   readonly name: string;
   start(sink: DropSink): Promise<void>;
+  /** One line saying what is being watched and how, for the start-up message. */
+  describe(): string;
   /** Deliver everything the kernel has buffered right now, then report losses. */
   drain(): void;
   /**

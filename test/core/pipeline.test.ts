@@ -17,6 +17,9 @@ class ScriptedSource implements DropSource {
     this.sink!.drops([{ location: 0xffffffff81000000n, reason: 3, reasonName: 'NO_SOCKET', protocol: 0x800, origin: 'software', count: this.perDrain }]);
     this.sink!.loss({ lost: 1, cause: 'test' });
   }
+  describe() {
+    return 'a scripted source';
+  }
   close() {
     this.closed = true;
   }

@@ -163,6 +163,7 @@ export class TracefsDropSource implements DropSource {
     if (this.instance) throw new Error('source already started');
     this.sink = sink;
     this.reclaimed = reclaimStaleInstances(this.root);
+    for (const r of this.reclaimed) this.warn(`removed tracefs instance ${r} left by a dropmon that died`);
     const inst = TracefsInstance.create(this.root, `${INSTANCE_PREFIX}${process.pid}`);
     this.instance = inst;
     try {
@@ -298,6 +299,11 @@ export class TracefsDropSource implements DropSource {
     }
     if (this.tally.pending > 0 && this.sink) this.sink.drops(this.tally.take());
     return more;
+  }
+
+  describe(): string {
+    const f = this.kernelFilter ? ` filter "${this.kernelFilter}"` : '';
+    return `skb:kfree_skb via ${this.instance?.dir ?? this.root}${f}`;
   }
 
   drain(): void {
