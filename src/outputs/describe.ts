@@ -38,3 +38,11 @@ export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): De
 export function describeFrame(addr: bigint, symbols: Symbolizer | undefined): string {
   return formatSymbol(symbols?.lookup(addr), addr, true);
 }
+
+/** A kernel stack, symbolized, without the tracing code's own frames on top. */
+export function describeStack(stack: readonly bigint[], symbols: Symbolizer | undefined): string[] {
+  const frames = stack.map((a) => describeFrame(a, symbols));
+  let i = 0;
+  while (i < frames.length - 1 && /^(trace_event_raw_event_|perf_trace_|__traceiter_|__bpf_trace_)/.test(frames[i])) i++;
+  return frames.slice(i);
+}

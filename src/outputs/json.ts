@@ -6,7 +6,7 @@
 import type { IntervalReport } from '../core/aggregator.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { describeFrame, describePoint } from './describe.js';
+import { describePoint, describeStack } from './describe.js';
 
 export class JsonOutput implements IntervalOutput {
   constructor(
@@ -42,7 +42,7 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
         ethertype: p.protocol,
         origin: p.origin,
         source,
-        ...(p.stack ? { stack: p.stack.map((a) => describeFrame(a, symbols)) } : {}),
+        ...(p.stack ? { stack: describeStack(p.stack, symbols) } : {}),
         ...(p.trap ? { trap: p.trap.name, trap_group: p.trap.group ?? null } : {}),
       }),
     );

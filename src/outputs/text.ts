@@ -7,7 +7,7 @@
 import type { IntervalReport } from '../core/aggregator.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { describeFrame, describePoint } from './describe.js';
+import { describePoint, describeStack } from './describe.js';
 
 export class TextOutput implements IntervalOutput {
   constructor(
@@ -38,7 +38,7 @@ export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | unde
     const d = describePoint(p, symbols);
     const tail = [d.reason, d.protocol].filter(Boolean).join(' ');
     lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}`);
-    if (p.stack) for (const a of p.stack) lines.push(`    ${describeFrame(a, symbols)}`);
+    if (p.stack) for (const f of describeStack(p.stack, symbols)) lines.push(`    ${f}`);
   }
   if (r.overflow.drops > 0) {
     const m = `${r.overflow.pointsCapped ? 'at least ' : ''}${r.overflow.points}`;
