@@ -288,6 +288,7 @@ export async function watchCommand(argv: string[]): Promise<number> {
     choice.name === 'tracefs'
       ? new TracefsDropSource({
           ...(root ? { root } : {}),
+          ...(layout ? { layout } : {}),
           filter,
           stack: flags.stack,
           ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),

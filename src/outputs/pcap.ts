@@ -152,7 +152,7 @@ export class PcapWriter implements PacketOutput {
       const data = p.payload ?? new Uint8Array(0);
       // NET_DM sends bytes from the MAC header; EtherTypes below 0x600 and
       // payloads starting like an IP header come from devices without one.
-      const l3 = data.length > 0 && s.protocol >= 0x600 && data.length >= 1 && isBareIp(data, s.protocol);
+      const l3 = data.length > 0 && isBareIp(data, s.protocol);
       this.put(pcapngPacket(l3 ? 1 : 0, ts, data, p.origLen ?? data.length, this.describe(s)));
     }
   }
@@ -171,8 +171,6 @@ export class PcapWriter implements PacketOutput {
       this.warn(`writing ${this.path} failed (${this.failed}); further packets are not written (monitoring goes on)`);
     }
   }
-
-  flush(): void {}
 
   close(): void {
     if (this.ownFd && this.fd >= 0) {

@@ -9,7 +9,6 @@ import { DropmonError } from '../../core/errors.js';
 import { parseGenl, resolveFamily, type GenlFamily } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkError, NetlinkSocket, errnoName } from '../../kernel/netlink/socket.js';
 import {
-  CMD,
   NET_DM_FAMILY,
   configGetRequest,
   configRequest,
@@ -160,4 +159,3 @@ export function originsText(o: Origins): string {
   return [o.sw ? 'software' : '', o.hw ? 'hardware' : ''].filter(Boolean).join(' and ') || 'software';
 }
 
-export { CMD };

@@ -7,12 +7,11 @@
  * START, monitoring started by someone else is left alone unless forced,
  * and close() STOPs exactly what start() started.
  */
-import { DropmonError } from '../../core/errors.js';
+import { DropmonError, ParseError } from '../../core/errors.js';
 import { NO_REASON, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
 import { parseMessages } from '../../kernel/netlink/message.js';
 import { parseGenl } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
-import { ParseError } from '../../core/errors.js';
 import { NetdmClient, originsText } from './client.js';
 import { decodeAlert, type AlertMode, type Origins, type PacketAlert } from './protocol.js';
 
@@ -46,7 +45,6 @@ export class NetdmDropSource implements DropSource {
   private lastOverruns = 0;
   private lastSocketDrops = 0;
   private lastTailDrops = { sw: 0n, hw: 0n };
-  private malformed = 0;
   readonly mode: AlertMode;
   readonly origins: Origins;
   /** Alerts received, by kind. */
@@ -158,8 +156,7 @@ export class NetdmDropSource implements DropSource {
 
   private badMessage(err: unknown): void {
     if (!(err instanceof ParseError)) throw err;
-    this.stats.malformed++;
-    if (this.malformed++ < 5) this.opts.warn?.(`skipping a malformed NET_DM message: ${err.message}`);
+    if (this.stats.malformed++ < 5) this.opts.warn?.(`skipping a malformed NET_DM message: ${err.message}`);
   }
 
   private packetSample(a: PacketAlert, raw: Uint8Array | undefined): DropSample {

@@ -48,6 +48,8 @@ export interface TracefsSourceOptions {
   readonly pollMs?: number;
   /** tracefs root; found (and mounted) when absent. */
   readonly root?: string;
+  /** The layout files, when the caller has read them already (readLayout). */
+  readonly layout?: TracefsLayout;
   /** Called with a one-line message for conditions worth telling but not fatal. */
   readonly warn?: (message: string) => void;
 }
@@ -85,6 +87,8 @@ export function parseCpuStats(text: string): Map<string, number> {
   return out;
 }
 
+export type TracefsLayout = ReturnType<typeof readLayout>;
+
 /** Read and parse the layout files of a tracefs root (or a fixture directory). */
 export function readLayout(eventsDir: string) {
   const read = (rel: string) => readFileSync(join(eventsDir, rel), 'latin1');
@@ -118,7 +122,7 @@ export class TracefsDropSource implements DropSource {
   /** The kernel filter expression in force ("" for none). */
   kernelFilter = '';
 
-  private readonly layout: ReturnType<typeof readLayout>;
+  private readonly layout: TracefsLayout;
   private instance: TracefsInstance | undefined;
   private readers: CpuReader[] = [];
   private tally: DropTally;
@@ -137,7 +141,7 @@ export class TracefsDropSource implements DropSource {
     if (endianness() !== 'LE') throw new DropmonError('the tracefs source supports little-endian machines only');
     this.warn = opts.warn ?? (() => {});
     this.root = opts.root ?? findTracefs();
-    this.layout = readLayout(join(this.root, 'events'));
+    this.layout = opts.layout ?? readLayout(join(this.root, 'events'));
     this.kfreeFormat = this.layout.kfree;
     this.reasonNames = this.kfreeFormat.symbolic.get('reason') ?? new Map();
     if (opts.stack && !this.layout.stack) throw new DropmonError('this kernel has no ftrace:kernel_stack event: --stack is not available');
