@@ -15,6 +15,8 @@ export interface DropPoint {
   readonly origin: DropOrigin;
   readonly stack?: readonly bigint[];
   readonly trap?: { readonly group?: string; readonly name: string };
+  readonly ifindex?: number;
+  readonly netns?: number;
   count: number;
 }
 
@@ -39,7 +41,7 @@ export interface IntervalReport {
 const OVERFLOW_KEYS_MAX = 10_000;
 
 function pointKey(s: DropSample): string {
-  const base = `${s.location}:${s.reason}:${s.reasonName}:${s.protocol}:${s.origin}:${s.trap?.name ?? ''}`;
+  const base = `${s.location}:${s.reason}:${s.reasonName}:${s.protocol}:${s.origin}:${s.trap?.name ?? ''}:${s.ifindex ?? ''}:${s.netns ?? ''}`;
   return s.stack ? `${base}:${s.stack.join(',')}` : base;
 }
 
@@ -82,6 +84,8 @@ export class IntervalAggregator {
         count: s.count,
         ...(s.stack ? { stack: s.stack } : {}),
         ...(s.trap ? { trap: s.trap } : {}),
+        ...(s.ifindex !== undefined ? { ifindex: s.ifindex } : {}),
+        ...(s.netns !== undefined ? { netns: s.netns } : {}),
       });
     } else {
       this.overflowDrops += s.count;

@@ -31,6 +31,12 @@ export interface DropSample {
   readonly trap?: { readonly group?: string; readonly name: string };
   /** Per-packet sources (NET_DM packet mode): what is known of this one packet. */
   readonly packet?: DroppedPacket;
+  /**
+   * Attribution, when the source knows it (the BPF source): the interface the
+   * packet was on (skb->dev) and the inode of that device's network namespace.
+   */
+  readonly ifindex?: number;
+  readonly netns?: number;
 }
 
 /** One dropped packet, as NET_DM packet mode reports it. */
