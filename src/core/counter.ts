@@ -1,0 +1,50 @@
+/**
+ * The counter model: kernel statistics that count drops (and the errors and
+ * pressure around them), read from /proc, rtnetlink, ethtool and devlink.
+ *
+ * Counter names are the knowledge base's keys (kb/counters.yaml), one
+ * convention for every family so that `explain`, `diagnose` and the
+ * correlation in `watch` can find them:
+ *
+ *   Udp:RcvbufErrors, TcpExt:ListenOverflows, Udp6:InErrors  /proc/net/snmp, netstat, snmp6 ("Block:Field")
+ *   link:rx_dropped, link:rx_missed_errors                    rtnetlink IFLA_STATS64 (struct rtnl_link_stats64 field names)
+ *   netdev:rx_drop, netdev:rx_fifo                            /proc/net/dev columns (fallback when rtnetlink fails)
+ *   softnet:dropped, softnet:time_squeeze                     /proc/net/softnet_stat columns
+ *   conntrack:drop, conntrack:count, conntrack:max            /proc/net/stat/nf_conntrack header names, nf_conntrack_count/max
+ *   arp_cache:unresolved_discards, ndisc_cache:table_fulls    /proc/net/stat/arp_cache, ndisc_cache header names
+ *   qdisc:drops, qdisc:overlimits, qdisc:requeues, qdisc:backlog, class:drops   rtnetlink TCA_STATS2
+ *   ethtool:<name>                                            ethtool netlink standard statistics (e.g. ethtool:FrameCheckSequenceErrors)
+ *   ethtool-S:<name>                                          driver-specific `ethtool -S` strings
+ *   socket:drops, socket:rx_queue                             /proc/net/udp, udp6, raw, raw6, icmp, icmp6 per socket
+ *   trap:<trap name>                                          devlink trap statistics (rx_dropped of that trap)
+ */
+
+/** Where in the stack a counter sits; `dropmon counters` groups by it, in this order. */
+export const COUNTER_LAYERS = ['nic', 'driver', 'softnet', 'qdisc', 'ip', 'tcp', 'udp', 'socket', 'netfilter', 'neighbour'] as const;
+export type CounterLayer = (typeof COUNTER_LAYERS)[number];
+
+/** One reading of one counter instance. */
+export interface CounterReading {
+  /** Knowledge-base key, see above. */
+  readonly name: string;
+  /**
+   * The instance: an interface ("veth0"), a CPU ("cpu1"), a qdisc ("veth0 tbf 1:0"),
+   * a socket ("udp 127.0.0.1:9999 inode 1234"), a trap's device ("netdevsim/netdevsim10");
+   * "" for counters of the whole namespace.
+   */
+  readonly scope: string;
+  readonly layer: CounterLayer;
+  /** The value; counters above 2^53 lose precision, which no rate computation notices. */
+  readonly value: number;
+  /** Where it was read from, for JSON and for the next engineer: "/proc/net/snmp", "rtnetlink". */
+  readonly source: string;
+  /** Gauges (queue lengths, conntrack:count) are levels, not totals: no deltas or rates. */
+  readonly gauge?: boolean;
+  /** Extra context for a scope, e.g. the process owning a socket ("pid 123 (named)"). */
+  readonly detail?: string;
+}
+
+/** A unique key of a counter instance, for joining two snapshots. */
+export function readingKey(r: Pick<CounterReading, 'name' | 'scope'>): string {
+  return r.scope ? `${r.name}@${r.scope}` : r.name;
+}
