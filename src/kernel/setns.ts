@@ -1,0 +1,126 @@
+/**
+ * Running a piece of work inside another network namespace.
+ *
+ * Counters are per network namespace: /proc/net/*, /proc/sys/net/* and every
+ * netlink socket show the namespace of the thread that opens them. Instead of
+ * re-executing dropmon under `ip netns exec`, the calling thread joins the
+ * target namespace with setns(2), does its synchronous reads, and returns to
+ * its own namespace. Only synchronous work may run inside: libuv's pool
+ * threads stay in the original namespace, so async I/O would read the wrong
+ * one. Readers therefore use /proc/thread-self/net, which follows the thread.
+ */
+import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { DropmonError, UsageError } from '../core/errors.js';
+
+const CLONE_NEWNET = 0x40000000;
+
+let setnsFn: ((fd: number, nstype: number) => number) | undefined;
+let errnoFn: (() => number) | undefined;
+
+function loadSetns(): (fd: number, nstype: number) => number {
+  if (setnsFn) return setnsFn;
+  let koffi: typeof import('koffi');
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  } catch (err) {
+    throw new DropmonError(`cannot switch network namespace: the koffi module cannot be loaded (${(err as Error).message})`, 'reinstall dropmon: npm ci');
+  }
+  const f = koffi.load('libc.so.6').func('int setns(int, int)') as (fd: number, nstype: number) => number;
+  errnoFn = () => koffi.errno();
+  setnsFn = f;
+  return f;
+}
+
+/** A network namespace the user named, resolved to a file that setns() accepts. */
+export interface NetnsTarget {
+  /** What the user typed, for messages. */
+  readonly spec: string;
+  /** /run/netns/NAME, /proc/PID/ns/net, or the path given. */
+  readonly path: string;
+  /** The namespace's inode number (what `ls -iL` and `ip netns identify` show). */
+  readonly inode: number;
+}
+
+/** Directories where `ip netns` (and Docker) keep namespace bind mounts. */
+const NETNS_DIRS = ['/run/netns', '/var/run/netns'];
+
+/**
+ * Resolve `--netns NAME|PID|PATH`: an `ip netns` name, a process id whose
+ * namespace to use, or a path to a namespace file (bind mount or /proc/PID/ns/net).
+ */
+export function resolveNetns(spec: string): NetnsTarget {
+  const s = spec.trim();
+  if (!s) throw new UsageError('--netns needs a namespace name, a process id or a path');
+  const candidates: string[] = [];
+  if (s.includes('/')) candidates.push(s);
+  else if (/^\d+$/.test(s)) candidates.push(`/proc/${s}/ns/net`);
+  else for (const d of NETNS_DIRS) candidates.push(`${d}/${s}`);
+  for (const path of candidates) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      continue;
+    }
+    if (!isNetnsFile(path)) throw new UsageError(`--netns ${s}: ${path} is not a network namespace`);
+    return { spec: s, path, inode: st.ino };
+  }
+  const what = /^\d+$/.test(s) ? `no process ${s}` : s.includes('/') ? `no file ${s}` : `no namespace named ${s} (ip netns list shows the names)`;
+  throw new UsageError(`--netns ${s}: ${what}`);
+}
+
+/** True for a file that refers to a network namespace (nsfs inode of type net). */
+function isNetnsFile(path: string): boolean {
+  try {
+    // /proc/PID/ns/net is a magic link "net:[4026531840]"; bind mounts are nsfs files.
+    if (path.startsWith('/proc/')) return readlinkSync(path).startsWith('net:[');
+  } catch {
+    return false;
+  }
+  // A bind mount of a namespace is an nsfs inode; a plain file fails setns() with EINVAL,
+  // which withNetns reports, so accept it here.
+  return true;
+}
+
+/** The inode of the calling thread's network namespace. */
+export function currentNetnsInode(): number {
+  return statSync('/proc/thread-self/ns/net').ino;
+}
+
+/**
+ * Run `work` with the calling thread inside `target`'s network namespace and
+ * return to the original namespace afterwards, even when `work` throws.
+ * `work` must be synchronous (see the module comment).
+ */
+export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T {
+  if (!target || target.inode === currentNetnsInode()) return work();
+  const setns = loadSetns();
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  let fd: number;
+  try {
+    fd = openSync(target.path, 'r');
+  } catch (err) {
+    closeSync(home);
+    throw new DropmonError(`cannot open the network namespace ${target.spec} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    if (setns(fd, CLONE_NEWNET) !== 0) {
+      const e = errnoFn?.() ?? 0;
+      throw new DropmonError(
+        `cannot enter the network namespace ${target.spec}: ${e === 1 ? 'permission denied' : e === 22 ? 'not a network namespace' : `errno ${e}`}`,
+        e === 1 ? 'entering another namespace needs CAP_SYS_ADMIN: run as root' : undefined,
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    return work();
+  } finally {
+    const rc = setns(home, CLONE_NEWNET);
+    closeSync(home);
+    // Staying in the wrong namespace would silently mislabel everything read later.
+    if (rc !== 0) throw new DropmonError(`cannot return to dropmon's own network namespace (errno ${errnoFn?.() ?? 0})`);
+  }
+}
