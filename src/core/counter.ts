@@ -48,3 +48,42 @@ export interface CounterReading {
 export function readingKey(r: Pick<CounterReading, 'name' | 'scope'>): string {
   return r.scope ? `${r.name}@${r.scope}` : r.name;
 }
+
+/** How a counter moved between two snapshots. */
+export interface CounterDelta extends CounterReading {
+  /** value(now) - value(before); for gauges, the level now minus the level before. */
+  readonly delta: number;
+  /** delta per second. */
+  readonly rate: number;
+  /** The counter went backwards (interface re-created, module reloaded): delta counts from zero. */
+  readonly reset?: boolean;
+}
+
+/**
+ * What moved from `before` to `now`, `seconds` apart. Totals that went down
+ * were reset, so their whole value counts. Instances present only in `now`
+ * (a new interface, a new socket) count from zero; vanished ones are ignored.
+ * Gauges appear when their level changed.
+ */
+export function diffReadings(before: readonly CounterReading[], now: readonly CounterReading[], seconds: number): CounterDelta[] {
+  const prev = new Map<string, number>();
+  for (const r of before) prev.set(readingKey(r), r.value);
+  const out: CounterDelta[] = [];
+  const per = seconds > 0 ? 1 / seconds : 0;
+  for (const r of now) {
+    const p = prev.get(readingKey(r));
+    if (r.gauge) {
+      if (p !== undefined && p !== r.value) out.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
+      continue;
+    }
+    if (p === undefined) {
+      // A new instance between two snapshots: everything it counted happened in between.
+      if (r.value > 0 && before.length > 0) out.push({ ...r, delta: r.value, rate: r.value * per });
+    } else if (r.value < p) {
+      out.push({ ...r, delta: r.value, rate: r.value * per, reset: true });
+    } else if (r.value > p) {
+      out.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
+    }
+  }
+  return out;
+}
