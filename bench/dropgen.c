@@ -12,6 +12,15 @@
 //   rcvbuf    UDP to a socket of minimal SO_RCVBUF that this
 //             program binds on -a:-p and never reads           -> SOCKET_RCVBUFF
 //   udp       UDP to -a:-p, nothing else (e.g. an nft drop rule set up by the caller)
+//   listen    TCP: a listener on -a:-p with backlog 1 that never accepts, and
+//             -n connection attempts to it: the accept queue overflows
+//             (TcpExt:ListenOverflows, ListenDrops); -n only
+// Options for the UDP modes: -l LEN payload bytes (default 16; above the MTU
+// the datagram leaves as IP fragments in one burst), -s ADDR source address
+// to bind (it must be local: e.g. to look like another network for rp_filter),
+// -g SEG UDP GSO: each datagram of -l bytes leaves as segments of SEG bytes,
+// handed to the device in one burst (with the device's own UDP segmentation
+// off, they all reach the receive backlog at once).
 // Traffic goes only where -a/-i say (default 127.0.0.1 / lo). Every loop is
 // bounded by -n or -d, and alarm() stops the process in any case.
 // Output: one line of key=value pairs; ns_per_pkt is sender CPU per packet
@@ -44,17 +53,18 @@ static double now(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: dropgen -m ethproto|noport|rcvbuf|udp [-d secs | -n count] [-P procs]\n"
-                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1]\n");
+  fprintf(stderr, "usage: dropgen -m ethproto|noport|rcvbuf|udp|listen [-d secs | -n count] [-P procs]\n"
+                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1] [-l len] [-s srcaddr] [-g gso_seg]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  const char *mode = "ethproto", *addr = "127.0.0.1", *ifname = "lo";
+  const char *mode = "ethproto", *addr = "127.0.0.1", *ifname = "lo", *src = NULL;
+  int len = 16, gso = 0;
   double dur = 0;
   long long count = 0;
   int procs = 1, port = -1, first_cpu = -1, o;
-  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:h")) != -1) {
+  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:l:s:g:h")) != -1) {
     switch (o) {
       case 'm': mode = optarg; break;
       case 'd': dur = atof(optarg); break;
@@ -64,18 +74,44 @@ int main(int argc, char **argv) {
       case 'p': port = atoi(optarg); break;
       case 'i': ifname = optarg; break;
       case 'c': first_cpu = atoi(optarg); break;
+      case 'l': len = atoi(optarg); break;
+      case 's': src = optarg; break;
+      case 'g': gso = atoi(optarg); break;
       default: usage();
     }
   }
   int eth = !strcmp(mode, "ethproto"), noport = !strcmp(mode, "noport"), rcvbuf = !strcmp(mode, "rcvbuf"),
-      udp = !strcmp(mode, "udp");
-  if (!(eth || noport || rcvbuf || udp) || procs < 1 || procs > 64 || (dur <= 0) == (count <= 0) || dur > 600 ||
-      count > 1000000000LL)
+      udp = !strcmp(mode, "udp"), listen_mode = !strcmp(mode, "listen");
+  if (!(eth || noport || rcvbuf || udp || listen_mode) || procs < 1 || procs > 64 || (dur <= 0) == (count <= 0) ||
+      dur > 600 || count > 1000000000LL || len < 1 || len > 65000 || (listen_mode && (count <= 0 || count > 100000)))
     usage();
   if (port < 0) port = noport ? 9 : 47001;
   struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1) usage();
   alarm((unsigned)(dur > 0 ? dur + 30 : 120));
+  struct sockaddr_in srcaddr = {.sin_family = AF_INET};
+  if (src && inet_pton(AF_INET, src, &srcaddr.sin_addr) != 1) usage();
+
+  if (listen_mode) {  // accept-queue overflow: all in this process, no fork
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(l, (struct sockaddr *)&dst, sizeof dst) < 0 || listen(l, 1) < 0) { perror("listen"); return 1; }
+    int *fds = calloc((size_t)count, sizeof(int));
+    long long made = 0;
+    double t0 = now();
+    for (long long i = 0; i < count; i++) {
+      int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      if (c < 0) break;  // out of descriptors: stop early, report what was made
+      if (connect(c, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) { close(c); continue; }
+      fds[made++] = c;
+    }
+    usleep(200000);  // let the handshakes and the first SYN retransmits happen
+    for (long long i = 0; i < made; i++) close(fds[i]);
+    close(l);
+    double el = now() - t0;
+    printf("mode=listen procs=1 elapsed=%.3f sent=%lld pps=%.0f cpu_s=0 ns_per_pkt=0\n", el, made, made / el);
+    return 0;
+  }
 
   int rfd = -1;
   if (rcvbuf) {  // the receiver that never reads
@@ -98,7 +134,7 @@ int main(int argc, char **argv) {
       CPU_SET(first_cpu + w, &set);
       sched_setaffinity(0, sizeof set, &set);
     }
-    unsigned char frame[64];
+    static unsigned char frame[65536];
     struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex, .sll_halen = ETH_ALEN};
     int fd;
     if (eth) {
@@ -106,7 +142,7 @@ int main(int argc, char **argv) {
       if (fd < 0) { perror("AF_PACKET socket"); _exit(1); }
       int one = 1;
       setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
-      memset(frame, 0, sizeof frame);
+      memset(frame, 0, 64);
       memset(frame, 0xff, 6);               // broadcast destination
       frame[6] = 0x02; frame[11] = 0x01;    // locally administered source
       frame[12] = 0x88; frame[13] = 0xb5;   // EtherType: local experimental
@@ -114,10 +150,14 @@ int main(int argc, char **argv) {
     } else {
       fd = socket(AF_INET, SOCK_DGRAM, 0);
       if (fd < 0) { perror("UDP socket"); _exit(1); }
-      memset(frame, 0xab, sizeof frame);
+      if (src && bind(fd, (struct sockaddr *)&srcaddr, sizeof srcaddr) < 0) { perror("bind source"); _exit(1); }
+      int pmtu = IP_PMTUDISC_DONT;  // let large datagrams fragment
+      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+      if (gso > 0 && setsockopt(fd, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &gso, sizeof gso) < 0) { perror("UDP_SEGMENT"); _exit(1); }
     }
     struct mmsghdr msgs[BATCH];
-    struct iovec iov = {.iov_base = frame, .iov_len = eth ? 60 : 16};
+    if (!eth) memset(frame, 0xab, (size_t)len);
+    struct iovec iov = {.iov_base = frame, .iov_len = eth ? 60 : (size_t)len};
     memset(msgs, 0, sizeof msgs);
     for (int i = 0; i < BATCH; i++) {
       msgs[i].msg_hdr.msg_iov = &iov;
