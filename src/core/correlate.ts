@@ -1,0 +1,119 @@
+/**
+ * Correlation: the counters that moved in an interval, joined with the drop
+ * points that explain them. "Udp:RcvbufErrors +120" and "120 x SOCKET_RCVBUFF
+ * at __udp_enqueue_schedule_skb" are the same 120 datagrams; the knowledge
+ * base says which counter pairs with which reason. A drop counter that moved
+ * with no drop event behind it is a blind spot of the tracer: NIC ring
+ * overruns never become an skb, and some kernel paths free what they refuse
+ * with consume_skb(), which no drop tracepoint sees.
+ */
+import type { DropPoint } from './aggregator.js';
+import type { CounterDelta } from './counter.js';
+
+/** What correlation and diagnosis need from the knowledge base (src/core/knowledge.ts). */
+export interface KnowledgeView {
+  counter(name: string): CounterKnowledge | undefined;
+  reason(name: string): EntryKnowledge | undefined;
+  symbol(name: string): EntryKnowledge | undefined;
+  trap(name: string): EntryKnowledge | undefined;
+  reasonsForCounter(counter: string): string[];
+  countersForReason(reason: string): string[];
+  benign(reasonName: string, symbol?: string): 'no' | 'usually' | 'sometimes';
+}
+
+export interface EntryKnowledge {
+  readonly name: string;
+  readonly summary: string;
+  readonly check?: readonly string[];
+  readonly fix?: readonly string[];
+  readonly benignWhen?: string;
+  readonly layer?: string;
+}
+
+export interface CounterKnowledge extends EntryKnowledge {
+  /** An increment means a packet was dropped (not just an error or pressure). */
+  readonly drop?: boolean;
+  /** These drops never pass kfree_skb: no tracer sees them. */
+  readonly blindSpot?: boolean;
+  readonly gauge?: boolean;
+}
+
+/** Counters and drop points that count the same packets. */
+export interface CorrelatedGroup {
+  /** The drop reasons that tie them together. */
+  readonly reasons: readonly string[];
+  readonly counters: readonly CounterDelta[];
+  readonly points: readonly DropPoint[];
+  /** Drops at those points. */
+  readonly drops: number;
+}
+
+export interface BlindSpot {
+  readonly counter: CounterDelta;
+  /** Why no drop event matched, in plain words. */
+  readonly why: string;
+}
+
+export interface Correlation {
+  readonly groups: readonly CorrelatedGroup[];
+  readonly blindSpots: readonly BlindSpot[];
+}
+
+/** Counters worth correlating: totals that count drops (or errors with known drop reasons). */
+function relevant(d: CounterDelta, kb: KnowledgeView): boolean {
+  if (d.gauge || d.delta <= 0) return false;
+  const k = kb.counter(d.name);
+  return k !== undefined && (k.drop === true || kb.reasonsForCounter(d.name).length > 0);
+}
+
+/**
+ * Join counter deltas with the interval's drop points. `watchedReasons`, when
+ * given, are the reasons a filter let through: counters whose reasons were
+ * filtered out are not called blind spots.
+ */
+export function correlate(
+  points: readonly DropPoint[],
+  deltas: readonly CounterDelta[],
+  kb: KnowledgeView,
+  watchedReasons?: ReadonlySet<string>,
+): Correlation {
+  const pointsByReason = new Map<string, DropPoint[]>();
+  for (const p of points) {
+    if (!p.reasonName) continue;
+    const list = pointsByReason.get(p.reasonName);
+    if (list) list.push(p);
+    else pointsByReason.set(p.reasonName, [p]);
+  }
+  const groups = new Map<string, { reasons: string[]; counters: CounterDelta[] }>();
+  const blindSpots: BlindSpot[] = [];
+  for (const d of deltas) {
+    if (!relevant(d, kb)) continue;
+    const reasons = kb.reasonsForCounter(d.name);
+    const seen = reasons.filter((r) => pointsByReason.has(r));
+    if (seen.length) {
+      const key = seen.slice().sort().join(',');
+      const g = groups.get(key);
+      if (g) g.counters.push(d);
+      else groups.set(key, { reasons: seen, counters: [d] });
+      continue;
+    }
+    const k = kb.counter(d.name);
+    if (!k?.drop) continue; // an error counter without events is not a lost drop
+    if (watchedReasons && reasons.length && !reasons.some((r) => watchedReasons.has(r))) continue;
+    blindSpots.push({ counter: d, why: blindSpotReason(k, reasons) });
+  }
+  const out: CorrelatedGroup[] = [];
+  for (const g of groups.values()) {
+    const ps = g.reasons.flatMap((r) => pointsByReason.get(r) ?? []);
+    out.push({ reasons: g.reasons, counters: g.counters, points: ps, drops: ps.reduce((n, p) => n + p.count, 0) });
+  }
+  out.sort((a, b) => b.drops - a.drops);
+  blindSpots.sort((a, b) => b.counter.delta - a.counter.delta);
+  return { groups: out, blindSpots };
+}
+
+function blindSpotReason(k: CounterKnowledge, reasons: readonly string[]): string {
+  if (k.blindSpot) return 'these drops never reach kfree_skb, so no drop event can show them';
+  if (reasons.length === 0) return 'no drop reason is known to pair with this counter';
+  return `no ${reasons.join('/')} drop event in this interval: the kernel may free these packets without a drop event, or they happened in another namespace`;
+}

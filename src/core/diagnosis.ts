@@ -1,0 +1,204 @@
+/**
+ * Diagnosis: from everything seen over a while (drop points and counter
+ * deltas), a ranked list of causes, each with its evidence and its fix.
+ *
+ * A cause is a drop reason (what the kernel said) or, where no drop event was
+ * seen, a drop counter (a blind spot: the NIC's missed packets, an accept
+ * queue overflow freed with consume_skb). Counters that pair with a reason in
+ * the knowledge base are evidence for that reason, not a second cause. Causes
+ * are ranked by the number of packets they cost; benign ones (a socket closed
+ * with data queued, packets for another host on a promiscuous port) sink to
+ * the bottom and are marked, so the real problem comes first.
+ */
+import type { DropPoint } from './aggregator.js';
+import type { CounterDelta, CounterLayer } from './counter.js';
+import type { EntryKnowledge, KnowledgeView } from './correlate.js';
+
+export type Benignness = 'no' | 'usually' | 'sometimes';
+
+export interface FindingCounter {
+  readonly name: string;
+  readonly scope: string;
+  readonly layer: CounterLayer;
+  readonly delta: number;
+  readonly detail?: string;
+}
+
+export interface FindingPoint {
+  /** Symbolic location ("__udp4_lib_rcv+0x4bc") or the hex address. */
+  readonly location: string;
+  readonly reason: string;
+  readonly count: number;
+}
+
+export interface Finding {
+  /** 1 for the most likely cause. */
+  readonly rank: number;
+  /** The drop reason, or the counter name for a cause seen only in counters. */
+  readonly key: string;
+  readonly kind: 'drops' | 'counter';
+  /** The cause in plain words. */
+  readonly cause: string;
+  /** Packets this cause cost (drop events, or the counter's increase). */
+  readonly packets: number;
+  readonly benign: Benignness;
+  readonly benignWhen?: string;
+  /** Seen only in counters: the tracer cannot see these drops. */
+  readonly blindSpot: boolean;
+  readonly evidence: readonly string[];
+  readonly check: readonly string[];
+  readonly fix: readonly string[];
+  readonly points: readonly FindingPoint[];
+  readonly counters: readonly FindingCounter[];
+}
+
+/** Weight of benign causes in the ranking: they only lead when nothing else happened. */
+const BENIGN_WEIGHT: Record<Benignness, number> = { no: 1, sometimes: 0.5, usually: 0.01 };
+const MAX_POINTS_PER_FINDING = 5;
+const MAX_COUNTERS_PER_FINDING = 8;
+
+/** The function part of "sym+0x12/0x80" or "sym+0x12". */
+function functionOf(location: string): string {
+  const i = location.indexOf('+');
+  return i > 0 ? location.slice(0, i) : location;
+}
+
+interface ReasonAcc {
+  count: number;
+  points: Map<string, { reason: string; count: number }>;
+}
+
+export class Diagnoser {
+  private readonly reasons = new Map<string, ReasonAcc>();
+  private readonly counters = new Map<string, FindingCounter & { delta: number }>();
+  private seconds = 0;
+
+  constructor(
+    private readonly kb: KnowledgeView,
+    /** Kernel address to "symbol+off" (or hex when unknown). */
+    private readonly symbolize: (location: bigint) => string,
+  ) {}
+
+  /** Add one interval: its drop points and the counters that moved in it. */
+  add(points: readonly DropPoint[], deltas: readonly CounterDelta[], seconds = 0): void {
+    this.seconds += seconds;
+    for (const p of points) {
+      if (p.origin === 'hardware' && p.trap) {
+        this.addPoint(`trap:${p.trap.name}`, `${p.trap.group ? `${p.trap.group}/` : ''}${p.trap.name}`, p.count);
+        continue;
+      }
+      const loc = this.symbolize(p.location);
+      // Without a reason (old kernels, NET_DM summaries) the location is the key.
+      this.addPoint(p.reasonName || `at ${functionOf(loc)}`, loc, p.count, p.reasonName);
+    }
+    for (const d of deltas) {
+      if (d.gauge || d.delta <= 0) continue;
+      const key = `${d.name}@${d.scope}`;
+      const c = this.counters.get(key);
+      if (c) c.delta += d.delta;
+      else this.counters.set(key, { name: d.name, scope: d.scope, layer: d.layer, delta: d.delta, ...(d.detail ? { detail: d.detail } : {}) });
+    }
+  }
+
+  private addPoint(key: string, location: string, count: number, reason = key): void {
+    let acc = this.reasons.get(key);
+    if (!acc) this.reasons.set(key, (acc = { count: 0, points: new Map() }));
+    acc.count += count;
+    const p = acc.points.get(location);
+    if (p) p.count += count;
+    else acc.points.set(location, { reason, count });
+  }
+
+  /** The ranked causes. */
+  findings(): Finding[] {
+    const kb = this.kb;
+    interface Draft {
+      key: string;
+      kind: 'drops' | 'counter';
+      packets: number;
+      points: FindingPoint[];
+      counters: FindingCounter[];
+    }
+    const drafts = new Map<string, Draft>();
+    for (const [key, acc] of this.reasons) {
+      const points = [...acc.points].map(([location, p]) => ({ location, reason: p.reason, count: p.count })).sort((a, b) => b.count - a.count);
+      drafts.set(key, { key, kind: 'drops', packets: acc.count, points, counters: [] });
+    }
+    // Counters join the reason they pair with; drop counters with no such reason seen are causes of their own.
+    for (const c of this.counters.values()) {
+      const k = kb.counter(c.name);
+      if (!k) continue;
+      const related = kb.reasonsForCounter(c.name);
+      const seen = related.find((r) => drafts.get(r)?.kind === 'drops');
+      if (seen) {
+        drafts.get(seen)!.counters.push(c);
+        continue;
+      }
+      if (!k.drop) continue;
+      // Counters of one blind reason (ListenOverflows and ListenDrops) make one cause.
+      const key = related[0] ?? c.name;
+      const d = drafts.get(key);
+      if (d) {
+        d.counters.push(c);
+        d.packets = Math.max(d.packets, c.delta);
+      } else drafts.set(key, { key, kind: 'counter', packets: c.delta, points: [], counters: [c] });
+    }
+
+    const scored = [...drafts.values()].map((d) => {
+      const top = d.points[0];
+      const symbol = top ? functionOf(top.location) : undefined;
+      const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
+      const benign: Benignness = reasonName ? kb.benign(reasonName, symbol) : 'no';
+      return { d, benign, symbol, reasonName, score: d.packets * BENIGN_WEIGHT[benign] };
+    });
+    scored.sort((a, b) => b.score - a.score || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
+
+    return scored.map(({ d, benign, symbol, reasonName }, i) => {
+      const entry = this.entryFor(d, reasonName, symbol);
+      const counterEntries = d.counters.map((c) => kb.counter(c.name)).filter((e): e is NonNullable<typeof e> => e !== undefined);
+      const counters = d.counters.sort((a, b) => b.delta - a.delta).slice(0, MAX_COUNTERS_PER_FINDING);
+      const evidence: string[] = [];
+      for (const p of d.points.slice(0, MAX_POINTS_PER_FINDING)) evidence.push(`${p.count} drops at ${p.location}${p.reason && p.reason !== d.key ? ` (${p.reason})` : ''}`);
+      if (d.points.length > MAX_POINTS_PER_FINDING) evidence.push(`… and ${d.points.length - MAX_POINTS_PER_FINDING} more locations`);
+      for (const c of counters) evidence.push(`${c.name} +${c.delta}${c.scope ? ` on ${c.scope}` : ''}${c.detail ? ` (${c.detail})` : ''}`);
+      if (d.kind === 'counter') evidence.push('no drop event matched these counters: the tracer cannot see these drops');
+      const check = unique([...(entry?.check ?? []), ...counterEntries.flatMap((e) => e.check ?? [])]).slice(0, 6);
+      const fix = unique([...(entry?.fix ?? []), ...counterEntries.flatMap((e) => e.fix ?? [])]).slice(0, 6);
+      const cause = entry?.summary ?? counterEntries[0]?.summary ?? (d.kind === 'counter' ? `${d.key} increased` : `drops with reason ${d.key}`);
+      const benignWhen = benign !== 'no' ? entry?.benignWhen : undefined;
+      return {
+        rank: i + 1,
+        key: d.key,
+        kind: d.kind,
+        cause,
+        packets: d.packets,
+        benign,
+        ...(benignWhen ? { benignWhen } : {}),
+        blindSpot: d.kind === 'counter',
+        evidence,
+        check,
+        fix,
+        points: d.points.slice(0, MAX_POINTS_PER_FINDING),
+        counters,
+      };
+    });
+  }
+
+  /** The most specific knowledge: a symbol's entry for an unspecific reason, else the reason's or counter's. */
+  private entryFor(d: { key: string; kind: string }, reasonName: string | undefined, symbol: string | undefined): EntryKnowledge | undefined {
+    const kb = this.kb;
+    const sym = symbol ? kb.symbol(symbol) : undefined;
+    if (reasonName) {
+      const r = kb.reason(reasonName);
+      if (sym && (!r || reasonName === 'NOT_SPECIFIED')) return sym;
+      return r ?? sym;
+    }
+    if (d.key.startsWith('at ')) return sym;
+    if (d.key.startsWith('trap:')) return kb.trap(d.key.slice(5)) ?? kb.counter(d.key);
+    return kb.reason(d.key) ?? kb.counter(d.key);
+  }
+}
+
+function unique(xs: readonly string[]): string[] {
+  return [...new Set(xs)];
+}
