@@ -55,6 +55,12 @@ export interface Finding {
 /** Weight of benign causes in the ranking: they only lead when nothing else happened. */
 const BENIGN_WEIGHT: Record<Benignness, number> = { no: 1, sometimes: 0.5, usually: 0.01 };
 const MAX_POINTS_PER_FINDING = 5;
+/**
+ * Reasons that say only where, not why: a drop counter that moved with them
+ * names the real cause (NETFILTER_DROP with conntrack:drop is a full conntrack
+ * table, not a firewall rule).
+ */
+const GENERIC_REASONS = new Set(['NETFILTER_DROP', 'NOT_SPECIFIED']);
 const MAX_COUNTERS_PER_FINDING = 8;
 
 /** The function part of "sym+0x12/0x80" or "sym+0x12". */
@@ -185,9 +191,15 @@ export class Diagnoser {
   }
 
   /** The most specific knowledge: a symbol's entry for an unspecific reason, else the reason's or counter's. */
-  private entryFor(d: { key: string; kind: string }, reasonName: string | undefined, symbol: string | undefined): EntryKnowledge | undefined {
+  private entryFor(d: { key: string; kind: string; packets: number; counters: readonly FindingCounter[] }, reasonName: string | undefined, symbol: string | undefined): EntryKnowledge | undefined {
     const kb = this.kb;
     const sym = symbol ? kb.symbol(symbol) : undefined;
+    if (reasonName && GENERIC_REASONS.has(reasonName)) {
+      const refined = d.counters
+        .filter((c) => c.delta * 2 >= d.packets && kb.counter(c.name)?.drop)
+        .sort((a, b) => b.delta - a.delta)[0];
+      if (refined) return kb.counter(refined.name);
+    }
     if (reasonName) {
       const r = kb.reason(reasonName);
       if (sym && (!r || reasonName === 'NOT_SPECIFIED')) return sym;
