@@ -1,0 +1,497 @@
+/**
+ * The recorder: writes closed intervals (drop points, counter deltas, lost
+ * events, packet summaries) to a recording file (see schema.ts).
+ *
+ * Every write is bounded, so a drop storm cannot grow the file faster than
+ * retention trims it: the aggregator bounds points per interval, and the
+ * recorder bounds counters, loss causes and packets per interval, counting
+ * what it left out. Each interval is one transaction with prepared
+ * statements, followed by a bounded retention step (age, then size).
+ *
+ * Storage failures (disk full, a file that became read-only, I/O errors) do
+ * not stop monitoring: the interval is dropped and counted, one warning says
+ * why, and a second one says when writing resumed and how many were lost.
+ * The count is kept with the session and with the next written interval.
+ *
+ * It is an IntervalOutput and a PacketOutput of the pipeline; a caller with
+ * counter deltas (the service) calls `record({ interval, counters })` instead.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import Database from 'better-sqlite3';
+import type { DropPoint, IntervalReport } from '../core/aggregator.js';
+import type { CounterDelta } from '../core/counter.js';
+import { NO_REASON, hexAddress, type DropSample } from '../core/drop.js';
+import { DropmonError } from '../core/errors.js';
+import { decodeHeaders } from '../core/packet.js';
+import type { IntervalOutput, PacketOutput } from '../core/pipeline.js';
+import type { Symbolizer } from '../kernel/kallsyms.js';
+import { describePoint, describeStack } from '../outputs/describe.js';
+import { SCHEMA_VERSION, checkSchema, createSchema, describeOpenError, isEmptyDatabase } from './schema.js';
+
+/** A counter delta as the recorder stores it (a subset of core/counter.ts's CounterDelta). */
+export type RecordedCounter = Pick<CounterDelta, 'name' | 'scope' | 'layer' | 'delta' | 'value' | 'rate'>;
+
+/** What the recorder writes per interval. */
+export interface RecorderInput {
+  readonly interval: IntervalReport;
+  /** Counters that moved in this interval (only non-zero deltas are worth passing). */
+  readonly counters?: readonly RecordedCounter[];
+}
+
+export interface RetentionPolicy {
+  /** Delete intervals that ended more than this long before the newest one. */
+  readonly maxAgeMs?: number;
+  /** Keep the database (page_count * page_size) under this many bytes; the WAL adds up to WAL_LIMIT_BYTES. */
+  readonly maxBytes?: number;
+}
+
+export interface RecorderOptions {
+  /** The drop source's name ("tracefs", "netdm"), kept with the session. */
+  readonly source: string;
+  readonly intervalMs?: number;
+  /** Symbolizes locations when they are written (the file is read on other hosts). */
+  readonly symbols?: Symbolizer;
+  readonly retention?: RetentionPolicy;
+  /** Packet summaries kept per interval in packet mode; the rest are counted. Default 100. */
+  readonly maxPacketsPerInterval?: number;
+  /** Counter deltas kept per interval, the largest first; the rest are counted. Default 1000. */
+  readonly maxCountersPerInterval?: number;
+  /** One line for the operator (storage trouble, recovery). */
+  readonly warn?: (message: string) => void;
+  /** Add a session to an existing recording instead of refusing it. Default true. */
+  readonly append?: boolean;
+}
+
+export interface RecorderStats {
+  readonly intervalsWritten: number;
+  /** Intervals that could not be written (storage errors). */
+  readonly intervalsUnwritten: number;
+  /** Intervals deleted by retention. */
+  readonly intervalsExpired: number;
+  readonly drops: number;
+  readonly lost: number;
+  /** page_count * page_size after the last write. */
+  readonly databaseBytes: number;
+}
+
+/** Loss causes kept per interval; the rest are summed under OTHER_CAUSES. */
+const MAX_LOSS_CAUSES = 64;
+export const OTHER_CAUSES = '(other causes)';
+/** Intervals deleted per retention step at most: bounds the work of one interval. */
+const RETENTION_BATCH = 500;
+/** Unreferenced dictionary rows deleted per step at most. */
+const PRUNE_BATCH = 500;
+/** The WAL file is truncated to this after checkpoints. */
+export const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
+
+interface PacketRow {
+  time_ms: number | null;
+  point: PointRow;
+  ifindex: number | null;
+  ifname: string | null;
+  orig_len: number | null;
+  protocol: number;
+  src: string | null;
+  dst: string | null;
+  l4: string | null;
+  sport: number | null;
+  dport: number | null;
+}
+
+interface PointRow {
+  key: string;
+  location: string;
+  symbol: string;
+  reason: string;
+  reason_code: number | null;
+  protocol: number;
+  origin: string;
+  trap: string | null;
+  trap_group: string | null;
+  ifindex: number | null;
+  netns: number | null;
+  stack: string | null;
+}
+
+function dropmonVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** An SQLite failure of the storage (as opposed to a bug): the interval is dropped, monitoring goes on. */
+function storageFailure(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  if (!code.startsWith('SQLITE_')) return undefined;
+  if (code === 'SQLITE_FULL') return 'the disk is full (SQLITE_FULL)';
+  if (code.startsWith('SQLITE_READONLY')) return `the file is read-only (${code})`;
+  if (code.startsWith('SQLITE_IOERR')) return `an I/O error (${code})`;
+  if (code.startsWith('SQLITE_CANTOPEN')) return `the file cannot be opened (${code})`;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return `the database is locked by another program (${code})`;
+  return `${err instanceof Error ? err.message : code} (${code})`;
+}
+
+export class Recorder implements IntervalOutput, PacketOutput {
+  private readonly db: Database.Database;
+  private readonly sessionId: number;
+  private readonly pointIds = new Map<string, number>();
+  private readonly counterIds = new Map<string, number>();
+  private readonly maxPackets: number;
+  private readonly maxCounters: number;
+  private readonly warn: (m: string) => void;
+  private pendingPackets: PacketRow[] = [];
+  private packetsSeen = 0;
+  private intervalCount: number;
+  private failing: string | undefined;
+  private gap = 0;
+  private closed = false;
+  private stats_ = { intervalsWritten: 0, intervalsUnwritten: 0, intervalsExpired: 0, drops: 0, lost: 0, databaseBytes: 0 };
+  private readonly stmt: ReturnType<Recorder['prepare']>;
+
+  /** Create FILE or add a session to the recording in it. Throws DropmonError when it cannot. */
+  constructor(
+    readonly file: string,
+    private readonly opts: RecorderOptions,
+  ) {
+    this.maxPackets = opts.maxPacketsPerInterval ?? 100;
+    this.maxCounters = opts.maxCountersPerInterval ?? 1000;
+    this.warn = opts.warn ?? (() => undefined);
+    const existed = existsSync(file) && statSync(file).size > 0;
+    if (existed && opts.append === false)
+      throw new DropmonError(`${file} exists`, 'choose another file, remove it, or add to it with --append');
+    try {
+      this.db = new Database(file);
+    } catch (err) {
+      throw describeOpenError(err, file);
+    }
+    try {
+      if (isEmptyDatabase(this.db)) {
+        createSchema(this.db, {
+          schema_version: String(SCHEMA_VERSION),
+          created_ms: String(Date.now()),
+          dropmon_version: dropmonVersion(),
+          kernel_release: release(),
+          hostname: hostname(),
+          source: opts.source,
+        });
+      } else {
+        const version = checkSchema(this.db, file);
+        if (version !== SCHEMA_VERSION)
+          throw new DropmonError(`${file} is a recording of schema version ${version}; this dropmon writes version ${SCHEMA_VERSION}`, 'record to a new file');
+      }
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a power cut may lose the last intervals, never corrupt the file.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
+      this.stmt = this.prepare();
+      this.sessionId = Number(
+        this.stmt.insertSession.run(Date.now(), opts.source, dropmonVersion(), release(), hostname(), opts.intervalMs ?? null).lastInsertRowid,
+      );
+      this.intervalCount = (this.db.prepare('SELECT count(*) AS n FROM intervals').get() as { n: number }).n;
+    } catch (err) {
+      this.db.close();
+      if (err instanceof DropmonError) throw err;
+      const why = storageFailure(err);
+      if (why) throw new DropmonError(`cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
+      throw describeOpenError(err, file);
+    }
+    this.updateSize();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertSession: db.prepare(
+        'INSERT INTO sessions (started_ms, source, dropmon_version, kernel_release, hostname, interval_ms) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      updateSession: db.prepare('UPDATE sessions SET ended_ms = ?, intervals_unwritten = ? WHERE id = ?'),
+      insertInterval: db.prepare(
+        `INSERT INTO intervals (session_id, seq, start_ms, end_ms, drops, overflow_drops, overflow_points, lost,
+           packets_seen, packets_kept, counters_unrecorded, gap_before)
+         VALUES (@session, @seq, @start, @end, @drops, @overflowDrops, @overflowPoints, @lost, @packetsSeen, @packetsKept, @countersUnrecorded, @gap)`,
+      ),
+      insertPoint: db.prepare(
+        `INSERT INTO points (key, location, symbol, reason, reason_code, protocol, origin, trap, trap_group, ifindex, netns, stack)
+         VALUES (@key, @location, @symbol, @reason, @reason_code, @protocol, @origin, @trap, @trap_group, @ifindex, @netns, @stack)
+         ON CONFLICT (key) DO NOTHING`,
+      ),
+      pointId: db.prepare('SELECT id FROM points WHERE key = ?').pluck(),
+      insertIntervalPoint: db.prepare(
+        `INSERT INTO interval_points (interval_id, point_id, count) VALUES (?, ?, ?)
+         ON CONFLICT (interval_id, point_id) DO UPDATE SET count = count + excluded.count`,
+      ),
+      insertCounter: db.prepare('INSERT INTO counters (name, scope, layer) VALUES (?, ?, ?) ON CONFLICT (name, scope) DO NOTHING'),
+      counterId: db.prepare('SELECT id FROM counters WHERE name = ? AND scope = ?').pluck(),
+      insertIntervalCounter: db.prepare(
+        `INSERT INTO interval_counters (interval_id, counter_id, delta, value, rate) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (interval_id, counter_id) DO UPDATE SET delta = delta + excluded.delta, value = excluded.value, rate = rate + excluded.rate`,
+      ),
+      insertLoss: db.prepare('INSERT INTO interval_losses (interval_id, cause, lost) VALUES (?, ?, ?)'),
+      insertPacket: db.prepare(
+        `INSERT INTO packets (interval_id, n, time_ms, point_id, ifindex, ifname, orig_len, protocol, src, dst, l4, sport, dport)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      oldestIdsBefore: db.prepare('SELECT max(id) FROM (SELECT id FROM intervals WHERE end_ms < ? ORDER BY id LIMIT ?)').pluck(),
+      nthOldestId: db.prepare('SELECT id FROM intervals ORDER BY id LIMIT 1 OFFSET ?').pluck(),
+      countUpTo: db.prepare('SELECT count(*) FROM intervals WHERE id <= ?').pluck(),
+      deleteIntervals: db.prepare('DELETE FROM intervals WHERE id <= ?'),
+      deleteIntervalPoints: db.prepare('DELETE FROM interval_points WHERE interval_id <= ?'),
+      deleteIntervalCounters: db.prepare('DELETE FROM interval_counters WHERE interval_id <= ?'),
+      deleteLosses: db.prepare('DELETE FROM interval_losses WHERE interval_id <= ?'),
+      deletePackets: db.prepare('DELETE FROM packets WHERE interval_id <= ?'),
+      prunePoints: db.prepare(
+        `DELETE FROM points WHERE id IN (SELECT p.id FROM points p
+           WHERE NOT EXISTS (SELECT 1 FROM interval_points ip WHERE ip.point_id = p.id)
+             AND NOT EXISTS (SELECT 1 FROM packets k WHERE k.point_id = p.id) LIMIT ${PRUNE_BATCH})`,
+      ),
+      pruneCounters: db.prepare(
+        `DELETE FROM counters WHERE id IN (SELECT c.id FROM counters c
+           WHERE NOT EXISTS (SELECT 1 FROM interval_counters ic WHERE ic.counter_id = c.id) LIMIT ${PRUNE_BATCH})`,
+      ),
+    };
+  }
+
+  get stats(): RecorderStats {
+    return { ...this.stats_ };
+  }
+
+  /** IntervalOutput: an interval without counters. */
+  interval(report: IntervalReport): void {
+    this.record({ interval: report });
+  }
+
+  /** PacketOutput: keep summaries of the first packets of the current interval, count the rest. */
+  packets(samples: readonly DropSample[]): void {
+    for (const s of samples) {
+      if (!s.packet) continue;
+      this.packetsSeen++;
+      if (this.pendingPackets.length >= this.maxPackets) continue;
+      const p = s.packet;
+      const h = p.payload && p.payload.length ? decodeHeaders(p.payload, s.protocol) : undefined;
+      this.pendingPackets.push({
+        time_ms: p.timestamp !== undefined ? Number(p.timestamp / 1_000_000n) : null,
+        point: this.pointRow(s, p.kernelSymbol),
+        ifindex: p.ifindex ?? null,
+        ifname: p.ifname ?? null,
+        orig_len: p.origLen ?? null,
+        protocol: s.protocol,
+        src: h?.src ?? null,
+        dst: h?.dst ?? null,
+        l4: h?.l4 ?? null,
+        sport: h?.sport ?? null,
+        dport: h?.dport ?? null,
+      });
+    }
+  }
+
+  /**
+   * Write one interval and apply retention. Never throws for storage
+   * failures: the interval is counted as unwritten instead.
+   */
+  record(input: RecorderInput): void {
+    if (this.closed) return;
+    const r = input.interval;
+    const packets = this.pendingPackets;
+    const packetsSeen = this.packetsSeen;
+    this.pendingPackets = [];
+    this.packetsSeen = 0;
+    try {
+      this.write(r, input.counters ?? [], packets, packetsSeen);
+    } catch (err) {
+      const why = storageFailure(err);
+      if (why === undefined) throw err;
+      // A rolled-back transaction may have taken dictionary rows with it.
+      this.pointIds.clear();
+      this.counterIds.clear();
+      this.gap++;
+      this.stats_.intervalsUnwritten++;
+      if (this.failing === undefined)
+        this.warn(`cannot write the recording ${this.file}: ${why}; monitoring goes on, intervals are dropped and counted until it can be written`);
+      this.failing = why;
+      return;
+    }
+    if (this.failing !== undefined) {
+      this.warn(`recording to ${this.file} resumed; ${this.gap} interval(s) could not be written`);
+      this.failing = undefined;
+    }
+    this.gap = 0;
+    this.stats_.intervalsWritten++;
+    this.stats_.drops += r.drops;
+    this.stats_.lost += r.lostTotal;
+    try {
+      this.applyRetention(r.end);
+    } catch (err) {
+      if (storageFailure(err) === undefined) throw err;
+      // Retention runs again after the next interval.
+    }
+    this.updateSize();
+  }
+
+  private write(r: IntervalReport, counters: readonly RecordedCounter[], packets: PacketRow[], packetsSeen: number): void {
+    const s = this.stmt;
+    const kept = counters.length > this.maxCounters ? [...counters].sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, this.maxCounters) : counters;
+    this.db.transaction(() => {
+      const id = Number(
+        s.insertInterval.run({
+          session: this.sessionId,
+          seq: r.seq,
+          start: r.start,
+          end: r.end,
+          drops: r.drops,
+          overflowDrops: r.overflow.drops,
+          overflowPoints: r.overflow.points,
+          lost: r.lostTotal,
+          packetsSeen,
+          packetsKept: packets.length,
+          countersUnrecorded: counters.length - kept.length,
+          gap: this.gap,
+        }).lastInsertRowid,
+      );
+      for (const p of r.points) s.insertIntervalPoint.run(id, this.pointId(this.pointRow(p)), p.count);
+      let causes = 0;
+      let other = 0;
+      for (const [cause, lost] of r.lost) {
+        if (lost <= 0) continue;
+        if (++causes < MAX_LOSS_CAUSES) s.insertLoss.run(id, cause.slice(0, 200), lost);
+        else other += lost;
+      }
+      if (other > 0) s.insertLoss.run(id, OTHER_CAUSES, other);
+      for (const c of kept) s.insertIntervalCounter.run(id, this.counterId(c), c.delta, c.value, c.rate);
+      packets.forEach((p, n) =>
+        s.insertPacket.run(id, n, p.time_ms, this.pointId(p.point), p.ifindex, p.ifname, p.orig_len, p.protocol, p.src, p.dst, p.l4, p.sport, p.dport),
+      );
+      if (this.gap > 0 || this.stats_.intervalsUnwritten > 0) s.updateSession.run(null, this.stats_.intervalsUnwritten, this.sessionId);
+    })();
+    this.intervalCount++;
+  }
+
+  private pointRow(p: DropPoint | DropSample, kernelSymbol?: string): PointRow {
+    const d = describePoint(p as DropPoint, this.opts.symbols);
+    // Without kallsyms, NET_DM's own %pS text beats a bare address.
+    const symbol = this.opts.symbols?.lookup(p.location) === undefined && kernelSymbol ? kernelSymbol : d.symbol;
+    const stack = p.stack ? JSON.stringify(describeStack(p.stack, this.opts.symbols)) : null;
+    const row = {
+      location: hexAddress(p.location),
+      symbol,
+      reason: p.reasonName,
+      reason_code: p.reason === NO_REASON ? null : p.reason,
+      protocol: p.protocol,
+      origin: p.origin,
+      trap: p.trap?.name ?? null,
+      trap_group: p.trap?.group ?? null,
+      ifindex: p.ifindex ?? null,
+      netns: p.netns ?? null,
+      stack,
+    };
+    return { key: JSON.stringify(Object.values(row)), ...row };
+  }
+
+  private pointId(row: PointRow): number {
+    let id = this.pointIds.get(row.key);
+    if (id === undefined) {
+      this.stmt.insertPoint.run(row);
+      id = this.stmt.pointId.get(row.key) as number;
+      // Bounded like the symbolizer's cache: points are few, but a long service run sees many.
+      if (this.pointIds.size > 50_000) this.pointIds.clear();
+      this.pointIds.set(row.key, id);
+    }
+    return id;
+  }
+
+  private counterId(c: RecordedCounter): number {
+    const key = `${c.name}\u0000${c.scope}`;
+    let id = this.counterIds.get(key);
+    if (id === undefined) {
+      this.stmt.insertCounter.run(c.name, c.scope, c.layer);
+      id = this.stmt.counterId.get(c.name, c.scope) as number;
+      if (this.counterIds.size > 50_000) this.counterIds.clear();
+      this.counterIds.set(key, id);
+    }
+    return id;
+  }
+
+  /** Delete the oldest intervals past the age or size limit, a bounded batch at a time. */
+  private applyRetention(newestEnd: number): void {
+    const { maxAgeMs, maxBytes } = this.opts.retention ?? {};
+    let deleted = false;
+    if (maxAgeMs !== undefined) {
+      const upTo = this.stmt.oldestIdsBefore.get(newestEnd - maxAgeMs, RETENTION_BATCH) as number | null;
+      if (upTo !== null) deleted = this.deleteUpTo(upTo) || deleted;
+    }
+    if (maxBytes !== undefined && this.intervalCount > 1) {
+      const bytes = this.databaseBytes();
+      if (bytes > maxBytes) {
+        // Delete about as many intervals as the excess holds, at least one; always keep the newest.
+        const perInterval = bytes / this.intervalCount;
+        const n = Math.min(RETENTION_BATCH, this.intervalCount - 1, Math.max(1, Math.ceil((bytes - maxBytes) / perInterval) + 1));
+        const upTo = this.stmt.nthOldestId.get(n - 1) as number | undefined;
+        if (upTo !== undefined) deleted = this.deleteUpTo(upTo) || deleted;
+      }
+    }
+    if (deleted) {
+      this.db.transaction(() => {
+        this.stmt.prunePoints.run();
+        this.stmt.pruneCounters.run();
+      })();
+      this.pointIds.clear();
+      this.counterIds.clear();
+      // Give the freed pages back to the file system: the file shrinks.
+      this.db.pragma('incremental_vacuum');
+    }
+  }
+
+  private deleteUpTo(id: number): boolean {
+    const s = this.stmt;
+    let n = 0;
+    this.db.transaction(() => {
+      n = s.countUpTo.get(id) as number;
+      if (n === 0) return;
+      s.deleteIntervalPoints.run(id);
+      s.deleteIntervalCounters.run(id);
+      s.deleteLosses.run(id);
+      s.deletePackets.run(id);
+      s.deleteIntervals.run(id);
+    })();
+    this.intervalCount -= n;
+    this.stats_.intervalsExpired += n;
+    return n > 0;
+  }
+
+  private databaseBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const size = this.db.pragma('page_size', { simple: true }) as number;
+    return pages * size;
+  }
+
+  private updateSize(): void {
+    try {
+      this.stats_.databaseBytes = this.databaseBytes();
+    } catch {
+      /* keep the previous value */
+    }
+  }
+
+  /**
+   * End the session and close the file. The journal goes back to DELETE mode
+   * so the recording is one self-contained file (no -wal/-shm beside it) that
+   * can be copied and read on read-only media. Safe to call more than once.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.stmt.updateSession.run(Date.now(), this.stats_.intervalsUnwritten, this.sessionId);
+    } catch {
+      /* the storage failure was reported already */
+    }
+    try {
+      this.db.pragma('journal_mode = DELETE');
+    } catch {
+      /* another connection still uses WAL, or the disk is full: the WAL stays */
+    }
+    this.db.close();
+  }
+}

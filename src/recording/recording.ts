@@ -1,0 +1,384 @@
+/**
+ * Reading a recording: the queries behind `dropmon report` and the service's
+ * HTTP API. Read-only; safe while a recorder writes the same file (WAL).
+ *
+ * Every query takes a time range (ms since the epoch, on interval end times,
+ * both ends inclusive; either may be left out) and returns plain objects.
+ */
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { protocolName } from '../core/drop.js';
+import { DropmonError } from '../core/errors.js';
+import { checkSchema, describeOpenError } from './schema.js';
+
+export interface TimeRange {
+  readonly from?: number;
+  readonly to?: number;
+}
+
+export interface SessionInfo {
+  readonly id: number;
+  readonly startedMs: number;
+  readonly endedMs: number | null;
+  readonly source: string;
+  readonly dropmonVersion: string;
+  readonly kernelRelease: string;
+  readonly hostname: string;
+  readonly intervalMs: number | null;
+  readonly intervalsUnwritten: number;
+}
+
+export interface RecordingMeta {
+  readonly schemaVersion: number;
+  readonly createdMs: number;
+  readonly dropmonVersion: string;
+  readonly kernelRelease: string;
+  readonly hostname: string;
+  readonly source: string;
+  readonly sessions: readonly SessionInfo[];
+}
+
+export interface IntervalSummary {
+  readonly id: number;
+  readonly sessionId: number;
+  readonly seq: number;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly drops: number;
+  readonly overflowDrops: number;
+  readonly overflowPoints: number;
+  readonly lost: number;
+  readonly packetsSeen: number;
+  readonly packetsKept: number;
+  readonly countersUnrecorded: number;
+  /** Intervals just before this one that could not be written. */
+  readonly gapBefore: number;
+}
+
+export interface RecordingTotals {
+  readonly intervals: number;
+  /** Start of the first and end of the last interval in the range; null when none. */
+  readonly firstMs: number | null;
+  readonly lastMs: number | null;
+  readonly drops: number;
+  /** Drops at points beyond the per-interval bound (no location recorded). */
+  readonly overflowDrops: number;
+  readonly lost: number;
+  readonly packetsSeen: number;
+  readonly packetsKept: number;
+  /** Intervals that could not be written (storage errors) inside the range. */
+  readonly intervalsUnwritten: number;
+}
+
+export interface PointTotal {
+  readonly location: string;
+  readonly symbol: string;
+  /** Reason name; "" when the kernel gave none. */
+  readonly reason: string;
+  readonly reasonCode: number | null;
+  readonly ethertype: number;
+  /** "ipv4", "0x88b5"; "" for none. */
+  readonly protocol: string;
+  readonly origin: string;
+  readonly trap: string | null;
+  readonly trapGroup: string | null;
+  readonly ifindex: number | null;
+  readonly netns: number | null;
+  readonly stack: readonly string[] | null;
+  readonly count: number;
+  /** Intervals with drops at this point. */
+  readonly intervals: number;
+  readonly firstMs: number;
+  readonly lastMs: number;
+}
+
+export interface ReasonBucket {
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly total: number;
+  /** Drops by reason name; "" for no reason, OVERFLOW_REASON for drops past the point bound. */
+  readonly byReason: Readonly<Record<string, number>>;
+}
+
+export interface ReasonSeries {
+  readonly bucketMs: number;
+  readonly buckets: readonly ReasonBucket[];
+  /** Every reason seen, most drops first. */
+  readonly reasons: readonly { readonly reason: string; readonly count: number }[];
+}
+
+export interface CounterTotal {
+  readonly name: string;
+  readonly scope: string;
+  readonly layer: string;
+  /** Sum of the deltas over the range. */
+  readonly delta: number;
+  readonly maxRate: number;
+  /** The value at the last interval it moved in. */
+  readonly lastValue: number;
+  readonly intervals: number;
+}
+
+export interface LossTotal {
+  readonly cause: string;
+  readonly lost: number;
+  readonly intervals: number;
+}
+
+export interface PacketSummary {
+  readonly intervalId: number;
+  readonly timeMs: number | null;
+  readonly location: string | null;
+  readonly symbol: string | null;
+  readonly reason: string | null;
+  readonly ifindex: number | null;
+  readonly ifname: string | null;
+  readonly origLen: number | null;
+  readonly protocol: string;
+  readonly src: string | null;
+  readonly dst: string | null;
+  readonly l4: string | null;
+  readonly sport: number | null;
+  readonly dport: number | null;
+}
+
+/** The reason key of drops beyond the per-interval point bound in a ReasonSeries. */
+export const OVERFLOW_REASON = '(other locations)';
+
+const RANGE = 'i.end_ms >= @from AND i.end_ms <= @to';
+
+export class Recording {
+  private constructor(
+    private readonly db: Database.Database,
+    readonly file: string,
+    readonly schemaVersion: number,
+  ) {}
+
+  /** Open FILE read-only; a DropmonError says why when it is not a readable recording. */
+  static open(file: string): Recording {
+    if (!existsSync(file)) throw new DropmonError(`${file}: no such file`);
+    let db: Database.Database;
+    try {
+      db = new Database(file, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw describeOpenError(err, file);
+    }
+    try {
+      const version = checkSchema(db, file);
+      return new Recording(db, file, version);
+    } catch (err) {
+      db.close();
+      if (err instanceof DropmonError) throw err;
+      throw describeOpenError(err, file);
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private bind(r: TimeRange | undefined): { from: number; to: number } {
+    return { from: r?.from ?? Number.MIN_SAFE_INTEGER, to: r?.to ?? Number.MAX_SAFE_INTEGER };
+  }
+
+  meta(): RecordingMeta {
+    const kv = new Map((this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+    const sessions = (
+      this.db.prepare('SELECT * FROM sessions ORDER BY id').all() as {
+        id: number;
+        started_ms: number;
+        ended_ms: number | null;
+        source: string;
+        dropmon_version: string;
+        kernel_release: string;
+        hostname: string;
+        interval_ms: number | null;
+        intervals_unwritten: number;
+      }[]
+    ).map((s) => ({
+      id: s.id,
+      startedMs: s.started_ms,
+      endedMs: s.ended_ms,
+      source: s.source,
+      dropmonVersion: s.dropmon_version,
+      kernelRelease: s.kernel_release,
+      hostname: s.hostname,
+      intervalMs: s.interval_ms,
+      intervalsUnwritten: s.intervals_unwritten,
+    }));
+    return {
+      schemaVersion: this.schemaVersion,
+      createdMs: Number(kv.get('created_ms') ?? 0),
+      dropmonVersion: kv.get('dropmon_version') ?? '',
+      kernelRelease: kv.get('kernel_release') ?? '',
+      hostname: kv.get('hostname') ?? '',
+      source: kv.get('source') ?? '',
+      sessions,
+    };
+  }
+
+  totals(range?: TimeRange): RecordingTotals {
+    const r = this.db
+      .prepare(
+        `SELECT count(*) AS intervals, min(start_ms) AS firstMs, max(end_ms) AS lastMs, total(drops) AS drops,
+           total(overflow_drops) AS overflowDrops, total(lost) AS lost, total(packets_seen) AS packetsSeen,
+           total(packets_kept) AS packetsKept, total(gap_before) AS gaps
+         FROM intervals i WHERE ${RANGE}`,
+      )
+      .get(this.bind(range)) as Omit<RecordingTotals, 'intervalsUnwritten'> & { gaps: number };
+    const { gaps, ...rest } = r;
+    return { ...rest, intervalsUnwritten: gaps };
+  }
+
+  /** Intervals in the range, oldest first, at most `limit` (the newest ones when cut). */
+  intervals(range?: TimeRange, limit = 10_000): IntervalSummary[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT * FROM (SELECT id, session_id AS sessionId, seq, start_ms AS startMs, end_ms AS endMs, drops,
+             overflow_drops AS overflowDrops, overflow_points AS overflowPoints, lost, packets_seen AS packetsSeen,
+             packets_kept AS packetsKept, counters_unrecorded AS countersUnrecorded, gap_before AS gapBefore
+           FROM intervals i WHERE ${RANGE} ORDER BY id DESC LIMIT @limit) ORDER BY id`,
+        )
+        .all({ ...this.bind(range), limit }) as IntervalSummary[]
+    );
+  }
+
+  /** Drop points with the most drops over the range. */
+  topPoints(range?: TimeRange, limit = 10): PointTotal[] {
+    const rows = this.db
+      .prepare(
+        `SELECT p.location, p.symbol, p.reason, p.reason_code, p.protocol, p.origin, p.trap, p.trap_group, p.ifindex, p.netns,
+           p.stack, sum(ip.count) AS count, count(*) AS intervals, min(i.end_ms) AS firstMs, max(i.end_ms) AS lastMs
+         FROM interval_points ip JOIN intervals i ON i.id = ip.interval_id JOIN points p ON p.id = ip.point_id
+         WHERE ${RANGE} GROUP BY ip.point_id ORDER BY count DESC, p.location LIMIT @limit`,
+      )
+      .all({ ...this.bind(range), limit }) as {
+      location: string;
+      symbol: string;
+      reason: string;
+      reason_code: number | null;
+      protocol: number;
+      origin: string;
+      trap: string | null;
+      trap_group: string | null;
+      ifindex: number | null;
+      netns: number | null;
+      stack: string | null;
+      count: number;
+      intervals: number;
+      firstMs: number;
+      lastMs: number;
+    }[];
+    return rows.map((p) => ({
+      location: p.location,
+      symbol: p.symbol,
+      reason: p.reason,
+      reasonCode: p.reason_code,
+      ethertype: p.protocol,
+      protocol: p.protocol ? protocolName(p.protocol) : '',
+      origin: p.origin,
+      trap: p.trap,
+      trapGroup: p.trap_group,
+      ifindex: p.ifindex,
+      netns: p.netns,
+      stack: parseStack(p.stack),
+      count: p.count,
+      intervals: p.intervals,
+      firstMs: p.firstMs,
+      lastMs: p.lastMs,
+    }));
+  }
+
+  /**
+   * Drops by reason in time buckets of `bucketMs` (default: the range in
+   * about `buckets` parts, never shorter than one interval). Buckets are
+   * aligned on the first interval's start; empty buckets are included.
+   */
+  reasonsOverTime(range?: TimeRange, opts: { bucketMs?: number; buckets?: number } = {}): ReasonSeries {
+    const t = this.totals(range);
+    if (t.firstMs === null || t.lastMs === null) return { bucketMs: opts.bucketMs ?? 1000, buckets: [], reasons: [] };
+    const first = Math.max(t.firstMs, range?.from ?? t.firstMs);
+    const last = t.lastMs;
+    const typical = (this.db.prepare(`SELECT avg(end_ms - start_ms) FROM intervals i WHERE ${RANGE}`).pluck().get(this.bind(range)) as number) || 1000;
+    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? Math.max(typical, Math.ceil((last - first) / (opts.buckets ?? 60)))));
+    const n = Math.max(1, Math.ceil((last - first) / bucketMs));
+    const buckets = Array.from({ length: n }, (_, k) => ({ startMs: first + k * bucketMs, endMs: first + (k + 1) * bucketMs, total: 0, byReason: {} as Record<string, number> }));
+    const at = (endMs: number) => buckets[Math.min(n - 1, Math.max(0, Math.floor((endMs - 1 - first) / bucketMs)))];
+    const reasons = new Map<string, number>();
+    const add = (endMs: number, reason: string, count: number) => {
+      const b = at(endMs);
+      b.byReason[reason] = (b.byReason[reason] ?? 0) + count;
+      b.total += count;
+      reasons.set(reason, (reasons.get(reason) ?? 0) + count);
+    };
+    const byReason = this.db
+      .prepare(
+        `SELECT i.end_ms AS endMs, p.reason AS reason, sum(ip.count) AS count
+         FROM interval_points ip JOIN intervals i ON i.id = ip.interval_id JOIN points p ON p.id = ip.point_id
+         WHERE ${RANGE} GROUP BY i.id, p.reason`,
+      )
+      .all(this.bind(range)) as { endMs: number; reason: string; count: number }[];
+    for (const row of byReason) add(row.endMs, row.reason, row.count);
+    const overflow = this.db
+      .prepare(`SELECT end_ms AS endMs, overflow_drops AS count FROM intervals i WHERE ${RANGE} AND overflow_drops > 0`)
+      .all(this.bind(range)) as { endMs: number; count: number }[];
+    for (const row of overflow) add(row.endMs, OVERFLOW_REASON, row.count);
+    return {
+      bucketMs,
+      buckets,
+      reasons: [...reasons].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    };
+  }
+
+  /** Counters that moved over the range, the largest total delta first. */
+  countersMoved(range?: TimeRange, limit = 20): CounterTotal[] {
+    return this.db
+      .prepare(
+        `SELECT c.name, c.scope, c.layer, sum(ic.delta) AS delta, max(ic.rate) AS maxRate, count(*) AS intervals,
+           (SELECT ic2.value FROM interval_counters ic2 JOIN intervals i2 ON i2.id = ic2.interval_id
+             WHERE ic2.counter_id = c.id AND i2.end_ms >= @from AND i2.end_ms <= @to ORDER BY ic2.interval_id DESC LIMIT 1) AS lastValue
+         FROM interval_counters ic JOIN intervals i ON i.id = ic.interval_id JOIN counters c ON c.id = ic.counter_id
+         WHERE ${RANGE} GROUP BY c.id HAVING sum(ic.delta) != 0 ORDER BY abs(sum(ic.delta)) DESC, c.name, c.scope LIMIT @limit`,
+      )
+      .all({ ...this.bind(range), limit }) as CounterTotal[];
+  }
+
+  /** Lost events by cause over the range, most first. */
+  losses(range?: TimeRange): LossTotal[] {
+    return this.db
+      .prepare(
+        `SELECT l.cause, sum(l.lost) AS lost, count(*) AS intervals FROM interval_losses l JOIN intervals i ON i.id = l.interval_id
+         WHERE ${RANGE} GROUP BY l.cause ORDER BY lost DESC, l.cause`,
+      )
+      .all(this.bind(range)) as LossTotal[];
+  }
+
+  /** Packet summaries (NET_DM packet mode), oldest first. */
+  packets(range?: TimeRange, limit = 100): PacketSummary[] {
+    const rows = this.db
+      .prepare(
+        `SELECT k.interval_id AS intervalId, k.time_ms AS timeMs, p.location, p.symbol, p.reason, k.ifindex, k.ifname,
+           k.orig_len AS origLen, k.protocol, k.src, k.dst, k.l4, k.sport, k.dport
+         FROM packets k JOIN intervals i ON i.id = k.interval_id LEFT JOIN points p ON p.id = k.point_id
+         WHERE ${RANGE} ORDER BY k.interval_id, k.n LIMIT @limit`,
+      )
+      .all({ ...this.bind(range), limit }) as (Omit<PacketSummary, 'protocol'> & { protocol: number })[];
+    return rows.map((r) => ({ ...r, protocol: r.protocol ? protocolName(r.protocol) : '' }));
+  }
+}
+
+function parseStack(text: string | null): string[] | null {
+  if (text === null) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.map(String) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Open a recording for reading (see Recording). */
+export function openRecording(file: string): Recording {
+  return Recording.open(file);
+}
