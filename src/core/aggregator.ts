@@ -5,6 +5,8 @@
  * bound are folded into one overflow line: "N drops at M other locations".
  */
 import type { DropOrigin, DropSample, LossSample } from './drop.js';
+import type { CounterDelta } from './counter.js';
+import type { Correlation } from './correlate.js';
 
 /** One drop point in a closed interval. */
 export interface DropPoint {
@@ -35,6 +37,10 @@ export interface IntervalReport {
   /** Events the source lost in the interval, by cause. */
   readonly lost: ReadonlyMap<string, number>;
   readonly lostTotal: number;
+  /** Counters that moved in the interval, when counters are sampled beside the drops. */
+  readonly counters?: readonly CounterDelta[];
+  /** Those counters joined with the drop points that explain them. */
+  readonly correlation?: Correlation;
 }
 
 /** The number of distinct overflowed points tracked before saying "at least". */

@@ -38,6 +38,12 @@ export interface PipelineOptions {
    * background): intervals closed before it settles are held, then emitted.
    */
   readonly outputsReady?: Promise<unknown>;
+  /**
+   * Called with each interval as it closes, before the outputs see it, to add
+   * what was measured beside the drops (counter deltas, correlation). Runs at
+   * the interval's close so counters and drops cover the same span of time.
+   */
+  readonly annotate?: (report: IntervalReport) => IntervalReport;
 }
 
 export class Pipeline {
@@ -125,9 +131,10 @@ export class Pipeline {
   /** Drain the source and hand a closed interval to every output. */
   private flush(final = false): void {
     this.opts.source.drain();
-    const report = this.aggregator.close();
+    let report = this.aggregator.close();
+    if (this.opts.annotate) report = this.opts.annotate(report);
     // A short last interval with nothing in it says nothing: skip it.
-    if (final && report.drops === 0 && report.lostTotal === 0) return;
+    if (final && report.drops === 0 && report.lostTotal === 0 && !report.counters?.length) return;
     if (this.held) this.held.push(report);
     else this.emit(report);
   }
