@@ -41,6 +41,11 @@ export interface IntervalReport {
   readonly counters?: readonly CounterDelta[];
   /** Those counters joined with the drop points that explain them. */
   readonly correlation?: Correlation;
+  /**
+   * Drop points set apart as usually benign (the noise policy of `watch`):
+   * not in `points`, still counted in `drops`.
+   */
+  readonly benignPoints?: readonly DropPoint[];
 }
 
 /** The number of distinct overflowed points tracked before saying "at least". */

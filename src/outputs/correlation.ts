@@ -1,0 +1,103 @@
+/**
+ * Per-interval lines that put counters beside the drops that explain them:
+ *
+ *   = Udp:RcvbufErrors +120, Udp:InErrors +120  <->  120 x SOCKET_RCVBUFF at __udp_enqueue_schedule_skb  [socket udp 10.1.0.2:47001: pid 812 (named)]
+ *   ! blind spot: link:rx_missed_errors +50 on eth0: these drops never reach kfree_skb, so no drop event can show them
+ *   ~ expected: 3 drops at tcp_disconnect (QUEUE_PURGE): usually benign
+ *
+ * and the same as one JSON object per interval ("type":"counters").
+ */
+import type { DropPoint, IntervalReport } from '../core/aggregator.js';
+import type { CounterDelta } from '../core/counter.js';
+import type { IntervalOutput } from '../core/pipeline.js';
+import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
+
+/** Counters listed per group or blind spot line before "…". */
+const MAX_LISTED = 4;
+
+function where(p: DropPoint, symbols: Symbolizer | undefined): string {
+  if (p.trap) return p.trap.name;
+  const s = formatSymbol(symbols?.lookup(p.location), p.location, false);
+  const i = s.indexOf('+');
+  return i > 0 ? s.slice(0, i) : s;
+}
+
+function counterText(d: CounterDelta): string {
+  return `${d.name} +${d.delta}${d.scope && !d.scope.startsWith('udp') && !d.scope.startsWith('raw') && !d.scope.startsWith('icmp') ? ` on ${d.scope}` : ''}`;
+}
+
+export function formatCorrelationText(r: IntervalReport, symbols: Symbolizer | undefined): string[] {
+  const lines: string[] = [];
+  const c = r.correlation;
+  if (c) {
+    for (const g of c.groups) {
+      const listed = g.counters.filter((d) => d.name !== 'socket:drops');
+      const counters = listed.slice(0, MAX_LISTED).map(counterText).join(', ') + (listed.length > MAX_LISTED ? ', …' : '');
+      const points = g.points
+        .slice(0, 2)
+        .map((p) => `${p.count} x ${p.reasonName} at ${where(p, symbols)}`)
+        .join(', ');
+      const sockets = g.counters
+        .filter((d) => d.name === 'socket:drops')
+        .slice(0, 2)
+        .map((d) => `socket ${d.scope}${d.detail ? `: ${d.detail}` : ''} +${d.delta}`);
+      lines.push(`= ${counters || 'socket drops'}  <->  ${points}${g.points.length > 2 ? ', …' : ''}${sockets.length ? `  [${sockets.join('; ')}]` : ''}`);
+    }
+    for (const b of c.blindSpots.slice(0, 6)) lines.push(`! blind spot: ${counterText(b.counter)}: ${b.why}`);
+    if (c.blindSpots.length > 6) lines.push(`! … ${c.blindSpots.length - 6} more counters moved with no drop event`);
+  }
+  const benign = r.benignPoints ?? [];
+  if (benign.length) {
+    const n = benign.reduce((s, p) => s + p.count, 0);
+    const list = benign.slice(0, 3).map((p) => `${p.count} ${p.reasonName || 'drops'} at ${where(p, symbols)}`).join(', ');
+    lines.push(`~ usually benign: ${n} drops (${list}${benign.length > 3 ? ', …' : ''})`);
+  }
+  return lines;
+}
+
+export function correlationJson(r: IntervalReport, symbols: Symbolizer | undefined, source: string): Record<string, unknown> | undefined {
+  if (!r.counters && !r.correlation && !r.benignPoints) return undefined;
+  const counter = (d: CounterDelta) => ({ name: d.name, scope: d.scope, layer: d.layer, delta: d.delta, rate: Number(d.rate.toFixed(3)), ...(d.detail ? { detail: d.detail } : {}) });
+  return {
+    type: 'counters',
+    time: new Date(r.end).toISOString(),
+    interval: r.seq,
+    source,
+    moved: (r.counters ?? []).filter((d) => !d.gauge).map(counter),
+    correlated: (r.correlation?.groups ?? []).map((g) => ({
+      reasons: g.reasons,
+      drops: g.drops,
+      counters: g.counters.map(counter),
+      points: g.points.map((p) => ({ reason: p.reasonName, function: where(p, symbols), count: p.count })),
+    })),
+    blind_spots: (r.correlation?.blindSpots ?? []).map((b) => ({ ...counter(b.counter), why: b.why })),
+    benign: (r.benignPoints ?? []).map((p) => ({ reason: p.reasonName, function: where(p, symbols), count: p.count })),
+  };
+}
+
+/** Text lines after each interval's drop lines. */
+export class CorrelationTextOutput implements IntervalOutput {
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly symbols: Symbolizer | undefined,
+  ) {}
+
+  interval(r: IntervalReport): void {
+    const lines = formatCorrelationText(r, this.symbols);
+    if (lines.length) this.write(lines.join('\n') + '\n');
+  }
+}
+
+/** One "counters" JSON line per interval, after the interval's own lines. */
+export class CorrelationJsonOutput implements IntervalOutput {
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly symbols: Symbolizer | undefined,
+    private readonly source: string,
+  ) {}
+
+  interval(r: IntervalReport): void {
+    const o = correlationJson(r, this.symbols, this.source);
+    if (o) this.write(JSON.stringify(o) + '\n');
+  }
+}
