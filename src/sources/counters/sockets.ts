@@ -156,6 +156,14 @@ interface KnownOwner {
  */
 const knownOwners = new Map<number, KnownOwner>();
 
+/**
+ * Inodes a full scan did not find, and when: their owner lives in another PID
+ * namespace (a container) or has closed the descriptor. They are not worth a
+ * new scan of every process at every snapshot; one a minute is enough.
+ */
+const missedAt = new Map<number, number>();
+const RESCAN_MISSED_MS = 60_000;
+
 function comm(proc: string, pid: string): string {
   try {
     return readFileSync(`${proc}/${pid}/comm`, 'latin1').trim();
@@ -170,12 +178,15 @@ function comm(proc: string, pid: string): string {
  * shared by several processes is attributed to the first one found).
  * Processes that vanish mid-scan or cannot be inspected (EACCES) are skipped;
  * inodes whose owner is not found (another PID namespace, fd already closed)
- * are simply absent from the result.
+ * are simply absent from the result. Owners found are remembered and checked
+ * with one readlink next time; inodes not found are looked for again only
+ * after a minute, so a steady state costs no scan at all.
  */
 export function findSocketOwners(inodes: Iterable<number>, proc = '/proc'): Map<number, string> {
   const found = new Map<number, string>();
   const wanted = new Set(inodes);
   for (const inode of [...knownOwners.keys()]) if (!wanted.has(inode)) knownOwners.delete(inode);
+  for (const inode of [...missedAt.keys()]) if (!wanted.has(inode)) missedAt.delete(inode);
   for (const inode of wanted) {
     const known = knownOwners.get(inode);
     if (!known) continue;
@@ -190,13 +201,21 @@ export function findSocketOwners(inodes: Iterable<number>, proc = '/proc'): Map<
     }
     knownOwners.delete(inode);
   }
-  if (wanted.size === 0) return found;
+  const now = Date.now();
+  if ([...wanted].every((inode) => now - (missedAt.get(inode) ?? -Infinity) < RESCAN_MISSED_MS)) return found;
   let pids: string[];
   try {
     pids = readdirSync(proc).filter((n) => /^\d+$/.test(n));
   } catch {
     return found;
   }
+  scanProcesses(proc, pids, wanted, found);
+  for (const inode of wanted) missedAt.set(inode, now);
+  return found;
+}
+
+/** Look through every descriptor of PIDS for the WANTED inodes; found ones move from WANTED to FOUND. */
+function scanProcesses(proc: string, pids: readonly string[], wanted: Set<number>, found: Map<number, string>): void {
   for (const pid of pids) {
     let fds: string[];
     try {
@@ -219,9 +238,9 @@ export function findSocketOwners(inodes: Iterable<number>, proc = '/proc'): Map<
       owner ??= `pid ${pid} (${comm(proc, pid)})`;
       found.set(inode, owner);
       knownOwners.set(inode, { fdPath, owner });
+      missedAt.delete(inode);
       wanted.delete(inode);
-      if (wanted.size === 0) return found;
+      if (wanted.size === 0) return;
     }
   }
-  return found;
 }

@@ -7,7 +7,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -15,7 +16,7 @@ import type { CounterReading } from '../../../src/core/counter.js';
 import { diffReadings } from '../../../src/core/counter.js';
 import { ParseError } from '../../../src/core/errors.js';
 import { parseNetDev, parseSingleGauge, parseSnmp, parseSnmp6, parseSoftnetStat, parseStatTable } from '../../../src/sources/counters/procfs.js';
-import { decodeProcAddress, formatIpv6, parseSocketTable, socketScope } from '../../../src/sources/counters/sockets.js';
+import { decodeProcAddress, findSocketOwners, formatIpv6, parseSocketTable, socketScope } from '../../../src/sources/counters/sockets.js';
 import { readProcCounters } from '../../../src/sources/counters/proc-reader.js';
 import { resolveNetns, withNetns } from '../../../src/kernel/setns.js';
 import { FIXTURES, fixtureText } from '../../helpers/fixtures.js';
@@ -323,6 +324,38 @@ test('reader on this machine: no errors, namespaces counters present', () => {
   assert.ok(k.has('Udp:NoPorts') && k.has('TcpExt:ListenOverflows') && k.has('netdev:rx_bytes@lo'));
   assert.ok(readings.some((r) => r.name === 'softnet:processed'));
   assert.equal(k.get('Udp:NoPorts')?.source, '/proc/net/snmp');
+});
+
+test('socket owners: found through /proc/PID/fd, remembered, unknown inodes absent', { skip: process.platform !== 'linux' && 'not Linux' }, async () => {
+  const s = createSocket('udp4');
+  await new Promise<void>((ok) => s.bind(0, '127.0.0.1', ok));
+  try {
+    const inodes = new Set<number>();
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+        if (m) inodes.add(Number(m[1]));
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    const port = s.address().port;
+    const table = parseSocketTable(readFileSync('/proc/thread-self/net/udp', 'latin1'), 'udp');
+    const mine = table.find((x) => x.local === `127.0.0.1:${port}` && inodes.has(x.inode));
+    assert.ok(mine, 'our socket is in /proc/net/udp');
+    const comm = readFileSync('/proc/self/comm', 'latin1').trim();
+    const unknown = 4_000_000_000;
+    const first = findSocketOwners([mine.inode, unknown]);
+    assert.equal(first.get(mine.inode), `pid ${process.pid} (${comm})`);
+    assert.equal(first.has(unknown), false);
+    const t0 = performance.now();
+    const again = findSocketOwners([mine.inode, unknown]);
+    const took = performance.now() - t0;
+    assert.equal(again.get(mine.inode), `pid ${process.pid} (${comm})`);
+    assert.ok(took < 5, `the second lookup is served from memory (${took.toFixed(2)} ms)`);
+  } finally {
+    s.close();
+  }
 });
 
 // ---------------------------------------------------------------------------
