@@ -213,7 +213,13 @@ export function resolveLocations(specs: readonly string[], table: KallsymsTable)
   return out;
 }
 
-export async function watchCommand(argv: string[]): Promise<number> {
+/** Outputs that replace the console's, for commands built on watch (record). */
+export type WatchOutputsFactory = (context: { source: DropSource; symbols: Symbolizer; intervalMs: number }) => {
+  outputs: IntervalOutput[];
+  packetOutputs: PacketOutput[];
+};
+
+export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFactory): Promise<number> {
   const flags = parseWatchFlags(argv);
   if (flags === 'help') {
     process.stdout.write(WATCH_HELP);
@@ -319,10 +325,11 @@ export async function watchCommand(argv: string[]): Promise<number> {
   const packetOutputs: PacketOutput[] = [];
   if (perPacket) packetOutputs.push(flags.json ? new PacketJsonOutput(write, symbols, source.name) : new PacketTextOutput(write, symbols));
   if (pcap) packetOutputs.push(pcap);
+  const own = ownOutputs?.({ source, symbols, intervalMs: flags.intervalMs });
   const pipeline = new Pipeline({
     source,
-    outputs: [output],
-    packetOutputs,
+    outputs: own ? own.outputs : [output],
+    packetOutputs: own ? [...own.packetOutputs, ...(pcap ? [pcap] : [])] : packetOutputs,
     intervalMs: flags.intervalMs,
     maxPoints: flags.maxPoints,
     filter,

@@ -301,7 +301,7 @@ export class Recording {
     const first = Math.max(t.firstMs, range?.from ?? t.firstMs);
     const last = t.lastMs;
     const typical = (this.db.prepare(`SELECT avg(end_ms - start_ms) FROM intervals i WHERE ${RANGE}`).pluck().get(this.bind(range)) as number) || 1000;
-    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? Math.max(typical, Math.ceil((last - first) / (opts.buckets ?? 60)))));
+    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? niceDuration(Math.max(typical, (last - first) / (opts.buckets ?? 60)))));
     const n = Math.max(1, Math.ceil((last - first) / bucketMs));
     const buckets = Array.from({ length: n }, (_, k) => ({ startMs: first + k * bucketMs, endMs: first + (k + 1) * bucketMs, total: 0, byReason: {} as Record<string, number> }));
     const at = (endMs: number) => buckets[Math.min(n - 1, Math.max(0, Math.floor((endMs - 1 - first) / bucketMs)))];
@@ -366,6 +366,15 @@ export class Recording {
       .all({ ...this.bind(range), limit }) as (Omit<PacketSummary, 'protocol'> & { protocol: number })[];
     return rows.map((r) => ({ ...r, protocol: r.protocol ? protocolName(r.protocol) : '' }));
   }
+}
+
+/** Durations a person reads easily (1 s, 2 s, 5 s, ... 1 min, ... 1 h, ... 1 d, ...), in ms. */
+const NICE_MS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+
+/** The smallest nice duration of at least `ms`; whole days beyond. Below a second, `ms` itself. */
+export function niceDuration(ms: number): number {
+  if (ms <= 1000) return Math.max(1, Math.ceil(ms));
+  return NICE_MS.find((n) => n >= ms) ?? Math.ceil(ms / 86_400_000) * 86_400_000;
 }
 
 function parseStack(text: string | null): string[] | null {

@@ -1,0 +1,116 @@
+/**
+ * `dropmon report FILE`: analyse a recording afterwards, as text, JSON or a
+ * self-contained HTML page. Reads the file only.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DropmonError, UsageError } from '../core/errors.js';
+import { openRecording, type TimeRange } from '../recording/recording.js';
+import { buildReport, type DiagnoseFn } from '../recording/report.js';
+import { formatReportText } from '../recording/report-text.js';
+import { formatReportHtml } from '../recording/report-html.js';
+import { parseCount } from './args.js';
+
+export const REPORT_HELP = `Usage: dropmon report FILE [--json | --html] [-o OUT] [--from T] [--to T] [--top N]
+
+Analyse a recording made by 'dropmon record' (or the service): top drop
+points, reasons over time, counters that moved, lost events, and the
+diagnosis.
+
+      --json              the report as one JSON object (shape: see README)
+      --html              a self-contained HTML page with charts (no scripts,
+                          nothing loaded from the network)
+  -o, --output OUT        write to OUT instead of standard output
+      --from T, --to T    only intervals that ended in this time range. T is
+                          an ISO 8601 time (2026-11-25T20:30:00Z; without a
+                          zone: local time), Unix seconds (@1795638502), or
+                          relative to the recording: +10m after its start,
+                          -10m before its end (units s, m, h, d)
+      --top N             drop points listed (default 10)
+      --buckets N         columns of the reasons-over-time series (default 60)
+`;
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parse a --from/--to value; `start`/`end` are the recording's bounds for relative times. */
+export function parseTime(flag: string, v: string, start: number | null, end: number | null): number {
+  const t = v.trim();
+  const rel = /^([+-])(\d+(?:\.\d+)?)([smhd]?)$/.exec(t);
+  if (rel) {
+    const base = rel[1] === '+' ? start : end;
+    if (base === null) throw new DropmonError(`${flag} ${v}: the recording has no intervals to be relative to`);
+    const ms = Number(rel[2]) * UNIT_MS[rel[3] || 's'];
+    return rel[1] === '+' ? base + ms : base - ms;
+  }
+  const unix = /^@(\d+(?:\.\d+)?)$/.exec(t);
+  if (unix) return Math.round(Number(unix[1]) * 1000);
+  // An ISO date or date-time only; Date.parse also takes looser forms that mislead.
+  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(t)) {
+    const ms = Date.parse(t.replace(' ', 'T'));
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw new UsageError(`${flag} takes an ISO 8601 time, @UNIXSECONDS, +OFFSET or -OFFSET (like +10m), not ${JSON.stringify(v)}`, "see 'dropmon report --help'");
+}
+
+export interface ReportHooks {
+  /** The diagnosis engine; without it the report's diagnosis section says it is not available. */
+  readonly diagnose?: DiagnoseFn;
+}
+
+export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        html: { type: 'boolean' },
+        output: { type: 'string', short: 'o' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        top: { type: 'string' },
+        buckets: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon report --help'");
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(REPORT_HELP);
+    return 0;
+  }
+  const [file, ...extra] = parsed.positionals;
+  if (file === undefined) throw new UsageError('report needs the recording FILE', "see 'dropmon report --help'");
+  if (extra.length) throw new UsageError(`unexpected ${JSON.stringify(extra[0])}`, "see 'dropmon report --help'");
+  if (v.json && v.html) throw new UsageError('--json and --html exclude each other');
+  const top = parseCount('--top', v.top, 1, 1000) ?? 10;
+  const buckets = parseCount('--buckets', v.buckets, 1, 1000) ?? 60;
+
+  const rec = openRecording(file);
+  let text: string;
+  try {
+    const whole = rec.totals();
+    const range: TimeRange = {
+      ...(v.from !== undefined ? { from: parseTime('--from', v.from, whole.firstMs, whole.lastMs) } : {}),
+      ...(v.to !== undefined ? { to: parseTime('--to', v.to, whole.firstMs, whole.lastMs) } : {}),
+    };
+    if (range.from !== undefined && range.to !== undefined && range.from > range.to) throw new UsageError('--from is after --to');
+    const report = buildReport(rec, { range, top, buckets, ...(hooks.diagnose ? { diagnose: hooks.diagnose } : {}) });
+    text = v.json ? JSON.stringify(report, null, 2) + '\n' : v.html ? formatReportHtml(report) : formatReportText(report);
+  } finally {
+    rec.close();
+  }
+  if (v.output !== undefined && v.output !== '-') {
+    try {
+      writeFileSync(v.output, text);
+    } catch (err) {
+      throw new DropmonError(`cannot write ${v.output}: ${(err as Error).message}`);
+    }
+    process.stderr.write(`dropmon: report written to ${v.output}\n`);
+  } else process.stdout.write(text);
+  return 0;
+}
