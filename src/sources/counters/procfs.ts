@@ -204,9 +204,10 @@ export function parseSoftnetStat(text: string, source = '/proc/net/softnet_stat'
  * global size printed on every row: it is taken once, as a gauge.
  *
  * The nf_conntrack header differs between kernels: "searched ... delete_list"
- * before 5.10, "clashres" (clash_resolve) instead of searched from 5.10,
- * "chainlength" (chaintoolong) instead of delete_list from 5.15; columns the
- * kernel no longer counts are printed as 0.
+ * before 5.10, "clashres" (clash_resolve) in place of searched from 5.10,
+ * "chainlength" (chaintoolong) in place of delete_list from about 5.15; very
+ * old kernels lack search_restart. Columns the kernel no longer counts are
+ * printed as 0.
  */
 export function parseStatTable(text: string, family: string, layer: CounterLayer, source: string): CounterReading[] {
   const lines = text.split('\n');
