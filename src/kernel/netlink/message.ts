@@ -112,6 +112,18 @@ export const attrU16 = (a: NlAttr, what = 'attribute'): number => need(a, 2, wha
 export const attrU32 = (a: NlAttr, what = 'attribute'): number => need(a, 4, what).getUint32(0, true);
 export const attrU64 = (a: NlAttr, what = 'attribute'): bigint => need(a, 8, what).getBigUint64(0, true);
 
+/**
+ * An unsigned integer of 4 or 8 bytes as a number (NLA_UINT: newer kernels
+ * send counters that fit in 32 bits as u32, e.g. devlink since 6.8). Values
+ * above 2^53 lose precision, which no counter rate notices.
+ */
+export function attrUint(a: NlAttr, what = 'attribute'): number {
+  const v = dv(a.data);
+  if (a.data.length === 4) return v.getUint32(0, true);
+  if (a.data.length === 8) return v.getUint32(0, true) + v.getUint32(4, true) * 2 ** 32;
+  throw new ParseError(what, `attribute ${a.type}`, `${a.data.length} bytes, need 4 or 8`);
+}
+
 /** A NUL-terminated string (the NUL and anything after it dropped). */
 export function attrString(a: NlAttr): string {
   const nul = a.data.indexOf(0);
@@ -149,6 +161,41 @@ export function parseError(m: NlMessage): NlError {
     }
   }
   return { error, ...(request ? { request } : {}), ...(message !== undefined ? { message } : {}), ...(offset !== undefined ? { offset } : {}) };
+}
+
+/**
+ * The status in an NLMSG_DONE that ends a dump: 0, or the negative errno of a
+ * dump that failed midway, with the kernel's extended-ACK message if any.
+ */
+export function parseDone(m: NlMessage): { readonly error: number; readonly message?: string } {
+  if (m.payload.length < 4) return { error: 0 }; // very old kernels send an empty DONE
+  const error = dv(m.payload).getInt32(0, true);
+  let message: string | undefined;
+  if (m.flags & NLM_F_ACK_TLVS) {
+    for (const a of parseAttrs(m.payload.subarray(4), 'extended ack')) if (a.type === NLMSGERR_ATTR_MSG) message = attrString(a);
+  }
+  return message === undefined ? { error } : { error, message };
+}
+
+/**
+ * Apply `parse` to every message of a dump and keep what it returns. A message
+ * that throws a ParseError is skipped and the skips add one line to `errors`,
+ * so one malformed message never hides the others.
+ */
+export function parseEach<T>(msgs: readonly NlMessage[], parse: (m: NlMessage) => T | undefined, errors: string[]): T[] {
+  const out: T[] = [];
+  let bad = 0, first = '';
+  for (const m of msgs) {
+    try {
+      const x = parse(m);
+      if (x !== undefined) out.push(x);
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+      if (bad++ === 0) first = err.message;
+    }
+  }
+  if (bad) errors.push(`${first}${bad > 1 ? ` (and ${bad - 1} more malformed messages)` : ''}`);
+  return out;
 }
 
 /** An attribute to encode: raw bytes, or nested attributes. */

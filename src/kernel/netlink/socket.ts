@@ -20,8 +20,10 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
   NLM_F_ACK,
+  NLM_F_DUMP,
   NLM_F_REQUEST,
   encodeMessage,
+  parseDone,
   parseError,
   parseMessages,
   type NlError,
@@ -267,6 +269,45 @@ export class NetlinkSocket {
           return out;
         }
         if (m.type === NLMSG_DONE) continue; // the ACK follows
+        out.push(m);
+      }
+    }
+  }
+
+  /**
+   * Send a dump request (NLM_F_DUMP) and collect every message of the answer
+   * until NLMSG_DONE. The kernel sends no ACK after a dump even when asked
+   * (netlink_dump_start), which is why `request()` does not fit. A dump refused
+   * before it started comes back as an NLMSG_ERROR, one that failed midway as
+   * a negative errno in NLMSG_DONE: both throw NetlinkError. The kernel fills
+   * the next part of a dump as we read the previous one, so memory stays
+   * bounded by our receive buffer whatever the size of the dump.
+   */
+  dump(type: number, payload: Uint8Array, what: string, timeoutMs = 5000): NlMessage[] {
+    const seq = this.nextSeq();
+    this.send(encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, pid: 0 }, payload));
+    const out: NlMessage[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const dgram = this.receive();
+      if (!dgram) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new NetlinkError(`${what}: the kernel did not finish the dump in ${timeoutMs} ms`, 62);
+        this.waitReadable(Math.min(left, 100));
+        continue;
+      }
+      for (const m of parseMessages(dgram.slice())) {
+        if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.portId)) continue;
+        if (m.type === NLMSG_ERROR) {
+          const e: NlError = parseError(m);
+          if (e.error !== 0) throw new NetlinkError(what, -e.error, e.message);
+          continue;
+        }
+        if (m.type === NLMSG_DONE) {
+          const d = parseDone(m);
+          if (d.error < 0) throw new NetlinkError(what, -d.error, d.message);
+          return out;
+        }
         out.push(m);
       }
     }
