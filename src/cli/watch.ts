@@ -16,6 +16,8 @@ import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
 import { findTracefs } from '../sources/tracefs/tracefs.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
+import { BpfDropSource, reasonNamesFromBtf } from '../sources/bpf/source.js';
+import { interfaceIndex, resolveNetnsSpec } from '../kernel/namespaces.js';
 import type { AlertMode, Origins } from '../sources/netdm/protocol.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
 import type { DropSource } from '../core/drop.js';
@@ -23,6 +25,7 @@ import { TextOutput } from '../outputs/text.js';
 import { JsonOutput } from '../outputs/json.js';
 import { listValues, parseCount, parseSeconds } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
+import { currentNetnsInode } from '../kernel/setns.js';
 
 export const WATCH_HELP = `Usage: dropmon watch [options]
 
@@ -54,11 +57,20 @@ Filters (in the kernel where tracefs can, else in dropmon):
       --list-reasons      print this kernel's drop reasons and exit
 
 Source:
-      --source NAME       auto (default), netdm or tracefs. auto uses the
-                          kernel's NET_DM (drop_monitor) where it exists and
-                          dropmon runs as root, else tracefs; it says which
+      --source NAME       auto (default), bpf, tracefs or netdm. auto uses
+                          bpf where it can run (root, kernel BTF, 5.17+), else
+                          tracefs; netdm only for the NET_DM options below;
+                          it says which and why
       --buffer-kb KB      tracefs: ring buffer per CPU (default: 64 MiB shared
                           by the CPUs, 4-16 MiB each)
+
+BPF (--source bpf): drops counted in the kernel, with interface and namespace
+      --netns NS          only drops in this network namespace: an ip netns
+                          name, a process id, an inode number or a path
+      --interface NAME    only drops on this interface (of --netns, else of
+                          dropmon's own namespace); both filters run in the kernel
+      --packets           also one line per dropped packet (its first 128
+                          bytes; at most 1000 per second per CPU), with --pcap
 
 NET_DM (--source netdm):
       --mode MODE         summary (default: the kernel batches drops per
@@ -111,6 +123,9 @@ interface WatchFlags {
   passive: boolean;
   pcap?: string;
   pcapFormat: PcapFormat;
+  netns?: string;
+  interface?: string;
+  packets: boolean;
   /** Options given that only NET_DM has. */
   netdmOnly: boolean;
 }
@@ -146,6 +161,9 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
         passive: { type: 'boolean' },
         pcap: { type: 'string' },
         'pcap-format': { type: 'string' },
+        netns: { type: 'string' },
+        interface: { type: 'string' },
+        packets: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -153,8 +171,8 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
-  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'netdm' && v.source !== 'auto')
-    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, netdm or tracefs`);
+  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'netdm' && v.source !== 'bpf' && v.source !== 'auto')
+    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf, tracefs or netdm`);
   if (v.mode !== undefined && v.mode !== 'summary' && v.mode !== 'packet')
     throw new UsageError(`unknown --mode ${JSON.stringify(v.mode)}; use summary or packet`);
   const protocols = listValues(v.protocol).map((p) => {
@@ -186,7 +204,11 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     passive: v.passive ?? false,
     ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
     pcapFormat: parsePcapFormat(v['pcap-format']),
-    netdmOnly: v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || v.pcap !== undefined,
+    ...(v.netns !== undefined ? { netns: v.netns } : {}),
+    ...(v.interface !== undefined ? { interface: v.interface } : {}),
+    packets: v.packets ?? false,
+    netdmOnly:
+      v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
   };
 }
 
@@ -229,11 +251,15 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const choice = chooseSource(flags.source, {
     stack: flags.stack,
     netdmOnly: flags.netdmOnly,
+    tracefsOnly: flags.bufferKb !== undefined,
+    bpfOnly: flags.netns !== undefined || flags.interface !== undefined || flags.packets,
     filtersByReasonOrProtocol: flags.reasons.length > 0 || flags.protocols.length > 0,
   });
-  if (choice.name === 'tracefs' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
-  if (choice.name === 'netdm' && flags.stack) throw new UsageError('--stack needs --source tracefs');
-  if (flags.pcap !== undefined && flags.mode !== 'packet') throw new UsageError('--pcap needs --mode packet');
+  if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
+  if (choice.name !== 'bpf' && (flags.netns !== undefined || flags.interface !== undefined || flags.packets))
+    throw new UsageError('--netns, --interface and --packets need --source bpf');
+  if (choice.name !== 'tracefs' && flags.stack) throw new UsageError('--stack needs --source tracefs');
+  if (flags.pcap !== undefined && flags.mode !== 'packet' && !flags.packets) throw new UsageError('--pcap needs --mode packet (NET_DM) or --packets (BPF)');
   if (flags.source === 'auto') process.stderr.write(`dropmon: source ${choice.name}: ${choice.why}\n`);
   // The tracefs event format holds this kernel's reason table: used by both sources to check --reason.
   let root: string | undefined;
@@ -244,7 +270,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   } catch (err) {
     if (choice.name === 'tracefs' || flags.listReasons) throw err;
   }
-  const reasonTable = layout?.kfree.symbolic.get('reason') ?? new Map<number, string>();
+  let reasonTable = layout?.kfree.symbolic.get('reason') ?? new Map<number, string>();
+  if (reasonTable.size === 0 && choice.name === 'bpf') reasonTable = reasonNamesFromBtf();
   if (flags.listReasons) {
     if (reasonTable.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
     for (const [n, name] of [...reasonTable].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
@@ -290,8 +317,18 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
     locations,
   };
 
+  const netnsTarget = flags.netns !== undefined ? resolveNetnsSpec(flags.netns) : undefined;
   const source: DropSource =
-    choice.name === 'tracefs'
+    choice.name === 'bpf'
+      ? new BpfDropSource({
+          ...(netnsTarget ? { netns: netnsTarget.inode } : {}),
+          ...(flags.interface !== undefined ? { ifindex: interfaceIndex(flags.interface, netnsTarget) } : {}),
+          // --interface alone means dropmon's namespace: filter on it too, ifindexes repeat across namespaces.
+          ...(flags.interface !== undefined && !netnsTarget ? { netns: currentNetnsInode() } : {}),
+          ...(flags.packets ? { packets: {} } : {}),
+          warn,
+        })
+      : choice.name === 'tracefs'
       ? new TracefsDropSource({
           ...(root ? { root } : {}),
           ...(layout ? { layout } : {}),
@@ -318,7 +355,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   };
   const pcap = flags.pcap !== undefined ? new PcapWriter(flags.pcap, flags.pcapFormat, (s) => describeDrop(s, symbols), warn) : undefined;
   if (pcap) onCleanup(() => pcap.close());
-  const perPacket = choice.name === 'netdm' && flags.mode === 'packet';
+  const perPacket = (choice.name === 'netdm' && flags.mode === 'packet') || (choice.name === 'bpf' && flags.packets);
   const output: IntervalOutput = flags.json
     ? new JsonOutput(write, symbols, source.name)
     : new TextOutput(write, symbols, flags.timestamps, perPacket);

@@ -5,6 +5,7 @@
 import { NO_REASON, hexAddress, protocolName } from '../core/drop.js';
 import type { DropPoint } from '../core/aggregator.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
+import { attribution } from '../kernel/namespaces.js';
 
 export interface DescribedPoint {
   /** "fn+0x4bc" plus " [module]" for module code; the hex address when unknown. */
@@ -18,6 +19,40 @@ export interface DescribedPoint {
   /** Reason name, "reason 123" for a number the table lacks, "" without reasons. */
   readonly reason: string;
   readonly protocol: string;
+  /** Attribution (sources that know it, the BPF source): interface and network namespace. */
+  readonly ifindex: number | null;
+  readonly ifname: string | null;
+  /** Namespace inode number. */
+  readonly netns: number | null;
+  /** `ip netns` / Docker name, "init" for the initial namespace. */
+  readonly netnsName: string | null;
+  readonly container: string | null;
+  /** Whether this is the initial namespace (text lines leave it out). */
+  readonly initNetns: boolean;
+}
+
+/** Interface and namespace names of a point (cached lookups; null when unknown or not reported). */
+export function describeAttribution(ifindex: number | undefined, netns: number | undefined) {
+  if (netns === undefined || netns === 0) return { ifindex: ifindex || null, ifname: null, netns: null, netnsName: null, container: null, initNetns: false };
+  const a = attribution();
+  const info = a.netns(netns);
+  return {
+    ifindex: ifindex || null,
+    ifname: ifindex ? (a.ifname(netns, ifindex) ?? null) : null,
+    netns,
+    netnsName: info?.name ?? null,
+    container: info?.container ?? null,
+    initNetns: netns === a.initInode,
+  };
+}
+
+/** " dev veth0 netns ns1 (docker 3f2a1b0c9d8e)": attribution for text lines; "" when none. */
+export function attributionText(d: Pick<DescribedPoint, 'ifindex' | 'ifname' | 'netns' | 'netnsName' | 'container' | 'initNetns'>): string {
+  let t = '';
+  if (d.ifindex !== null) t += ` dev ${d.ifname ?? `ifindex ${d.ifindex}`}`;
+  if (d.netns !== null && !d.initNetns) t += ` netns ${d.netnsName ?? d.netns}`;
+  if (d.container) t += ` (${d.container})`;
+  return t;
 }
 
 export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): DescribedPoint {
@@ -31,6 +66,7 @@ export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): De
     address: hexAddress(p.location),
     reason: p.reasonName || (p.reason === NO_REASON ? '' : `reason ${p.reason}`),
     protocol: p.protocol ? protocolName(p.protocol) : '',
+    ...describeAttribution(p.ifindex, p.netns),
   };
 }
 

@@ -24,6 +24,8 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
   const time = new Date(r.end).toISOString();
   const out: string[] = [];
   for (const p of r.points) {
+    // Per-packet samples carry no count (the source counts the drops apart).
+    if (p.count === 0) continue;
     const d = describePoint(p, symbols);
     out.push(
       JSON.stringify({
@@ -44,6 +46,9 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
         source,
         ...(p.stack ? { stack: describeStack(p.stack, symbols) } : {}),
         ...(p.trap ? { trap: p.trap.name, trap_group: p.trap.group ?? null } : {}),
+        ...(p.netns !== undefined || p.ifindex !== undefined
+          ? { ifindex: d.ifindex, ifname: d.ifname, netns: d.netns, netns_name: d.netnsName, container: d.container }
+          : {}),
       }),
     );
   }
@@ -55,7 +60,7 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
       start: new Date(r.start).toISOString(),
       duration_ms: r.end - r.start,
       drops: r.drops,
-      points: r.points.length,
+      points: r.points.filter((p) => p.count > 0).length,
       overflow_drops: r.overflow.drops,
       overflow_points: r.overflow.points,
       lost_events: r.lostTotal,

@@ -7,7 +7,7 @@
 import type { IntervalReport } from '../core/aggregator.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { describePoint, describeStack } from './describe.js';
+import { attributionText, describePoint, describeStack } from './describe.js';
 
 export class TextOutput implements IntervalOutput {
   constructor(
@@ -30,6 +30,8 @@ export class TextOutput implements IntervalOutput {
 export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | undefined): string[] {
   const lines: string[] = [];
   for (const p of r.points) {
+    // Per-packet samples carry no count (the source counts the drops apart).
+    if (p.count === 0) continue;
     if (p.trap) {
       // dropwatch's form for hardware drops: "<count> drops at <trap> [hardware]"
       lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${p.trap.group ? ` ${p.trap.group}` : ''}`);
@@ -37,7 +39,7 @@ export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | unde
     }
     const d = describePoint(p, symbols);
     const tail = [d.reason, d.protocol].filter(Boolean).join(' ');
-    lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}`);
+    lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}${attributionText(d)}`);
     if (p.stack) for (const f of describeStack(p.stack, symbols)) lines.push(`    ${f}`);
   }
   if (r.overflow.drops > 0) {

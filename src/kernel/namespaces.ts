@@ -1,0 +1,249 @@
+/**
+ * Attribution of drops to where they happened: a network namespace's inode
+ * number (what the BPF source reads from net->ns.inum) to its name (`ip netns`
+ * and Docker bind mounts), the processes living in it and their container
+ * (from their cgroup path); an interface index to its name inside that
+ * namespace.
+ *
+ * Everything is cached and refreshed only when an unknown value appears (and
+ * then at most once a second), so outputs can call it for every drop point of
+ * every interval. Interface names come from an rtnetlink link dump made from
+ * inside the namespace (setns on this thread, see setns.ts): /sys/class/net
+ * would show dropmon's own namespace whatever the thread joined.
+ */
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { UsageError } from '../core/errors.js';
+import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
+import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
+import { withNetns, type NetnsTarget } from './setns.js';
+
+/** Where `ip netns` (/run/netns, /var/run/netns) and Docker keep namespace bind mounts. */
+export const NETNS_BIND_DIRS = ['/run/netns', '/var/run/netns', '/var/run/docker/netns', '/run/docker/netns'];
+
+export interface NetnsInfo {
+  readonly inode: number;
+  /** The `ip netns` (or Docker sandbox) name; "init" for the initial namespace. */
+  readonly name?: string;
+  /** A file that setns() accepts for this namespace. */
+  readonly path?: string;
+  /** Processes living in it (a few, lowest pids first). */
+  readonly pids: readonly number[];
+  /** "docker 3f2a1b0c9d8e", "containerd …", "k8s pod <uid>", from the first process's cgroup. */
+  readonly container?: string;
+}
+
+const REFRESH_MS = 1000;
+const PIDS_KEPT = 8;
+
+/**
+ * A container named by a cgroup path (/proc/PID/cgroup), or undefined.
+ * Patterns: Docker (cgroupfs "/docker/<id>", systemd "docker-<id>.scope"),
+ * containerd/CRI ("cri-containerd-<id>.scope"), CRI-O ("crio-<id>.scope"),
+ * Podman ("libpod-<id>.scope"), Kubernetes pods ("kubepods…pod<uid>").
+ */
+export function containerFromCgroup(text: string): string | undefined {
+  for (const line of text.split('\n')) {
+    const path = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+    const pod = /kubepods[^\n]*?pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})/.exec(path);
+    const id = /(?:docker|cri-containerd|crio|libpod)[-/]([0-9a-f]{12,64})(?:\.scope)?/.exec(path);
+    const runtime = /(docker|cri-containerd|crio|libpod)[-/][0-9a-f]{12}/.exec(path)?.[1];
+    const short = id ? id[1].slice(0, 12) : undefined;
+    const rt = runtime === 'cri-containerd' ? 'containerd' : runtime === 'libpod' ? 'podman' : runtime;
+    if (pod) return `k8s pod ${pod[1].replace(/_/g, '-')}${short ? ` ${rt} ${short}` : ''}`;
+    if (short && rt) return `${rt} ${short}`;
+  }
+  return undefined;
+}
+
+function netnsInodeOfLink(link: string): number | undefined {
+  const m = /^net:\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Interface index → name, from an RTM_GETLINK dump of the calling thread's namespace. */
+export function listInterfaces(): Map<number, string> {
+  const RTM_NEWLINK = 16, RTM_GETLINK = 18, IFLA_IFNAME = 3, IFINFOMSG = 16;
+  const sock = new NetlinkSocket(NETLINK_ROUTE);
+  const out = new Map<number, string>();
+  try {
+    const seq = sock.nextSeq();
+    sock.send(encodeMessage({ type: RTM_GETLINK, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, pid: 0 }, new Uint8Array(IFINFOMSG)));
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      const dgram = sock.receive();
+      if (!dgram) {
+        if (Date.now() > deadline) return out;
+        sock.waitReadable(50);
+        continue;
+      }
+      for (const m of parseMessages(dgram.slice())) {
+        if (m.seq !== seq) continue;
+        if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) return out;
+        if (m.type !== RTM_NEWLINK || m.payload.length < IFINFOMSG) continue;
+        const index = new DataView(m.payload.buffer, m.payload.byteOffset, IFINFOMSG).getInt32(4, true);
+        for (const a of parseAttrs(m.payload.subarray(IFINFOMSG), 'link attributes')) if (a.type === IFLA_IFNAME) out.set(index, attrString(a));
+      }
+    }
+  } finally {
+    sock.close();
+  }
+}
+
+export class Attribution {
+  private byInode = new Map<number, NetnsInfo>();
+  private lastScan = 0;
+  private readonly links = new Map<number, { names: Map<number, string>; at: number }>();
+  readonly initInode: number | undefined;
+  readonly ownInode: number | undefined;
+
+  constructor() {
+    const ino = (p: string) => {
+      try {
+        return statSync(p).ino;
+      } catch {
+        // stat may be refused (pid 1 in a sandbox) where the link still reads.
+        try {
+          return netnsInodeOfLink(readlinkSync(p));
+        } catch {
+          return undefined;
+        }
+      }
+    };
+    this.initInode = ino('/proc/1/ns/net');
+    this.ownInode = ino('/proc/self/ns/net');
+  }
+
+  /** Rescan bind mounts and processes (when the last scan is older than a second). */
+  private scan(force = false): void {
+    const now = Date.now();
+    if (!force && now - this.lastScan < REFRESH_MS) return;
+    this.lastScan = now;
+    const names = new Map<number, { name: string; path: string }>();
+    for (const dir of NETNS_BIND_DIRS) {
+      let entries: string[];
+      try {
+        entries = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        try {
+          const ino = statSync(`${dir}/${e}`).ino;
+          if (!names.has(ino)) names.set(ino, { name: e, path: `${dir}/${e}` });
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    }
+    const pids = new Map<number, number[]>();
+    let procs: string[] = [];
+    try {
+      procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+    } catch {
+      /* no /proc */
+    }
+    for (const p of procs) {
+      let ino: number | undefined;
+      try {
+        ino = netnsInodeOfLink(readlinkSync(`/proc/${p}/ns/net`));
+      } catch {
+        continue; // exited, or a kernel thread we may not read
+      }
+      if (ino === undefined) continue;
+      const list = pids.get(ino) ?? [];
+      if (list.length < PIDS_KEPT) list.push(Number(p));
+      pids.set(ino, list);
+    }
+    const next = new Map<number, NetnsInfo>();
+    for (const ino of new Set([...names.keys(), ...pids.keys()])) {
+      const bind = names.get(ino);
+      const ps = (pids.get(ino) ?? []).sort((a, b) => a - b);
+      let container: string | undefined;
+      for (const pid of ps) {
+        try {
+          container = containerFromCgroup(readFileSync(`/proc/${pid}/cgroup`, 'latin1'));
+        } catch {
+          continue;
+        }
+        if (container) break;
+      }
+      const name = bind?.name ?? (ino === this.initInode ? 'init' : undefined);
+      const path = bind?.path ?? (ps.length ? `/proc/${ps[0]}/ns/net` : undefined);
+      next.set(ino, { inode: ino, pids: ps, ...(name ? { name } : {}), ...(path ? { path } : {}), ...(container ? { container } : {}) });
+    }
+    this.byInode = next;
+  }
+
+  /** What is known of a namespace; undefined when no bind mount or process refers to it. */
+  netns(inode: number): NetnsInfo | undefined {
+    if (!this.byInode.has(inode)) this.scan();
+    return this.byInode.get(inode);
+  }
+
+  /** The name of interface `ifindex` in namespace `inode`, or undefined. */
+  ifname(inode: number, ifindex: number): string | undefined {
+    if (ifindex <= 0) return undefined;
+    let entry = this.links.get(inode);
+    if (!entry?.names.has(ifindex) && (!entry || Date.now() - entry.at >= REFRESH_MS)) {
+      const names = this.dumpLinks(inode);
+      if (names) this.links.set(inode, (entry = { names, at: Date.now() }));
+    }
+    return entry?.names.get(ifindex);
+  }
+
+  private dumpLinks(inode: number): Map<number, string> | undefined {
+    try {
+      if (inode === this.ownInode) return listInterfaces();
+      const info = this.netns(inode);
+      if (!info?.path) return undefined;
+      return withNetns({ spec: info.name ?? String(inode), path: info.path, inode }, listInterfaces);
+    } catch {
+      return undefined; // the namespace vanished or we may not enter it: no name
+    }
+  }
+}
+
+let shared: Attribution | undefined;
+
+/** The process-wide attribution cache. */
+export function attribution(): Attribution {
+  return (shared ??= new Attribution());
+}
+
+/** Inode numbers of namespaces sit far above any pid (pid_max is at most 2^22). */
+const MIN_INODE = 1 << 22;
+
+/**
+ * Resolve `--netns NAME|INODE|PID|PATH` to a namespace: an `ip netns` or Docker
+ * name, an inode number, a process id, or a namespace file.
+ */
+export function resolveNetnsSpec(spec: string): NetnsTarget {
+  const s = spec.trim();
+  if (!s) throw new UsageError('--netns needs a namespace name, inode number, process id or path');
+  const paths: string[] = [];
+  if (s.includes('/')) paths.push(s);
+  else if (/^\d+$/.test(s) && Number(s) >= MIN_INODE) {
+    const inode = Number(s);
+    const info = attribution().netns(inode);
+    if (!info?.path) throw new UsageError(`--netns ${s}: no namespace with inode ${s} (no bind mount or process refers to it)`);
+    return { spec: s, path: info.path, inode };
+  } else if (/^\d+$/.test(s)) paths.push(`/proc/${s}/ns/net`);
+  else for (const d of NETNS_BIND_DIRS) paths.push(`${d}/${s}`);
+  for (const path of paths) {
+    try {
+      if (path.startsWith('/proc/') && netnsInodeOfLink(readlinkSync(path)) === undefined) continue;
+      return { spec: s, path, inode: statSync(path).ino };
+    } catch {
+      continue;
+    }
+  }
+  const why = /^\d+$/.test(s) ? `no process ${s}` : s.includes('/') ? `no namespace file ${s}` : `no namespace named ${s} (ip netns list shows the names)`;
+  throw new UsageError(`--netns ${s}: ${why}`);
+}
+
+/** The index of interface `name` inside `target` (dropmon's own namespace when undefined). */
+export function interfaceIndex(name: string, target?: NetnsTarget): number {
+  const links = withNetns(target, listInterfaces);
+  for (const [index, n] of links) if (n === name) return index;
+  throw new UsageError(`--interface ${name}: no such interface${target ? ` in namespace ${target.spec}` : ''} (ip link shows the names)`);
+}

@@ -1,0 +1,60 @@
+/**
+ * Can the BPF source run here, and if not, why (one line for the user and
+ * for `--source auto`). Checked without loading anything: privileges, kernel
+ * lockdown, BTF, and the kfree_skb prototype (drop reasons, 5.17+).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { DropmonError, ParseError } from '../../core/errors.js';
+import { Btf } from '../../kernel/bpf/btf.js';
+import { readKernelLayout } from './layout.js';
+
+export const VMLINUX_BTF = '/sys/kernel/btf/vmlinux';
+
+let btf: Btf | undefined;
+
+/** The running kernel's BTF, parsed once per process (~40 ms for 5 MB). */
+export function vmlinuxBtf(): Btf {
+  if (btf) return btf;
+  if (!existsSync(VMLINUX_BTF))
+    throw new DropmonError(`the BPF source needs the kernel's BTF (${VMLINUX_BTF} is missing)`, 'a kernel built with CONFIG_DEBUG_INFO_BTF (most distributions since 2020); else use --source tracefs');
+  try {
+    btf = Btf.vmlinux(VMLINUX_BTF);
+  } catch (err) {
+    if (err instanceof ParseError) throw new DropmonError(`the BPF source cannot read the kernel's BTF: ${err.message}`);
+    throw err;
+  }
+  return btf;
+}
+
+/** Effective capabilities of this process, as a bit set. */
+function effectiveCaps(): bigint {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+  return m ? BigInt('0x' + m[1]) : 0n;
+}
+
+const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
+
+/** Undefined when the BPF source can run, else the reason in one line. */
+export function bpfUnavailableReason(): string | undefined {
+  if (process.platform !== 'linux') return 'BPF needs Linux';
+  try {
+    const caps = effectiveCaps();
+    const has = (c: bigint) => (caps >> c) & 1n;
+    if (!has(CAP_SYS_ADMIN) && !(has(CAP_BPF) && has(CAP_PERFMON))) return 'BPF needs root (or CAP_BPF and CAP_PERFMON)';
+  } catch {
+    /* no /proc: let the syscalls say */
+  }
+  try {
+    const lockdown = readFileSync('/sys/kernel/security/lockdown', 'latin1');
+    if (lockdown.includes('[confidentiality]')) return 'kernel lockdown (confidentiality) forbids BPF programs from reading kernel memory';
+  } catch {
+    /* no lockdown LSM */
+  }
+  try {
+    readKernelLayout(vmlinuxBtf());
+  } catch (err) {
+    if (err instanceof DropmonError) return err.message;
+    throw err;
+  }
+  return undefined;
+}

@@ -1,0 +1,309 @@
+/**
+ * The BPF drop source: a program on the kfree_skb tracepoint counts drops in
+ * the kernel, per CPU, by (location, reason, protocol, ifindex, netns); each
+ * drain() reads the map and hands out the differences since the last read.
+ * User space therefore does work per drop point and per interval, never per
+ * drop. With `packets`, a ring buffer also carries a rate-limited sample of
+ * the dropped packets (their first bytes), polled on a timer.
+ *
+ * Everything is owned by file descriptors and nothing is pinned: when the
+ * process ends, however it ends, the kernel detaches the program and frees
+ * the maps.
+ */
+import { readFileSync } from 'node:fs';
+import type { DropSample, DropSink, DropSource, DroppedPacket } from '../../core/drop.js';
+import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, possibleCpus, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
+import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
+import { attribution } from '../../kernel/namespaces.js';
+import { KEY, RECORD, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { readKernelLayout, type KernelLayout } from './layout.js';
+import { vmlinuxBtf } from './availability.js';
+
+export const PROGRAM_NAME = 'dropmon_drops';
+/** Distinct drop points the kernel map holds; past it, drops are counted as "map full". */
+export const DEFAULT_MAX_KEYS = 16384;
+const DEFAULT_SNAP_LEN = 128;
+const DEFAULT_PACKET_RATE = 1000;
+const RING_BYTES = 1 << 20;
+/** Drains a key may stay unchanged before it is removed (when the map is half full). */
+const IDLE_DRAINS = 10;
+
+export interface BpfSourceOptions {
+  /** Count only drops of this network namespace (inode), filtered in the kernel. */
+  readonly netns?: number;
+  /** Count only drops on this interface index (of `netns`), filtered in the kernel. */
+  readonly ifindex?: number;
+  /** Per-packet records: bytes kept per packet and records per second per CPU. */
+  readonly packets?: { readonly snapLen?: number; readonly perSecondPerCpu?: number };
+  readonly maxKeys?: number;
+  /** tp_btf (default, falls back to raw_tp when the kernel refuses it) or raw_tp. */
+  readonly flavour?: ProgramFlavour;
+  /** Ring-buffer poll period. */
+  readonly pollMs?: number;
+  readonly warn?: (message: string) => void;
+}
+
+/** Start-up timings (ms), to check the start-up budget. */
+export interface BpfStartup {
+  btfMs: number;
+  loadMs: number;
+  attachMs: number;
+}
+
+interface Tracked {
+  /** Sum over CPUs at the last read. */
+  last: number;
+  idle: number;
+}
+
+/** Reason names of the running kernel from BTF (enum skb_drop_reason, prefix stripped). */
+export function reasonNamesFromBtf(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [name, value] of vmlinuxBtf().enumValues('skb_drop_reason')) {
+    if (name === 'SKB_DROP_REASON_MAX') continue;
+    out.set(value, name.replace(/^SKB_DROP_REASON_/, ''));
+  }
+  return out;
+}
+
+export class BpfDropSource implements DropSource {
+  readonly name = 'bpf';
+  readonly layout: KernelLayout;
+  readonly reasonNames: ReadonlyMap<number, string>;
+  readonly startup: BpfStartup = { btfMs: 0, loadMs: 0, attachMs: 0 };
+  /** The flavour that loaded, and how it was attached. */
+  flavour: ProgramFlavour | undefined;
+  attachedBy = '';
+  private readonly cpus: number;
+  private counts: BpfMap | undefined;
+  private state: BpfMap | undefined;
+  private ring: RingBuffer | undefined;
+  private progFd = -1;
+  private linkFd = -1;
+  private sink: DropSink | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly tracked = new Map<string, Tracked>();
+  private lastState = { mapFull: 0, rateLimited: 0, ringFull: 0 };
+  /** CLOCK_MONOTONIC → epoch offset (ns) for packet timestamps. */
+  private readonly epochOffsetNs: bigint;
+  private closed = false;
+  private readonly warn: (m: string) => void;
+
+  constructor(private readonly opts: BpfSourceOptions = {}) {
+    this.warn = opts.warn ?? (() => {});
+    const t0 = performance.now();
+    this.layout = readKernelLayout(vmlinuxBtf());
+    this.reasonNames = reasonNamesFromBtf();
+    this.startup.btfMs = performance.now() - t0;
+    this.cpus = possibleCpus(readFileSync('/sys/devices/system/cpu/possible', 'latin1'));
+    // process.hrtime is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+    this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  }
+
+  async start(sink: DropSink): Promise<void> {
+    if (this.counts) throw new Error('source already started');
+    this.sink = sink;
+    try {
+      const t0 = performance.now();
+      const maxKeys = this.opts.maxKeys ?? DEFAULT_MAX_KEYS;
+      this.counts = new BpfMap({ type: MapType.PERCPU_HASH, keySize: KEY.size, valueSize: 8, maxEntries: maxKeys, name: 'dropmon_counts' }, this.cpus);
+      this.state = new BpfMap({ type: MapType.PERCPU_ARRAY, keySize: 4, valueSize: STATE.size, maxEntries: 1, name: 'dropmon_state' }, this.cpus);
+      const packets = this.opts.packets;
+      if (packets) this.ring = new RingBuffer(RING_BYTES, 'dropmon_packets');
+      const build = (flavour: ProgramFlavour) =>
+        dropProgram({
+          flavour,
+          layout: this.layout,
+          countsMapFd: this.counts!.fd,
+          stateMapFd: this.state!.fd,
+          ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
+          ...(this.opts.ifindex !== undefined ? { ifindex: this.opts.ifindex } : {}),
+          ...(packets && this.ring
+            ? { packets: { ringMapFd: this.ring.map.fd, snapLen: packets.snapLen ?? DEFAULT_SNAP_LEN, perSecondPerCpu: packets.perSecondPerCpu ?? DEFAULT_PACKET_RATE } }
+            : {}),
+        });
+      const order: ProgramFlavour[] = this.opts.flavour === 'raw_tp' ? ['raw_tp'] : ['tp_btf', 'raw_tp'];
+      let firstError: unknown;
+      for (const flavour of order) {
+        try {
+          this.progFd =
+            flavour === 'tp_btf'
+              ? loadProgram({ type: ProgType.TRACING, insns: build(flavour), name: PROGRAM_NAME, expectedAttachType: AttachType.TRACE_RAW_TP, attachBtfId: this.layout.tracepointBtfId })
+              : loadProgram({ type: ProgType.RAW_TRACEPOINT, insns: build(flavour), name: PROGRAM_NAME });
+          this.flavour = flavour;
+          break;
+        } catch (err) {
+          firstError ??= err;
+          // Permission errors will not go away with the other flavour.
+          if (err instanceof BpfError && (err.errno === 1 || err.errno === 13) && !err.verifierLog) throw err;
+          if (flavour === 'tp_btf' && order.length > 1) this.warn(`tp_btf program refused (${(err as Error).message}); using raw_tp with bpf_probe_read_kernel`);
+        }
+      }
+      if (this.progFd < 0) throw firstError;
+      this.startup.loadMs = performance.now() - t0;
+      const t1 = performance.now();
+      if (this.flavour === 'tp_btf') {
+        const link = attachTracing(this.progFd);
+        this.linkFd = link.fd;
+        this.attachedBy = link.how;
+      } else {
+        this.linkFd = rawTracepointOpen(this.progFd, 'kfree_skb');
+        this.attachedBy = 'raw_tracepoint_open';
+      }
+      this.startup.attachMs = performance.now() - t1;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    if (this.ring) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.pollPackets();
+      this.schedule();
+    }, this.opts.pollMs ?? 100);
+    this.timer.unref?.();
+  }
+
+  describe(): string {
+    const f = [
+      this.opts.netns !== undefined ? `netns ${this.opts.netns}` : '',
+      this.opts.ifindex !== undefined ? `ifindex ${this.opts.ifindex}` : '',
+    ].filter(Boolean);
+    const pk = this.opts.packets ? `, packets (${this.opts.packets.perSecondPerCpu ?? DEFAULT_PACKET_RATE}/s per CPU, ${this.opts.packets.snapLen ?? DEFAULT_SNAP_LEN} bytes)` : '';
+    const t = this.startup;
+    return `kfree_skb via BPF (${this.flavour ?? '?'}, ${this.attachedBy}${f.length ? `, in-kernel filter ${f.join(' ')}` : ''}${pk}; start-up ${Math.round(t.btfMs + t.loadMs + t.attachMs)} ms)`;
+  }
+
+  drain(): void {
+    if (!this.counts || this.closed || !this.sink) return;
+    this.pollPackets();
+    const samples: DropSample[] = [];
+    const seen = new Set<string>();
+    const cpus = this.cpus;
+    this.counts.forEach((key, value, off) => {
+      let total = 0;
+      for (let c = 0; c < cpus; c++) total += Number(value.getBigUint64(off + 8 * c, true));
+      const k = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
+      seen.add(k);
+      const t = this.tracked.get(k);
+      const delta = total - (t?.last ?? 0);
+      if (t) {
+        t.last = total;
+        t.idle = delta > 0 ? 0 : t.idle + 1;
+      } else this.tracked.set(k, { last: total, idle: 0 });
+      if (delta > 0) samples.push(this.sample(new DataView(key.buffer, key.byteOffset, key.length), delta));
+    });
+    for (const k of this.tracked.keys()) if (!seen.has(k)) this.tracked.delete(k);
+    this.prune(samples);
+    if (samples.length) this.sink.drops(samples);
+    this.reportState();
+  }
+
+  private sample(k: DataView, count: number): DropSample {
+    const reason = k.getUint32(KEY.reason, true);
+    return {
+      location: k.getBigUint64(KEY.location, true),
+      reason,
+      reasonName: this.reasonNames.get(reason) ?? '',
+      protocol: k.getUint16(KEY.protocol, false),
+      origin: 'software',
+      count,
+      ifindex: k.getUint32(KEY.ifindex, true),
+      netns: k.getUint32(KEY.netns, true),
+    };
+  }
+
+  /**
+   * Keep the map from filling up with drop points that stopped: when it is
+   * half full, remove keys idle for IDLE_DRAINS reads, counting what they
+   * gained since the last read. (A drop landing on a key in the microseconds
+   * between its last read and its removal would be lost; idle keys make that
+   * unlikely, and a full map is counted, never silent.)
+   */
+  private prune(samples: DropSample[]): void {
+    const map = this.counts!;
+    if (this.tracked.size < map.spec.maxEntries / 2) return;
+    for (const [k, t] of this.tracked) {
+      if (t.idle < IDLE_DRAINS) continue;
+      map.key.bytes.set(Buffer.from(k, 'hex'));
+      if (map.lookupAndDelete()) {
+        let total = 0;
+        for (let c = 0; c < this.cpus; c++) total += Number(map.value.view.getBigUint64(8 * c, true));
+        if (total > t.last) samples.push(this.sample(new DataView(map.key.bytes.buffer, map.key.bytes.byteOffset, KEY.size), total - t.last));
+      }
+      this.tracked.delete(k);
+    }
+  }
+
+  private reportState(): void {
+    const st = this.state;
+    if (!st || !this.sink) return;
+    st.key.clear();
+    if (!st.lookup()) return;
+    const sum = (field: number) => {
+      let n = 0;
+      const stride = (STATE.size + 7) & ~7;
+      for (let c = 0; c < this.cpus; c++) n += Number(st.value.view.getBigUint64(c * stride + field, true));
+      return n;
+    };
+    const now = { mapFull: sum(STATE.mapFull), rateLimited: sum(STATE.rateLimited), ringFull: sum(STATE.ringFull) };
+    const d = (k: keyof typeof now) => Math.max(0, now[k] - this.lastState[k]);
+    if (d('mapFull')) this.sink.loss({ lost: d('mapFull'), cause: `bpf counts map full (${this.counts?.spec.maxEntries} drop points)` });
+    if (d('rateLimited')) this.sink.loss({ lost: d('rateLimited'), cause: 'packet records over the rate limit' });
+    if (d('ringFull')) this.sink.loss({ lost: d('ringFull'), cause: 'packet records: ring buffer full' });
+    this.lastState = now;
+  }
+
+  /**
+   * Packet records to samples carrying the packet. Their count is 0: the
+   * drops themselves are counted by the map (exactly, rate limit or not).
+   */
+  private pollPackets(): void {
+    if (!this.ring || !this.sink || this.closed) return;
+    const out: DropSample[] = [];
+    this.ring.poll((v, o, len) => {
+      if (len < RECORD.data) return;
+      const reason = v.getUint32(o + KEY.reason, true);
+      const captured = Math.min(v.getUint16(o + RECORD.captured, true), len - RECORD.data);
+      const ifindex = v.getUint32(o + KEY.ifindex, true);
+      const payload = new Uint8Array(v.buffer.slice(v.byteOffset + o + RECORD.data, v.byteOffset + o + RECORD.data + captured));
+      const netns = v.getUint32(o + KEY.netns, true);
+      const ifname = netns && ifindex ? attribution().ifname(netns, ifindex) : undefined;
+      const packet: DroppedPacket = {
+        timestamp: v.getBigUint64(o + RECORD.timestamp, true) + this.epochOffsetNs,
+        ifindex,
+        ...(ifname !== undefined ? { ifname } : {}),
+        origLen: v.getUint32(o + RECORD.len, true),
+        payload,
+      };
+      out.push({
+        location: v.getBigUint64(o + KEY.location, true),
+        reason,
+        reasonName: this.reasonNames.get(reason) ?? '',
+        protocol: v.getUint16(o + KEY.protocol, false),
+        origin: 'software',
+        count: 0,
+        ifindex,
+        netns,
+        packet,
+      });
+    });
+    if (out.length) this.sink.drops(out);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    // The link first: from then on the program no longer runs.
+    closeFd(this.linkFd);
+    closeFd(this.progFd);
+    this.linkFd = this.progFd = -1;
+    this.ring?.close();
+    this.counts?.close();
+    this.state?.close();
+  }
+}
