@@ -21,7 +21,7 @@ function assertClean(pid: number): void {
 describe('cleanup', kernelTest(), () => {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     test(`${signal}: exits 0 and removes its instance`, async () => {
-      const dm = new DropmonProcess(['watch', '--json']);
+      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--json']);
       await dm.ready();
       assert.ok(existsSync(`${TRACEFS}/instances/dropmon-${dm.pid}`), 'instance exists while running');
       assert.equal(readFileSync(`${TRACEFS}/instances/dropmon-${dm.pid}/events/skb/kfree_skb/enable`, 'latin1').trim(), '1');
@@ -32,18 +32,18 @@ describe('cleanup', kernelTest(), () => {
   }
 
   test('--duration: exits 0 on its own and removes its instance', async () => {
-    const dm = new DropmonProcess(['watch', '--duration', '0.5']);
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--duration', '0.5']);
     const fin = await dm.finished();
     assert.equal(fin.code, 0, fin.stderr);
     assertClean(dm.pid);
   });
 
   test('kill -9 leaves an instance; the next start reclaims it and cleans up itself', async () => {
-    const victim = new DropmonProcess(['watch']);
+    const victim = new DropmonProcess(['watch', '--source', 'tracefs']);
     await victim.ready();
     await victim.stop('SIGKILL');
     assert.ok(ourInstances().includes(`dropmon-${victim.pid}`), 'SIGKILL cannot be caught: the instance is left');
-    const next = new DropmonProcess(['watch', '--duration', '0.3']);
+    const next = new DropmonProcess(['watch', '--source', 'tracefs', '--duration', '0.3']);
     const fin = await next.finished();
     assert.equal(fin.code, 0, fin.stderr);
     assert.match(fin.stderr, new RegExp(`removed tracefs instance dropmon-${victim.pid} left by a dropmon that died`));
@@ -52,9 +52,9 @@ describe('cleanup', kernelTest(), () => {
   });
 
   test('an instance of a live dropmon is not touched by another', async () => {
-    const a = new DropmonProcess(['watch']);
+    const a = new DropmonProcess(['watch', '--source', 'tracefs']);
     await a.ready();
-    const b = new DropmonProcess(['watch', '--duration', '0.3']);
+    const b = new DropmonProcess(['watch', '--source', 'tracefs', '--duration', '0.3']);
     const fin = await b.finished();
     assert.equal(fin.code, 0);
     assert.ok(existsSync(`${TRACEFS}/instances/dropmon-${a.pid}`), 'the running one keeps its instance');
@@ -63,7 +63,7 @@ describe('cleanup', kernelTest(), () => {
   });
 
   test('in-kernel filters are accepted by the kernel, including 64-bit location ranges', async () => {
-    const dm = new DropmonProcess(['watch', '--reason', 'NO_SOCKET,NETFILTER_DROP', '--protocol', 'ipv4', '--location', '__udp4_lib_rcv']);
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--reason', 'NO_SOCKET,NETFILTER_DROP', '--protocol', 'ipv4', '--location', '__udp4_lib_rcv']);
     await dm.ready();
     const filter = readFileSync(`${TRACEFS}/instances/dropmon-${dm.pid}/events/skb/kfree_skb/filter`, 'latin1');
     const fin = await dm.stop();

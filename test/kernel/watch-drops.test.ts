@@ -14,7 +14,7 @@ after(() => TestNetns.cleanupAll());
 
 /** Start dropmon, run `cause`, stop dropmon; return the drop objects it printed. */
 async function watchWhile(args: string[], cause: () => void): Promise<{ drops: JsonDrop[]; lost: number }> {
-  const dm = new DropmonProcess(['watch', '--json', '--interval', '0.5', ...args]);
+  const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--json', '--interval', '0.5', ...args]);
   try {
     await dm.ready();
     cause();
@@ -92,7 +92,7 @@ describe('real drops', kernelTest(), () => {
 
   test('--count stops after N drops; --stack prints kernel stacks', async () => {
     const ns = new TestNetns('count');
-    const dm = new DropmonProcess(['watch', '--json', '--stack', '--count', '50', '--reason', 'NO_SOCKET']);
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--json', '--stack', '--count', '50', '--reason', 'NO_SOCKET']);
     await dm.ready();
     runDropgen(['-m', 'noport', '-n', '200', '-a', '127.0.0.1'], ns.name);
     const fin = await dm.finished();
@@ -112,7 +112,7 @@ describe('lost events', kernelTest(), () => {
     const a = new TestNetns('losta');
     const b = new TestNetns('lostb');
     TestNetns.vethPair(a, 'dml0', b, 'dml1');
-    const dm = new DropmonProcess(['watch', '--json', '--interval', '0.5', '--buffer-kb', '64', '--protocol', '0x88b5']);
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--json', '--interval', '0.5', '--buffer-kb', '64', '--protocol', '0x88b5']);
     await dm.ready();
     dm.child.kill('SIGSTOP'); // the reader stalls; the kernel keeps writing
     try {
