@@ -187,7 +187,8 @@ export class Btf {
   }
 
   /** Size in bytes of a type (pointers: 8; arrays: elements × element size). */
-  sizeOf(id: number): number {
+  sizeOf(id: number, depth = 0): number {
+    if (depth > 32) throw new ParseError('BTF', `type ${id}`, 'array nesting too deep (a loop?)');
     const t = this.resolve(id);
     switch (this.kind(t)) {
       case 0: return 0;
@@ -196,7 +197,7 @@ export class Btf {
         return this.sizeOrType(t);
       case BtfKind.ARRAY: {
         const p = this.rec(t) + 12;
-        return this.sizeOf(this.d.getUint32(p, true)) * this.d.getUint32(p + 8, true);
+        return this.sizeOf(this.d.getUint32(p, true), depth + 1) * this.d.getUint32(p + 8, true);
       }
       default: return 0;
     }
