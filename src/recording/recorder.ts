@@ -122,9 +122,13 @@ function dropmonVersion(): string {
   }
 }
 
+function errCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+}
+
 /** An SQLite failure of the storage (as opposed to a bug): the interval is dropped, monitoring goes on. */
 function storageFailure(err: unknown): string | undefined {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  const code = errCode(err);
   if (!code.startsWith('SQLITE_')) return undefined;
   if (code === 'SQLITE_FULL') return 'the disk is full (SQLITE_FULL)';
   if (code.startsWith('SQLITE_READONLY')) return `the file is read-only (${code})`;
@@ -194,7 +198,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     } catch (err) {
       this.db.close();
       if (err instanceof DropmonError) throw err;
-      const why = storageFailure(err);
+      const why = errCode(err) === 'SQLITE_NOTADB' ? undefined : storageFailure(err);
       if (why) throw new DropmonError(`cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
       throw describeOpenError(err, file);
     }

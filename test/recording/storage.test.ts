@@ -1,0 +1,96 @@
+/**
+ * Storage failures on a real, tiny tmpfs mounted for the test: a full disk
+ * drops and counts intervals with one warning and recording resumes when
+ * space comes back; a read-only file system gives one clear error at open
+ * and its recordings stay readable. Needs root (mount); skipped otherwise.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DropmonError } from '../../src/core/errors.js';
+import { Recorder } from '../../src/recording/recorder.js';
+import { openRecording } from '../../src/recording/recording.js';
+import { syntheticInterval } from './synthetic.js';
+
+const skip = process.getuid?.() !== 0 ? 'not root: mounting a tmpfs needs root' : false;
+if (skip) process.stderr.write(`# skipping storage tests: ${skip}\n`);
+const T0 = Date.UTC(2026, 0, 1);
+
+describe('storage failures', { skip }, () => {
+  let mnt = '';
+  before(() => {
+    mnt = mkdtempSync(join(tmpdir(), 'dropmon-tmpfs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0755', 'dropmon-test', mnt]);
+  });
+  after(() => {
+    try {
+      execFileSync('umount', [mnt]);
+    } finally {
+      rmdirSync(mnt);
+    }
+  });
+
+  test('a full disk: intervals are dropped and counted with one warning, monitoring goes on, writing resumes', () => {
+    const file = join(mnt, 'full.db');
+    const warnings: string[] = [];
+    const rec = new Recorder(file, { source: 'tracefs', warn: (m) => warnings.push(m) });
+    let s = 0;
+    // A storm of new drop points fills 256 KiB within a few hundred intervals.
+    while (rec.stats.intervalsUnwritten === 0 && s < 5000) {
+      s++;
+      rec.record({ interval: syntheticInterval(s, T0, 1000, { points: 64, firstPoint: s * 64 }) });
+    }
+    assert.ok(rec.stats.intervalsUnwritten > 0, 'the disk filled up');
+    for (let k = 0; k < 5; k++) rec.record({ interval: syntheticInterval(++s, T0, 1000, { points: 64, firstPoint: s * 64 }) });
+    const unwritten = rec.stats.intervalsUnwritten;
+    assert.ok(unwritten >= 6, `unwritten ${unwritten}`);
+    assert.equal(warnings.length, 1, `one warning while failing: ${warnings.join(' | ')}`);
+    assert.match(warnings[0], /disk is full \(SQLITE_FULL\).*monitoring goes on/);
+
+    execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
+    rec.record({ interval: syntheticInterval(s + 1, T0, 1000, { points: 2 }) });
+    assert.equal(rec.stats.intervalsUnwritten, unwritten, 'writing resumed');
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[1], new RegExp(`resumed; ${unwritten} interval\\(s\\) could not be written`));
+    const written = rec.stats.intervalsWritten;
+    rec.close();
+
+    const r = openRecording(file);
+    try {
+      const t = r.totals();
+      assert.equal(t.intervals, written);
+      assert.equal(t.intervalsUnwritten, unwritten, 'the gap is recorded with the interval after it');
+      assert.equal(r.intervals().at(-1)!.gapBefore, unwritten);
+      assert.equal(r.meta().sessions[0].intervalsUnwritten, unwritten);
+    } finally {
+      r.close();
+    }
+  });
+
+  test('a read-only file system: one clear error at open; its recordings stay readable', () => {
+    const file = join(mnt, 'ro.db');
+    const rec = new Recorder(file, { source: 'tracefs' });
+    for (let s = 1; s <= 3; s++) rec.record({ interval: syntheticInterval(s, T0, 1000) });
+    rec.close();
+    execFileSync('mount', ['-o', 'remount,ro', mnt]);
+    try {
+      assert.throws(
+        () => new Recorder(file, { source: 'tracefs' }),
+        (e: unknown) => e instanceof DropmonError && /cannot record to .*ro\.db: the file is read-only/.test(e.message) && e.hint !== undefined,
+      );
+      assert.throws(() => new Recorder(join(mnt, 'new.db'), { source: 'tracefs' }), (e: unknown) => e instanceof DropmonError && /cannot open .*new\.db/.test(e.message));
+      const r = openRecording(file);
+      try {
+        assert.equal(r.totals().intervals, 3);
+        assert.equal(r.totals().drops, 90);
+      } finally {
+        r.close();
+      }
+    } finally {
+      execFileSync('mount', ['-o', 'remount,rw', mnt]);
+    }
+  });
+});
