@@ -567,7 +567,9 @@ function renderStatus(st) {
   $('t-intervals').textContent = fmtCount(num(st.intervals));
   $('t-source').textContent = [st.source, st.mode].filter(Boolean).join(', ') || '–';
   const rec = st.recording;
-  $('t-recording').textContent = rec && rec.file ? `${fmtBytes(num(rec.bytes, NaN))} ${rec.file}`.trim() : 'off';
+  const recording = $('t-recording');
+  recording.textContent = rec && rec.file ? [fmtBytes(num(rec.bytes, NaN)), rec.file.split('/').pop()].filter(Boolean).join(', ') : 'off';
+  recording.title = rec?.file ?? '';
   renderLost();
 }
 
