@@ -1,0 +1,169 @@
+/**
+ * `dropmon record` and `dropmon report` end to end, with real drops caused in
+ * network namespaces created here: the recording and the report count
+ * exactly the drops the kernel counted.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kernelTest } from '../helpers/env.js';
+import { runDropgen } from '../helpers/dropgen.js';
+import { TestNetns } from '../helpers/netns.js';
+import { PROJECT_ROOT } from '../helpers/dropgen.js';
+import { openRecording } from '../../src/recording/recording.js';
+import type { RecordingReport } from '../../src/recording/report.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dropmon-record-'));
+const runner = join(dir, 'run.mjs');
+after(() => {
+  TestNetns.cleanupAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Runs `record` or `report` in a child process the way main.ts does (cleanups
+ * on every exit path, DropmonError to a message and an exit code).
+ */
+const RUNNER = `
+const [cmd, ...args] = process.argv.slice(2);
+const root = ${JSON.stringify(join(PROJECT_ROOT, 'dist', 'src'))};
+const { runCleanups } = await import(root + '/cli/lifecycle.js');
+const { DropmonError } = await import(root + '/core/errors.js');
+const mod = await import(root + '/cli/' + cmd + '.js');
+const run = cmd === 'record' ? mod.recordCommand : mod.reportCommand;
+run(args).then(
+  (code) => { runCleanups(); process.exit(code); },
+  (err) => {
+    runCleanups();
+    process.stderr.write('dropmon: ' + (err instanceof DropmonError ? err.message : err.stack) + '\\n');
+    process.exit(err instanceof DropmonError ? err.exitCode : 1);
+  },
+);
+`;
+
+class Cli {
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<number | null>;
+  private readonly child;
+  constructor(args: string[]) {
+    // A file, not --eval: the kallsyms loader's worker thread inherits the process's execArgv.
+    if (!existsSync(runner)) writeFileSync(runner, RUNNER);
+    this.child = spawn(process.execPath, [runner, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.done = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
+  }
+  async ready(ms = 10_000): Promise<void> {
+    const t0 = Date.now();
+    while (!this.stderr.includes('watching')) {
+      if (this.child.exitCode !== null) throw new Error(`exited early: ${this.stderr}`);
+      if (Date.now() - t0 > ms) throw new Error(`not ready after ${ms} ms: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  async stop(): Promise<number | null> {
+    this.child.kill('SIGINT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    try {
+      return await this.done;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const sumWhere = (points: { count: number; reason: string; symbol: string }[], reason: string, fn: RegExp) =>
+  points.filter((p) => p.reason === reason && fn.test(p.symbol)).reduce((s, p) => s + p.count, 0);
+
+describe('record and report real drops', kernelTest(), () => {
+  test('NO_SOCKET and NETFILTER_DROP: the recording and every report format count what the kernel counted', async () => {
+    const ns = new TestNetns('rec');
+    ns.exec('nft', ['-f', '-'], ['table inet dropmon_rec {', '  chain input { type filter hook input priority 0; udp dport 47003 counter drop; }', '}'].join('\n'));
+    const file = join(dir, 'drops.db');
+    const noPortsBefore = ns.snmp('Udp', 'NoPorts');
+    const rec = new Cli(['record', '-o', file, '--interval', '0.5', '--source', 'tracefs', '--reason', 'NO_SOCKET,NETFILTER_DROP']);
+    try {
+      await rec.ready();
+      assert.equal(runDropgen(['-m', 'noport', '-n', '250', '-a', '127.0.0.1', '-p', '9'], ns.name).sent, 250);
+      await new Promise((r) => setTimeout(r, 600)); // another interval
+      assert.equal(runDropgen(['-m', 'udp', '-n', '300', '-a', '127.0.0.1', '-p', '47003'], ns.name).sent, 300);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      assert.equal(await rec.stop(), 0, rec.stderr);
+    }
+    const noPorts = ns.snmp('Udp', 'NoPorts') - noPortsBefore;
+    const rule = ns.exec('nft', ['list', 'chain', 'inet', 'dropmon_rec', 'input']);
+    ns.delete();
+    assert.equal(noPorts, 250, 'the kernel counted every datagram to the closed port');
+    assert.match(rule, /counter packets 300 /, 'the nft rule counted every datagram');
+    assert.match(rec.stderr, /recording to .*drops\.db/);
+
+    const r = openRecording(file);
+    try {
+      const points = r.topPoints(undefined, 100);
+      const listed = JSON.stringify(points.map((p) => [p.symbol, p.reason, p.count]));
+      assert.equal(sumWhere(points, 'NO_SOCKET', /^__udp4_lib_rcv\+/), 250, listed);
+      assert.equal(sumWhere(points, 'NETFILTER_DROP', /^nft_do_chain/), 300, listed);
+      assert.equal(r.totals().drops, 550, listed);
+      assert.equal(r.totals().lost, 0);
+      assert.ok(r.totals().intervals >= 2, 'the two bursts are in different intervals');
+      assert.equal(r.meta().source, 'tracefs');
+    } finally {
+      r.close();
+    }
+    assert.match(rec.stderr, /recorded \d+ intervals \(550 drops, 0 events lost\)/);
+
+    const json = new Cli(['report', file, '--json']);
+    assert.equal(await json.done, 0, json.stderr);
+    const rep = JSON.parse(json.stdout) as RecordingReport;
+    assert.equal(rep.totals.drops, 550);
+    assert.deepEqual(
+      rep.reasons.map((x) => [x.reason, x.count]),
+      [
+        ['NETFILTER_DROP', 300],
+        ['NO_SOCKET', 250],
+      ],
+    );
+    assert.equal(rep.top_points[0].reason, 'NETFILTER_DROP');
+    assert.equal(rep.top_points[0].count, 300);
+    assert.equal(rep.reasons_over_time.buckets.reduce((s, b) => s + b.total, 0), 550);
+
+    const text = new Cli(['report', file]);
+    assert.equal(await text.done, 0, text.stderr);
+    assert.match(text.stdout, /550 drops/);
+    assert.match(text.stdout, /\s300\s+54\.5%\s+NETFILTER_DROP\s+ipv4\s+nft_do_chain/);
+    assert.match(text.stdout, /\s250\s+45\.5%\s+NO_SOCKET\s+ipv4\s+__udp4_lib_rcv\+/);
+
+    const html = join(dir, 'drops.html');
+    const page = new Cli(['report', file, '--html', '-o', html]);
+    assert.equal(await page.done, 0, page.stderr);
+    const doc = readFileSync(html, 'utf8');
+    assert.equal(doc.match(/<svg /g)?.length, 2);
+    assert.match(doc, /NETFILTER_DROP/);
+    assert.doesNotMatch(doc, /https?:|<script|<link|<img/i);
+  });
+
+  test('--duration ends the recording by itself; an existing file is refused without --append, added to with it', async () => {
+    const file = join(dir, 'twice.db');
+    const first = new Cli(['record', '-o', file, '--duration', '0.5', '--source', 'tracefs']);
+    assert.equal(await first.done, 0, first.stderr);
+    assert.ok(existsSync(file));
+    const again = new Cli(['record', '-o', file, '--duration', '0.5', '--source', 'tracefs']);
+    assert.equal(await again.done, 2);
+    assert.match(again.stderr, /twice\.db exists/);
+    assert.doesNotMatch(again.stderr, /watching/, 'refused before tracing started');
+    const append = new Cli(['record', '-o', file, '--append', '--duration', '0.5', '--source', 'tracefs']);
+    assert.equal(await append.done, 0, append.stderr);
+    const r = openRecording(file);
+    try {
+      assert.equal(r.meta().sessions.length, 2);
+      assert.ok(r.meta().sessions.every((s) => s.endedMs !== null));
+    } finally {
+      r.close();
+    }
+  });
+});
