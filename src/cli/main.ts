@@ -4,6 +4,11 @@ import { readFileSync } from 'node:fs';
 import { DropmonError } from '../core/errors.js';
 import { watchCommand } from './watch.js';
 import { netdmCommand } from './netdm.js';
+import { countersCommand } from './counters.js';
+import { diagnoseCommand } from './diagnose.js';
+import { explainCommand } from './explain.js';
+import { recordCommand } from './record.js';
+import { reportCommand } from './report.js';
 import { runCleanups } from './lifecycle.js';
 
 const HELP = `Usage: dropmon <command> [options]
@@ -11,8 +16,17 @@ const HELP = `Usage: dropmon <command> [options]
 A network drop monitor for Linux: every packet the kernel drops, where and why.
 
 Commands:
-  watch       show drops live, per drop point and reason (dropmon watch --help)
+  watch       show drops live, per drop point and reason, with the counters
+              that moved beside them (dropmon watch --help)
+  diagnose    watch for a while, then rank the causes, with evidence and fixes
+  counters    every kernel drop counter in one place, grouped by layer, explained
+  record      watch and write the drops and counters to a recording (SQLite)
+  report      analyse a recording: top drops, reasons over time, diagnosis;
+              as text, JSON or a self-contained HTML page
+  explain     what a drop reason, counter, kernel function or devlink trap means
   netdm       the kernel's NET_DM state: status, stats, stop (dropmon netdm --help)
+
+'dropmon <command> --help' describes a command's options.
 
 Options:
   -h, --help      this help
@@ -41,6 +55,16 @@ async function main(argv: string[]): Promise<number> {
       return watchCommand(rest);
     case 'netdm':
       return netdmCommand(rest);
+    case 'counters':
+      return countersCommand(rest);
+    case 'diagnose':
+      return diagnoseCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
+    case 'record':
+      return recordCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     default:
       process.stderr.write(`dropmon: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
       return 2;

@@ -22,6 +22,10 @@ import type { AlertMode, Origins } from '../sources/netdm/protocol.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
 import type { DropSource } from '../core/drop.js';
 import { TextOutput } from '../outputs/text.js';
+import { CorrelationJsonOutput, CorrelationTextOutput } from '../outputs/correlation.js';
+import { annotateWithCounters } from '../core/annotate.js';
+import { loadKnowledge } from '../core/knowledge.js';
+import { CounterSampler } from '../sources/counters/snapshot.js';
 import { JsonOutput } from '../outputs/json.js';
 import { listValues, parseCount, parseSeconds } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
@@ -40,6 +44,15 @@ Output:
       --timestamps        a "# <time> interval N" line before each interval
       --stack             aggregate by kernel call stack too, and print it
                           (costs more per drop: use for diagnosis, not storms)
+
+Counters (beside the drops, every interval; see 'dropmon counters'):
+      --no-counters       do not read the kernel's drop counters
+      --counters-netns NS read the counters of this network namespace (default:
+                          --netns when given, else dropmon's own)
+      --quiet-benign      leave out drops that are usually benign (a socket
+                          closed with data queued, TCP teardown, ...); by
+                          default they are summed on one "~ usually benign" line
+      --all               no noise policy: every drop point on its own line
 
 Timing:
   -i, --interval SEC      length of an interval (default 1)
@@ -125,6 +138,10 @@ interface WatchFlags {
   pcapFormat: PcapFormat;
   netns?: string;
   interface?: string;
+  counters: boolean;
+  countersNetns?: string;
+  quietBenign: boolean;
+  all: boolean;
   packets: boolean;
   /** Options given that only NET_DM has. */
   netdmOnly: boolean;
@@ -163,6 +180,10 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
         'pcap-format': { type: 'string' },
         netns: { type: 'string' },
         interface: { type: 'string' },
+        'no-counters': { type: 'boolean' },
+        'counters-netns': { type: 'string' },
+        'quiet-benign': { type: 'boolean' },
+        all: { type: 'boolean' },
         packets: { type: 'boolean' },
       },
     });
@@ -206,6 +227,10 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     pcapFormat: parsePcapFormat(v['pcap-format']),
     ...(v.netns !== undefined ? { netns: v.netns } : {}),
     ...(v.interface !== undefined ? { interface: v.interface } : {}),
+    counters: !v['no-counters'],
+    ...(v['counters-netns'] !== undefined ? { countersNetns: v['counters-netns'] } : {}),
+    quietBenign: v['quiet-benign'] ?? false,
+    all: v.all ?? false,
     packets: v.packets ?? false,
     netdmOnly:
       v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
@@ -356,16 +381,35 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const pcap = flags.pcap !== undefined ? new PcapWriter(flags.pcap, flags.pcapFormat, (s) => describeDrop(s, symbols), warn) : undefined;
   if (pcap) onCleanup(() => pcap.close());
   const perPacket = (choice.name === 'netdm' && flags.mode === 'packet') || (choice.name === 'bpf' && flags.packets);
-  const output: IntervalOutput = flags.json
-    ? new JsonOutput(write, symbols, source.name)
-    : new TextOutput(write, symbols, flags.timestamps, perPacket);
+  const outputs: IntervalOutput[] = [
+    flags.json ? new JsonOutput(write, symbols, source.name) : new TextOutput(write, symbols, flags.timestamps, perPacket),
+  ];
   const packetOutputs: PacketOutput[] = [];
   if (perPacket) packetOutputs.push(flags.json ? new PacketJsonOutput(write, symbols, source.name) : new PacketTextOutput(write, symbols));
   if (pcap) packetOutputs.push(pcap);
+  // Counters beside the drops: sampled at each interval's close, joined with its drop points.
+  const kb = loadKnowledge();
+  const countersSpec = flags.countersNetns ?? flags.netns;
+  const sampler = flags.counters
+    ? new CounterSampler({ ...(countersSpec !== undefined ? { netns: resolveNetnsSpec(countersSpec) } : {}), sockets: 'drops' })
+    : undefined;
+  const annotate = annotateWithCounters({
+    kb,
+    sampler,
+    symbolName: (a) => symbols.lookup(a)?.name,
+    noise: flags.all ? 'flat' : flags.quietBenign ? 'hide' : flags.json ? 'mark' : 'apart',
+    ...(flags.reasons.length ? { watchedReasons: new Set(filter.reasonNames) } : {}),
+    warn,
+  });
   const own = ownOutputs?.({ source, symbols, intervalMs: flags.intervalMs });
+  if (!own && !perPacket) {
+    if (flags.json) outputs.push(new CorrelationJsonOutput(write, symbols, source.name));
+    else outputs.push(new CorrelationTextOutput(write, symbols));
+  }
   const pipeline = new Pipeline({
     source,
-    outputs: own ? own.outputs : [output],
+    outputs: own ? own.outputs : outputs,
+    annotate,
     packetOutputs: own ? [...own.packetOutputs, ...(pcap ? [pcap] : [])] : packetOutputs,
     intervalMs: flags.intervalMs,
     maxPoints: flags.maxPoints,

@@ -52,8 +52,8 @@ export interface Finding {
   readonly counters: readonly FindingCounter[];
 }
 
-/** Weight of benign causes in the ranking: they only lead when nothing else happened. */
-const BENIGN_WEIGHT: Record<Benignness, number> = { no: 1, sometimes: 0.5, usually: 0.01 };
+/** Weight of possibly benign causes in the ranking (usually-benign ones always come last). */
+const BENIGN_WEIGHT: Record<Benignness, number> = { no: 1, sometimes: 0.5, usually: 1 };
 const MAX_POINTS_PER_FINDING = 5;
 /**
  * Reasons that say only where, not why: a drop counter that moved with them
@@ -157,7 +157,9 @@ export class Diagnoser {
       const benign: Benignness = reasonName ? kb.benign(reasonName, symbol) : 'no';
       return { d, benign, symbol, reasonName, score: d.packets * BENIGN_WEIGHT[benign] };
     });
-    scored.sort((a, b) => b.score - a.score || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
+    // Usually-benign causes come after every other one, whatever their volume.
+    const last = (x: { benign: Benignness }) => (x.benign === 'usually' ? 1 : 0);
+    scored.sort((a, b) => last(a) - last(b) || b.score - a.score || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
 
     return scored.map(({ d, benign, symbol, reasonName }, i) => {
       const entry = this.entryFor(d, reasonName, symbol);

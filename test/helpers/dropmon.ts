@@ -31,10 +31,10 @@ export class DropmonProcess {
     return this.child.pid!;
   }
 
-  /** Resolve once stderr says the event is enabled; reject after `ms`. */
-  async ready(ms = 10_000): Promise<void> {
+  /** Resolve once stderr says the event is enabled (says `marker`); reject after `ms`. */
+  async ready(ms = 10_000, marker = 'watching'): Promise<void> {
     const t0 = Date.now();
-    while (!this.stderr.includes('watching')) {
+    while (!this.stderr.includes(marker)) {
       if (this.child.exitCode !== null) throw new Error(`dropmon exited early: ${this.stderr}`);
       if (Date.now() - t0 > ms) throw new Error(`dropmon not ready after ${ms} ms: ${this.stderr}`);
       await new Promise((r) => setTimeout(r, 20));

@@ -1,0 +1,126 @@
+/**
+ * `dropmon diagnose`: watch drops and counters for a while, then say what is
+ * wrong: causes ranked by the packets they cost, each with its evidence (drop
+ * points, counters that moved), what to check and what to change.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError } from '../core/errors.js';
+import type { IntervalReport } from '../core/aggregator.js';
+import { correlate } from '../core/correlate.js';
+import { Diagnoser, type Finding } from '../core/diagnosis.js';
+import { loadKnowledge } from '../core/knowledge.js';
+import { Pipeline } from '../core/pipeline.js';
+import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
+import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
+import { resolveNetns, type NetnsTarget } from '../kernel/setns.js';
+import { CounterSampler } from '../sources/counters/snapshot.js';
+import { TracefsDropSource } from '../sources/tracefs/source.js';
+import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
+import { parseCount, parseSeconds } from './args.js';
+import { onCleanup, onStopSignal } from './lifecycle.js';
+
+export const DIAGNOSE_HELP = `Usage: dropmon diagnose [options]
+
+Watch every packet drop and every drop counter for a while, then print a
+ranked diagnosis: the likely causes, most packets first, each with the
+evidence (drop points, counters that moved), what to check and what to
+change. Causes seen only in counters (NIC overruns, accept-queue overflows)
+are included and marked as blind spots of the tracer. Needs root.
+
+Options:
+  -d, --duration S    how long to watch (default 10; Ctrl-C ends it early)
+  -i, --interval S    counter sampling interval (default 1)
+      --netns NS      read the counters of this network namespace (a name from
+                      'ip netns', a process id or a path); drops are watched
+                      in every namespace
+      --top N         causes to print (default 5; benign ones come after)
+      --quiet-benign  leave out causes that are usually benign
+      --json          one JSON object with the ranked findings
+  -h, --help          this help
+
+Exit status: 0 (whether or not drops were found; --json says), 1 on a
+runtime error, 2 on bad usage.
+`;
+
+export async function diagnoseCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        duration: { type: 'string', short: 'd' },
+        interval: { type: 'string', short: 'i' },
+        netns: { type: 'string' },
+        top: { type: 'string' },
+        'quiet-benign': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon diagnose --help'");
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(DIAGNOSE_HELP);
+    return 0;
+  }
+  const durationS = parseSeconds('--duration', v.duration, 0.5, 86400) ?? 10;
+  const intervalS = Math.min(parseSeconds('--interval', v.interval, 0.1, 3600) ?? 1, durationS);
+  const top = parseCount('--top', v.top, 1, 1000) ?? 5;
+  const netns: NetnsTarget | undefined = v.netns !== undefined ? resolveNetns(v.netns) : undefined;
+  const json = v.json ?? false;
+  const kb = loadKnowledge();
+
+  const symbols = new Symbolizer();
+  const kallsyms = loadKallsymsInBackground().then(
+    (t) => symbols.setTable(t),
+    () => undefined,
+  );
+  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
+  const baseline = sampler.baseline();
+  const notRead = new Set(baseline.errors);
+  const source = new TracefsDropSource({ warn: (m) => process.stderr.write(`dropmon: warning: ${m}\n`) });
+  onCleanup(() => source.close());
+
+  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false));
+  let drops = 0;
+  let lost = 0;
+  let intervals = 0;
+  const pipeline = new Pipeline({
+    source,
+    outputs: [
+      {
+        interval: (r: IntervalReport) => {
+          intervals++;
+          drops += r.drops;
+          lost += r.lostTotal;
+          diagnoser.add(r.points, r.counters ?? [], (r.end - r.start) / 1000);
+        },
+      },
+    ],
+    intervalMs: Math.round(intervalS * 1000),
+    maxPoints: 1000,
+    durationMs: Math.round(durationS * 1000),
+    outputsReady: kallsyms,
+    annotate: (r) => {
+      const s = sampler.sample();
+      for (const e of s.snapshot.errors) notRead.add(e);
+      return { ...r, counters: s.deltas, correlation: correlate(r.points, s.deltas, kb) };
+    },
+    onStarted: () => {
+      if (!json) process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
+    },
+  });
+  onStopSignal(() => pipeline.stop('signal'));
+  await pipeline.run();
+  source.close();
+
+  let findings: Finding[] = diagnoser.findings();
+  if (v['quiet-benign']) findings = findings.filter((f) => f.benign !== 'usually');
+  const summary = { seconds: durationS, intervals, drops, lost, netns: netns?.spec, notRead: [...notRead] };
+  if (json) process.stdout.write(JSON.stringify(findingsJson(findings, summary)) + '\n');
+  else process.stdout.write(formatFindings(findings, summary, top));
+  return 0;
+}

@@ -1,0 +1,142 @@
+/**
+ * One snapshot of every counter family of one network namespace, and a
+ * sampler that turns successive snapshots into per-interval deltas.
+ *
+ * The families come from two readers: /proc (snmp, netstat, softnet, conntrack,
+ * neighbour tables, socket tables) and netlink (rtnetlink link and qdisc
+ * statistics, ethtool, devlink traps). When both know an interface, the 64-bit
+ * rtnetlink statistics win over the /proc/net/dev line (which folds several
+ * fields together). Everything runs synchronously inside the namespace (see
+ * src/kernel/setns.ts), so a snapshot is one consistent moment.
+ */
+import type { CounterDelta, CounterReading } from '../../core/counter.js';
+import { diffReadings } from '../../core/counter.js';
+import { withNetns, type NetnsTarget } from '../../kernel/setns.js';
+import { readProcCounters } from './proc-reader.js';
+import { readNetlinkCounters } from './netlink-reader.js';
+
+export interface SnapshotOptions {
+  /** The namespace to read; the calling thread's own when absent. */
+  readonly netns?: NetnsTarget;
+  /** Per-socket counters: of sockets with drops (default), of all, or none. */
+  readonly sockets?: 'drops' | 'all' | 'none';
+  /** ethtool netlink standard statistics (default on). */
+  readonly ethtool?: boolean;
+  /** Driver-specific `ethtool -S` counters, one ioctl round per interface (default on). */
+  readonly ethtoolDriver?: boolean;
+  /** devlink trap statistics (default on). */
+  readonly devlink?: boolean;
+}
+
+export interface LinkInfo {
+  readonly name: string;
+  readonly kind?: string;
+  readonly promiscuous: boolean;
+}
+
+export interface CounterSnapshot {
+  /** Monotonic time of the snapshot, ms (performance.now()). */
+  readonly monoMs: number;
+  /** Wall-clock time, ms since the epoch. */
+  readonly wallMs: number;
+  /** How long taking it took, ms. */
+  readonly tookMs: number;
+  readonly readings: readonly CounterReading[];
+  /** Interfaces by ifindex, as rtnetlink listed them. */
+  readonly links: ReadonlyMap<number, LinkInfo>;
+  /** Families that could not be read, one line each; the others are still there. */
+  readonly errors: readonly string[];
+}
+
+export function takeSnapshot(opts: SnapshotOptions = {}): CounterSnapshot {
+  const t0 = performance.now();
+  return withNetns(opts.netns, () => {
+    const nl = readNetlinkCounters({ ethtool: opts.ethtool ?? true, ethtoolDriver: opts.ethtoolDriver ?? true, devlink: opts.devlink ?? true });
+    const proc = readProcCounters({ sockets: opts.sockets ?? 'drops' });
+    const withStats64 = new Set<string>();
+    for (const r of nl.readings) if (r.name.startsWith('link:')) withStats64.add(r.scope);
+    const readings: CounterReading[] = nl.readings.slice();
+    for (const r of proc.readings) if (!(r.name.startsWith('netdev:') && withStats64.has(r.scope))) readings.push(r);
+    const t1 = performance.now();
+    return {
+      monoMs: t1,
+      wallMs: Date.now(),
+      tookMs: t1 - t0,
+      readings,
+      links: nl.links,
+      errors: [...nl.errors, ...proc.errors],
+    };
+  });
+}
+
+/** The counters that moved in one interval. */
+export interface CounterInterval {
+  readonly deltas: readonly CounterDelta[];
+  /** Seconds between the two snapshots. */
+  readonly seconds: number;
+  readonly snapshot: CounterSnapshot;
+}
+
+export interface SamplerOptions extends SnapshotOptions {
+  /**
+   * Read the driver's `ethtool -S` statistics only every Nth sample (default
+   * 10). They cost three ioctls per interface (~0.4 ms each: 80 ms a second
+   * with 200 interfaces) while everything else costs a few ms; the drops they
+   * count also show in the link statistics, which are read every time.
+   */
+  readonly driverEvery?: number;
+}
+
+const isDriver = (r: CounterReading) => r.name.startsWith('ethtool-S:');
+
+/**
+ * Successive snapshots of one namespace. `sample()` returns what moved since
+ * the previous call (nothing on the first: it only sets the baseline).
+ */
+export class CounterSampler {
+  private previous: CounterSnapshot | undefined;
+  /** The last driver statistics read, and when: their deltas span their own interval. */
+  private driver: { readings: CounterReading[]; monoMs: number } | undefined;
+  private samples = 0;
+
+  constructor(readonly options: SamplerOptions = {}) {}
+
+  private readDriverNow(): boolean {
+    if (this.options.ethtoolDriver === false) return false;
+    const every = Math.max(1, this.options.driverEvery ?? 10);
+    return this.driver === undefined || this.samples % every === 0;
+  }
+
+  private take(): { snap: CounterSnapshot; driverRead: boolean } {
+    const driverRead = this.readDriverNow();
+    const snap = takeSnapshot({ ...this.options, ethtoolDriver: driverRead });
+    this.samples++;
+    return { snap, driverRead };
+  }
+
+  /** Take the baseline now (optional: the first sample() does it otherwise). */
+  baseline(): CounterSnapshot {
+    const { snap, driverRead } = this.take();
+    if (driverRead) this.driver = { readings: snap.readings.filter(isDriver), monoMs: snap.monoMs };
+    this.previous = snap;
+    return snap;
+  }
+
+  sample(): CounterInterval {
+    const before = this.previous;
+    if (!before) {
+      const snap = this.baseline();
+      return { deltas: [], seconds: 0, snapshot: snap };
+    }
+    const { snap, driverRead } = this.take();
+    this.previous = snap;
+    const seconds = (snap.monoMs - before.monoMs) / 1000;
+    const deltas = diffReadings(before.readings.filter((r) => !isDriver(r)), snap.readings.filter((r) => !isDriver(r)), seconds);
+    if (driverRead) {
+      const now = snap.readings.filter(isDriver);
+      if (this.driver) deltas.push(...diffReadings(this.driver.readings, now, (snap.monoMs - this.driver.monoMs) / 1000));
+      this.driver = { readings: now, monoMs: snap.monoMs };
+    }
+    return { deltas, seconds, snapshot: snap };
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Counter deltas, correlation and diagnosis on hand-made intervals, with the
+ * project's real knowledge base (the scenario tests do the same on real drops).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { diffReadings, type CounterDelta, type CounterReading } from '../../src/core/counter.js';
+import { correlate } from '../../src/core/correlate.js';
+import { Diagnoser } from '../../src/core/diagnosis.js';
+import { loadKnowledge } from '../../src/core/knowledge.js';
+import { counterMeaning } from '../../src/core/counter-meaning.js';
+import type { DropPoint } from '../../src/core/aggregator.js';
+
+const kb = loadKnowledge();
+
+const reading = (name: string, value: number, scope = '', extra: Partial<CounterReading> = {}): CounterReading => ({
+  name,
+  scope,
+  value,
+  layer: 'udp',
+  source: 'test',
+  ...extra,
+});
+
+const delta = (name: string, d: number, scope = '', extra: Partial<CounterDelta> = {}): CounterDelta => ({
+  ...reading(name, 1000 + d, scope),
+  delta: d,
+  rate: d,
+  ...extra,
+});
+
+const point = (reasonName: string, count: number, location = 0xffffffff81000000n): DropPoint => ({
+  location,
+  reason: 1,
+  reasonName,
+  protocol: 0x0800,
+  origin: 'software',
+  count,
+});
+
+test('diffReadings: totals, resets, new instances, gauges, vanished', () => {
+  const before = [reading('Udp:NoPorts', 10), reading('link:rx_dropped', 50, 'eth0'), reading('qdisc:backlog', 3, 'eth0', { gauge: true }), reading('x:gone', 1)];
+  const now = [reading('Udp:NoPorts', 15), reading('link:rx_dropped', 7, 'eth0'), reading('qdisc:backlog', 5, 'eth0', { gauge: true }), reading('link:rx_dropped', 4, 'veth9')];
+  const d = diffReadings(before, now, 2);
+  const by = new Map(d.map((x) => [`${x.name}@${x.scope}`, x]));
+  assert.equal(by.get('Udp:NoPorts@')?.delta, 5);
+  assert.equal(by.get('Udp:NoPorts@')?.rate, 2.5);
+  assert.equal(by.get('link:rx_dropped@eth0')?.delta, 7);
+  assert.equal(by.get('link:rx_dropped@eth0')?.reset, true);
+  assert.equal(by.get('qdisc:backlog@eth0')?.delta, 2);
+  assert.equal(by.get('link:rx_dropped@veth9')?.delta, 4);
+  assert.equal(d.length, 4);
+  assert.deepEqual(diffReadings([], now, 1), [], 'no baseline: nothing moved');
+});
+
+test('counterMeaning: the knowledge base decides; unknown driver names by their wording', () => {
+  assert.equal(counterMeaning({ name: 'Udp:RcvbufErrors' }, kb).class, 'drop');
+  assert.ok(counterMeaning({ name: 'Udp:RcvbufErrors' }, kb).meaning.length > 0);
+  assert.equal(counterMeaning({ name: 'Udp:InDatagrams' }, kb).class, 'info');
+  assert.equal(counterMeaning({ name: 'ethtool-S:rx_fancy_hw_discards' }, kb).class, 'drop');
+  assert.equal(counterMeaning({ name: 'ethtool-S:tx_bytes_nic' }, kb).class, 'info');
+});
+
+test('correlate: counters join the drop points with their reason; unmatched drop counters are blind spots', () => {
+  const points = [point('SOCKET_RCVBUFF', 120), point('NO_SOCKET', 7)];
+  const deltas = [delta('Udp:RcvbufErrors', 120), delta('Udp:InErrors', 120), delta('link:rx_missed_errors', 50, 'eth0'), delta('Udp:InDatagrams', 999)];
+  const c = correlate(points, deltas, kb);
+  const g = c.groups.find((x) => x.reasons.includes('SOCKET_RCVBUFF'));
+  assert.ok(g, c.groups.map((x) => x.reasons.join('+')).join(', '));
+  assert.equal(g.drops, 120);
+  assert.ok(g.counters.some((d) => d.name === 'Udp:RcvbufErrors'));
+  assert.ok(c.blindSpots.some((b) => b.counter.name === 'link:rx_missed_errors'), JSON.stringify(c.blindSpots));
+  assert.ok(!c.blindSpots.some((b) => b.counter.name === 'Udp:InDatagrams'));
+});
+
+test('correlate: a filter that hides a reason does not make its counter a blind spot', () => {
+  const c = correlate([], [delta('Udp:NoPorts', 9)], kb, new Set(['SOCKET_RCVBUFF']));
+  assert.equal(c.blindSpots.length, 0);
+  const c2 = correlate([], [delta('Udp:NoPorts', 9)], kb);
+  assert.equal(c2.blindSpots.length, 1);
+});
+
+test('diagnosis: most packets first, counters as evidence, benign last, counter-only causes marked', () => {
+  const dg = new Diagnoser(kb, (a) => (a === 1n ? 'tcp_disconnect+0xa9' : '__udp_enqueue_schedule_skb+0x10'));
+  dg.add([point('QUEUE_PURGE', 5000, 1n), point('SOCKET_RCVBUFF', 300, 2n)], [delta('Udp:RcvbufErrors', 300), delta('TcpExt:ListenOverflows', 40)], 1);
+  const f = dg.findings();
+  assert.equal(f[0].key, 'SOCKET_RCVBUFF');
+  assert.equal(f[0].packets, 300);
+  assert.ok(f[0].counters.some((c) => c.name === 'Udp:RcvbufErrors'));
+  assert.ok(f[0].evidence.some((e) => e.includes('__udp_enqueue_schedule_skb')));
+  assert.ok(f[0].fix.length > 0, 'a fix is offered');
+  const listen = f.find((x) => x.counters.some((c) => c.name === 'TcpExt:ListenOverflows'));
+  assert.ok(listen && listen.kind === 'counter' && listen.blindSpot);
+  const purge = f.find((x) => x.key === 'QUEUE_PURGE');
+  assert.ok(purge && purge.benign === 'usually');
+  assert.ok(f.indexOf(purge) > f.indexOf(listen), 'benign after real causes even with more packets');
+});
+
+test('diagnosis: NETFILTER_DROP with conntrack:drop is a full conntrack table', () => {
+  const dg = new Diagnoser(kb, () => 'nf_hook_slow+0x7d');
+  dg.add([point('NETFILTER_DROP', 40)], [delta('conntrack:drop', 40)], 1);
+  const f = dg.findings()[0];
+  assert.equal(f.key, 'NETFILTER_DROP');
+  assert.match(f.cause, /conntrack/i);
+});

@@ -1,0 +1,63 @@
+/**
+ * For every scenario: run `dropmon diagnose` while the drops happen for real,
+ * and check that the true cause is ranked first, with the counters that
+ * moved as its evidence.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { kernelSkipReason } from '../helpers/env.js';
+import { TestNetns } from '../helpers/netns.js';
+import { DropmonProcess } from '../helpers/dropmon.js';
+import { SCENARIOS, buildNet } from './scenarios.js';
+
+interface JsonFinding {
+  rank: number;
+  key: string;
+  kind: 'drops' | 'counter';
+  cause: string;
+  packets: number;
+  benign: string;
+  evidence: string[];
+  fix: string[];
+  counters: Array<{ name: string; scope: string; delta: number; detail?: string }>;
+}
+
+const SKIP = kernelSkipReason();
+
+describe('diagnose ranks the true cause first', { skip: SKIP }, () => {
+  after(() => TestNetns.cleanupAll());
+  let serial = 0;
+  for (const sc of SCENARIOS) {
+    const why = SKIP ? undefined : sc.skip?.();
+    if (why) process.stderr.write(`# skipping scenario "${sc.name}": ${why}\n`);
+    test(sc.name, { skip: why, timeout: 60_000 }, async () => {
+      const net = buildNet(`s${serial++}`);
+      try {
+        sc.setup?.(net);
+        const ns = sc.counters === 'a' ? net.a : net.b;
+        const dm = new DropmonProcess(['diagnose', '--duration', '3', '--interval', '1', '--netns', ns.name, '--json']);
+        await dm.ready(15_000, 'diagnosing');
+        await sc.cause(net);
+        const done = await dm.finished();
+        assert.equal(done.code, 0, done.stderr);
+        const out = JSON.parse(done.stdout) as { findings: JsonFinding[] };
+        const real = out.findings.filter((f) => f.benign !== 'usually');
+        assert.ok(real.length > 0, `no finding: ${done.stdout}`);
+        const first = real[0];
+        const keys = typeof sc.cause_key === 'string' ? [sc.cause_key] : sc.cause_key;
+        assert.ok(keys.includes(first.key), `first cause is ${first.key} (${first.cause}), expected ${keys.join(' or ')}; all: ${real.map((f) => `${f.key}=${f.packets}`).join(', ')}`);
+        assert.equal(first.kind, sc.kind);
+        for (const c of sc.counterDeltas ?? []) {
+          const moved = first.counters.filter((x) => x.name === c.name).reduce((n, x) => n + x.delta, 0);
+          assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}`);
+        }
+        for (const w of sc.causeMentions ?? []) assert.match(first.cause, new RegExp(w, 'i'));
+        assert.ok(first.fix.length > 0 || first.evidence.length > 0, 'a finding says what to do');
+      } finally {
+        sc.restore?.();
+        net.a.delete();
+        net.b.delete();
+      }
+    });
+  }
+});
