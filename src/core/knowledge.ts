@@ -307,9 +307,13 @@ export class KnowledgeBase {
     return this.exact('symbol', name);
   }
 
-  /** Any kind, by name or alias. A name like "trap:tail_drop" finds the trap before the trap-counter family. */
+  /**
+   * Any kind, by name or alias. Reason names are upper case and functions
+   * lower case, so "QDISC_DROP" is the reason and "qdisc_drop" the function.
+   * A name like "trap:tail_drop" finds the trap before the trap-counter family.
+   */
   lookup(name: string, kind?: EntryKind): KnowledgeEntry | undefined {
-    const kinds = kind ? [kind] : ENTRY_KINDS;
+    const kinds: readonly EntryKind[] = kind ? [kind] : /[A-Z]/.test(name) ? ENTRY_KINDS : ['symbol', 'trap', 'counter', 'reason'];
     for (const k of kinds) {
       const e = this.exact(k, name);
       if (e) return e;
