@@ -1,0 +1,146 @@
+/**
+ * Prometheus metrics (GET /metrics), with bounded label cardinality: a drop
+ * storm over thousands of kernel locations must not become thousands of time
+ * series in every Prometheus that scrapes the host.
+ *
+ *   dropmon_drops_total{reason,location,protocol,origin}  counter
+ *   dropmon_lost_events_total{cause}                      counter
+ *   dropmon_counter{name,scope,layer}                     gauge: the kernel counter's value
+ *   dropmon_intervals_total                               counter
+ *   dropmon_source_up                                     gauge: 1 while a source runs
+ *   dropmon_recording_bytes                               gauge
+ *   process_* / nodejs_*                                  prom-client's default metrics
+ *
+ * Locations: the first `topLocations` distinct functions to drop packets
+ * (the busiest first within an interval) keep their own label for the life of
+ * the process; the rest are counted as location="other". Admission is sticky
+ * because a counter series must never go backwards or disappear and
+ * reappear. Protocols are limited the same way, and loss causes too.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { IntervalReport } from '../core/aggregator.js';
+import type { CounterReading } from '../core/counter.js';
+import { protocolName } from '../core/drop.js';
+import type { KnowledgeBase } from '../core/knowledge.js';
+import type { Symbolizer } from '../kernel/kallsyms.js';
+import { selectCounters } from '../outputs/counters.js';
+
+export const OTHER = 'other';
+const MAX_PROTOCOLS = 16;
+const MAX_CAUSES = 32;
+/** Reasons are a kernel enum (~100); this only guards against a misbehaving source. */
+const MAX_REASONS = 256;
+
+export interface MetricsOptions {
+  readonly topLocations: number;
+  readonly maxCounterSeries: number;
+  /** prom-client's process and Node.js metrics (default true). */
+  readonly defaultMetrics?: boolean;
+}
+
+/** A bounded set of label values: the first `max` stay, the rest become OTHER. */
+class LabelBudget {
+  private readonly admitted = new Set<string>();
+  constructor(private readonly max: number) {}
+  label(v: string): string {
+    if (this.admitted.has(v)) return v;
+    if (this.admitted.size < this.max) {
+      this.admitted.add(v);
+      return v;
+    }
+    return OTHER;
+  }
+}
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly drops: Counter<'reason' | 'location' | 'protocol' | 'origin'>;
+  private readonly lost: Counter<'cause'>;
+  private readonly intervals: Counter;
+  private readonly sourceUp: Gauge;
+  private readonly recordingBytes: Gauge;
+  private locations: LabelBudget;
+  private readonly protocols = new LabelBudget(MAX_PROTOCOLS);
+  private readonly causes = new LabelBudget(MAX_CAUSES);
+  private readonly reasons = new LabelBudget(MAX_REASONS);
+  private counterReadings: readonly CounterReading[] = [];
+
+  constructor(
+    private opts: MetricsOptions,
+    private readonly kb: KnowledgeBase,
+    private readonly symbols: Symbolizer | undefined,
+  ) {
+    const registers = [this.registry];
+    this.locations = new LabelBudget(opts.topLocations);
+    this.drops = new Counter({
+      name: 'dropmon_drops_total',
+      help: 'Packets dropped by the kernel, by drop reason, kernel function (top N, the rest "other"), protocol and origin.',
+      labelNames: ['reason', 'location', 'protocol', 'origin'],
+      registers,
+    });
+    this.lost = new Counter({ name: 'dropmon_lost_events_total', help: 'Drop events the source could not receive (buffer overruns), by cause.', labelNames: ['cause'], registers });
+    this.intervals = new Counter({ name: 'dropmon_intervals_total', help: 'Intervals closed by the service.', registers });
+    this.sourceUp = new Gauge({ name: 'dropmon_source_up', help: '1 while a drop source is running, 0 when stopped.', registers });
+    this.recordingBytes = new Gauge({ name: 'dropmon_recording_bytes', help: 'Size of the recording database.', registers });
+    const readings = () => this.counterReadings;
+    const limit = () => this.opts.maxCounterSeries;
+    new Gauge({
+      name: 'dropmon_counter',
+      help: 'Drop-related kernel counters (the value the kernel reports), non-zero ones only, bounded in number.',
+      labelNames: ['name', 'scope', 'layer'],
+      registers,
+      collect() {
+        this.reset();
+        let n = 0;
+        for (const c of selectCounters(readings(), kb, false)) {
+          if (n++ >= limit()) break;
+          this.set({ name: c.name, scope: c.scope, layer: c.layer }, c.value);
+        }
+      },
+    });
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** New limits (reload). A smaller location budget applies to locations not yet seen. */
+  setOptions(opts: MetricsOptions): void {
+    if (opts.topLocations !== this.opts.topLocations) this.locations = new LabelBudget(opts.topLocations);
+    this.opts = opts;
+  }
+
+  setSourceUp(up: boolean): void {
+    this.sourceUp.set(up ? 1 : 0);
+  }
+
+  setRecordingBytes(bytes: number): void {
+    this.recordingBytes.set(bytes);
+  }
+
+  /** The latest counter snapshot's readings (exported as dropmon_counter at scrape time). */
+  setCounters(readings: readonly CounterReading[]): void {
+    this.counterReadings = readings;
+  }
+
+  interval(r: IntervalReport): void {
+    this.intervals.inc();
+    // Busiest points first, so that a storm's main location is admitted before its noise.
+    for (const p of r.points) {
+      const fn = this.symbols?.lookup(p.location)?.name ?? `0x${p.location.toString(16)}`;
+      this.drops.inc(
+        {
+          reason: this.reasons.label(p.reasonName || 'NONE'),
+          location: this.locations.label(fn),
+          protocol: this.protocols.label(p.protocol ? protocolName(p.protocol) : 'none'),
+          origin: p.origin,
+        },
+        p.count,
+      );
+    }
+    if (r.overflow.drops > 0) this.drops.inc({ reason: OTHER, location: OTHER, protocol: OTHER, origin: 'software' }, r.overflow.drops);
+    for (const [cause, n] of r.lost) if (n > 0) this.lost.inc({ cause: this.causes.label(cause.replace(/\d+$/, '').trim() || cause) }, n);
+  }
+
+  /** The exposition text and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

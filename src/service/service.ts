@@ -1,0 +1,446 @@
+/**
+ * The service core: one DropService owns what `dropmon serve` runs.
+ *
+ *   source --> Pipeline --annotate: counter deltas + correlation--> interval
+ *     interval --> recorder (SQLite), memory (latest N), metrics, alerts,
+ *                  and the 'interval' event (SSE)
+ *
+ * start/stop/reconfigure are serialized: one change at a time, and a change
+ * is validated (reasons against the kernel's table, locations against
+ * kallsyms) before the running pipeline is stopped, so a bad request never
+ * leaves the host unmonitored. Stopping always undoes what the source changed
+ * on the host (the tracefs instance, NET_DM state), as `watch` does.
+ *
+ * Events: 'interval' (IntervalJson, IntervalReport), 'state' (StateEvent),
+ * 'alert' (AlertEvent).
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { hostname, release } from 'node:os';
+import type { IntervalReport } from '../core/aggregator.js';
+import { correlate } from '../core/correlate.js';
+import type { CounterDelta } from '../core/counter.js';
+import type { DropSource } from '../core/drop.js';
+import type { KnowledgeBase } from '../core/knowledge.js';
+import { loadKnowledge } from '../core/knowledge.js';
+import { Pipeline, type StopReason } from '../core/pipeline.js';
+import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
+import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
+import { resolveNetns } from '../kernel/setns.js';
+import { selectCounters, selectDeltas } from '../outputs/counters.js';
+import { Recorder } from '../recording/recorder.js';
+import { openRecording } from '../recording/recording.js';
+import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
+import { ConfigError, type ServiceConfig } from './config.js';
+import { intervalJson, type IntervalJson } from './interval-json.js';
+import { ServiceMetrics } from './metrics.js';
+import { planSource, readKernelTables, type KernelTables } from './source.js';
+import { dropmonVersion } from './version.js';
+
+export type ServiceState = 'running' | 'stopped';
+
+export interface StateEvent {
+  readonly state: ServiceState;
+  readonly source: string | null;
+  readonly since: string | null;
+  /** Why it changed: "start", "stop", "config", "reload", or an error message. */
+  readonly why: string;
+}
+
+export interface ServiceStatus {
+  readonly version: string;
+  readonly hostname: string;
+  readonly kernel: string;
+  readonly state: ServiceState;
+  readonly source: string | null;
+  readonly sourceDescription: string | null;
+  /** When the current run started (ISO), null when stopped. */
+  readonly since: string | null;
+  readonly intervalMs: number;
+  /** Totals since the service started. */
+  readonly drops: number;
+  readonly lost: number;
+  readonly intervals: number;
+  readonly recording: { readonly file: string | null; readonly bytes: number; readonly intervals: number; readonly unwritten: number };
+  readonly counters: boolean;
+  readonly alertsFiring: readonly { rule: string; since: number }[];
+  readonly sseClients?: number;
+}
+
+export interface DropServiceOptions {
+  readonly config: ServiceConfig;
+  /** Operator messages (one line each). */
+  readonly warn?: (message: string) => void;
+  readonly info?: (message: string) => void;
+  /** Alert lines; default stdout. */
+  readonly alertLog?: (line: string) => void;
+  readonly kb?: KnowledgeBase;
+}
+
+/** What one run of the pipeline owns; all of it goes away at stop. */
+interface Run {
+  readonly pipeline: Pipeline;
+  readonly source: DropSource;
+  readonly recorder?: Recorder;
+  readonly sampler?: CounterSampler;
+  readonly done: Promise<StopReason>;
+  readonly since: number;
+  /** Intervals the recording held when this run started. */
+  readonly intervalsBefore: number;
+}
+
+/** Intervals already in a recording file (0 when it does not exist yet or cannot be read). */
+function intervalsIn(file: string): number {
+  if (!existsSync(file)) return 0;
+  try {
+    const rec = openRecording(file);
+    try {
+      return rec.totals().intervals;
+    } finally {
+      rec.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
+export class DropService extends EventEmitter {
+  readonly kb: KnowledgeBase;
+  readonly symbols = new Symbolizer();
+  readonly metrics: ServiceMetrics;
+  private readonly alerts: AlertEngine;
+  private webhooks: WebhookNotifier[] = [];
+  private config_: ServiceConfig;
+  private readonly tables: KernelTables;
+  private readonly kallsyms: Promise<KallsymsTable | undefined>;
+  private run: Run | undefined;
+  /** Serializes start/stop/reconfigure. */
+  private op: Promise<unknown> = Promise.resolve();
+  private readonly recentJson: IntervalJson[] = [];
+  private readonly recentReports: IntervalReport[] = [];
+  private snapshot: CounterSnapshot | undefined;
+  private samplerFailing = false;
+  private totals = { drops: 0, lost: 0, intervals: 0 };
+  private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0 };
+  private readonly warn: (m: string) => void;
+  private readonly info: (m: string) => void;
+
+  constructor(opts: DropServiceOptions) {
+    super();
+    this.config_ = opts.config;
+    this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
+    this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
+    this.kb = opts.kb ?? loadKnowledge();
+    this.tables = readKernelTables();
+    // kallsyms on a worker thread: the source starts at once, symbols follow.
+    this.kallsyms = loadKallsymsInBackground().then(
+      (t) => {
+        this.symbols.setTable(t);
+        if (t.hidden) this.warn('kernel addresses are hidden (kernel.kptr_restrict): drop locations will not be symbolized');
+        return t;
+      },
+      (err: unknown) => {
+        this.warn(`cannot read /proc/kallsyms (${err instanceof Error ? err.message : String(err)}): drop locations will not be symbolized`);
+        return undefined;
+      },
+    );
+    this.metrics = new ServiceMetrics(this.config_.metrics, this.kb, this.symbols);
+    const log = new LogNotifier(opts.alertLog);
+    const fanout: Notifier = { notify: (e) => this.notifyAlert(e) };
+    this.alerts = new AlertEngine(this.config_.alerts.rules, [log, fanout], this.kb);
+    this.setWebhooks();
+    this.metrics.setSourceUp(false);
+  }
+
+  get config(): ServiceConfig {
+    return this.config_;
+  }
+
+  get state(): ServiceState {
+    return this.run ? 'running' : 'stopped';
+  }
+
+  /** The latest intervals in memory, oldest first. */
+  intervals(limit = Infinity): IntervalJson[] {
+    return this.recentJson.slice(Math.max(0, this.recentJson.length - limit));
+  }
+
+  /** The latest interval reports in memory (diagnosis without a recording). */
+  reports(): readonly IntervalReport[] {
+    return this.recentReports;
+  }
+
+  /** The last counter snapshot, when counters are on. */
+  lastSnapshot(): CounterSnapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** The dropmon_counter gauge and the API's counter list: drop-related non-zero counters. */
+  shownCounters(): ReturnType<typeof selectCounters> {
+    return this.snapshot ? selectCounters(this.snapshot.readings, this.kb, false) : [];
+  }
+
+  status(): ServiceStatus {
+    const r = this.run;
+    return {
+      version: dropmonVersion(),
+      hostname: hostname(),
+      kernel: release(),
+      state: this.state,
+      source: r?.source.name ?? null,
+      sourceDescription: r ? r.source.describe() : null,
+      since: r ? new Date(r.since).toISOString() : null,
+      intervalMs: this.config_.intervalMs,
+      drops: this.totals.drops,
+      lost: this.totals.lost,
+      intervals: this.totals.intervals,
+      recording: { ...this.recorderStats, file: this.config_.recording.file || null },
+      counters: this.config_.counters.enabled,
+      alertsFiring: this.alerts.firing(),
+    };
+  }
+
+  /** Start monitoring with the current config (no-op when running). Throws ConfigError/DropmonError. */
+  start(why = 'start'): Promise<void> {
+    return this.serialize(async () => {
+      if (!this.run) await this.startRun(why);
+    });
+  }
+
+  /** Stop monitoring; the source undoes its changes to the host; the recording is flushed. */
+  stop(why = 'stop'): Promise<void> {
+    return this.serialize(() => this.stopRun(why));
+  }
+
+  /**
+   * Replace the configuration. The new one is validated first (a ConfigError
+   * leaves everything as it was); a running pipeline is restarted with it. If
+   * the new source cannot start, the old config is started again and the
+   * error is thrown.
+   */
+  reconfigure(next: ServiceConfig, why = 'config'): Promise<void> {
+    return this.serialize(async () => {
+      await this.validate(next);
+      const prev = this.config_;
+      const wasRunning = this.run !== undefined;
+      if (wasRunning) await this.stopRun(why, false);
+      this.config_ = next;
+      this.alerts.setRules(next.alerts.rules);
+      if (JSON.stringify(prev.alerts.webhooks) !== JSON.stringify(next.alerts.webhooks)) this.setWebhooks();
+      this.metrics.setOptions(next.metrics);
+      if (!wasRunning) {
+        this.emitState(why);
+        return;
+      }
+      try {
+        await this.startRun(why);
+      } catch (err) {
+        this.config_ = prev;
+        this.alerts.setRules(prev.alerts.rules);
+        this.warn(`the new configuration could not start (${(err as Error).message}); back to the previous one`);
+        try {
+          await this.startRun('rollback');
+        } catch (err2) {
+          this.warn(`the previous configuration could not start either: ${(err2 as Error).message}`);
+          this.emitState((err2 as Error).message);
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Check a config against the running kernel without applying it. */
+  async validate(c: ServiceConfig): Promise<void> {
+    const table = c.filters.locations.length ? await this.kallsyms : undefined;
+    planSource(c, this.tables, table);
+    if (c.counters.enabled && c.counters.netns !== undefined) {
+      try {
+        resolveNetns(c.counters.netns);
+      } catch (err) {
+        throw new ConfigError(`counters.netns: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Stop, flush, and let go of everything (graceful shutdown). */
+  async shutdown(): Promise<void> {
+    await this.stop('shutdown');
+    for (const w of this.webhooks) await w.idle(2000);
+    for (const w of this.webhooks) w.close();
+  }
+
+  /**
+   * Synchronous last resort for exit paths (second signal, fatal error):
+   * undo the source's host changes and close the recording without waiting.
+   */
+  closeNow(): void {
+    const r = this.run;
+    if (!r) return;
+    r.pipeline.stop('error');
+    try {
+      r.source.close();
+    } finally {
+      r.recorder?.close();
+    }
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.op.then(fn, fn);
+    this.op = next.catch(() => undefined);
+    return next;
+  }
+
+  private async startRun(why: string): Promise<void> {
+    const c = this.config_;
+    const table = c.filters.locations.length ? await this.kallsyms : undefined;
+    const plan = planSource(c, this.tables, table);
+    let sampler: CounterSampler | undefined;
+    if (c.counters.enabled) {
+      sampler = new CounterSampler({
+        ...(c.counters.netns !== undefined ? { netns: resolveNetns(c.counters.netns) } : {}),
+        sockets: 'drops',
+        ethtoolDriver: c.counters.driver,
+      });
+      try {
+        this.snapshot = sampler.baseline();
+        this.metrics.setCounters(this.snapshot.readings);
+      } catch (err) {
+        this.warn(`counters cannot be read (${(err as Error).message}); going on without them`);
+        sampler = undefined;
+      }
+    }
+    const source = plan.create(this.warn);
+    let recorder: Recorder | undefined;
+    let before = 0;
+    if (c.recording.file) {
+      before = intervalsIn(c.recording.file);
+      try {
+        mkdirSync(dirname(c.recording.file), { recursive: true });
+      } catch {
+        /* the recorder says what is wrong */
+      }
+      recorder = new Recorder(c.recording.file, {
+        source: source.name,
+        intervalMs: c.intervalMs,
+        symbols: this.symbols,
+        append: true,
+        warn: this.warn,
+        retention: {
+          ...(c.recording.maxAgeMs !== undefined ? { maxAgeMs: c.recording.maxAgeMs } : {}),
+          ...(c.recording.maxBytes !== undefined ? { maxBytes: c.recording.maxBytes } : {}),
+        },
+      });
+    }
+    let started!: () => void;
+    const startedP = new Promise<void>((resolve) => (started = resolve));
+    const pipeline = new Pipeline({
+      source,
+      outputs: [{ interval: (r) => this.onInterval(r, recorder) }],
+      packetOutputs: recorder ? [recorder] : [],
+      intervalMs: c.intervalMs,
+      maxPoints: c.maxPoints,
+      filter: plan.filter,
+      outputsReady: this.kallsyms,
+      ...(sampler ? { annotate: (r: IntervalReport) => this.annotate(r, sampler) } : {}),
+      onStarted: () => started(),
+    });
+    const done = pipeline.run();
+    try {
+      await Promise.race([startedP, done.then(() => Promise.reject(new Error('the source stopped at once')))]);
+    } catch (err) {
+      source.close();
+      recorder?.close();
+      throw err;
+    }
+    this.run = { pipeline, source, recorder, sampler, done, since: Date.now(), intervalsBefore: before };
+    if (recorder) this.updateRecorderStats(recorder);
+    this.metrics.setSourceUp(true);
+    this.info(`watching ${source.describe()}${plan.choice.why !== 'asked for' ? ` (${plan.choice.why})` : ''}`);
+    this.emitState(why);
+  }
+
+  private async stopRun(why: string, announce = true): Promise<void> {
+    const r = this.run;
+    if (!r) return;
+    r.pipeline.stop('signal');
+    try {
+      await r.done;
+    } catch (err) {
+      this.warn(`the pipeline ended with an error: ${(err as Error).message}`);
+    } finally {
+      this.run = undefined;
+      r.source.close();
+      if (r.recorder) {
+        this.updateRecorderStats(r.recorder);
+        r.recorder.close();
+      }
+      this.metrics.setSourceUp(false);
+    }
+    if (announce) this.emitState(why);
+  }
+
+  private annotate(r: IntervalReport, sampler: CounterSampler): IntervalReport {
+    let deltas: readonly CounterDelta[];
+    try {
+      const s = sampler.sample();
+      this.snapshot = s.snapshot;
+      this.metrics.setCounters(s.snapshot.readings);
+      deltas = s.deltas;
+      if (this.samplerFailing) this.info('counters can be read again');
+      this.samplerFailing = false;
+    } catch (err) {
+      if (!this.samplerFailing) this.warn(`counters cannot be read (${(err as Error).message}); intervals go on without them`);
+      this.samplerFailing = true;
+      return r;
+    }
+    return { ...r, counters: deltas, correlation: correlate(r.points, deltas, this.kb) };
+  }
+
+  private onInterval(r: IntervalReport, recorder: Recorder | undefined): void {
+    this.totals.drops += r.drops;
+    this.totals.lost += r.lostTotal;
+    this.totals.intervals++;
+    const json = intervalJson(r, this.symbols, this.kb);
+    const keep = this.config_.memoryIntervals;
+    this.recentJson.push(json);
+    this.recentReports.push(r);
+    if (this.recentJson.length > keep) this.recentJson.splice(0, this.recentJson.length - keep);
+    if (this.recentReports.length > keep) this.recentReports.splice(0, this.recentReports.length - keep);
+    if (recorder) {
+      // Drop-related counters only: traffic counters move every interval and say nothing about drops.
+      const counters = r.counters ? selectDeltas(r.counters.filter((d) => !d.gauge && d.delta !== 0), this.kb, false) : undefined;
+      recorder.record({ interval: r, ...(counters ? { counters } : {}) });
+      this.updateRecorderStats(recorder);
+    }
+    this.metrics.interval(r);
+    const ifnames = new Map<number, string>();
+    for (const [i, l] of this.snapshot?.links ?? []) ifnames.set(i, l.name);
+    this.alerts.evaluate(r, ifnames);
+    this.emit('interval', json, r);
+  }
+
+  private updateRecorderStats(recorder: Recorder): void {
+    const s = recorder.stats;
+    const before = this.run?.recorder === recorder ? this.run.intervalsBefore : this.recorderStats.intervals - s.intervalsWritten + s.intervalsExpired;
+    this.recorderStats = { file: recorder.file, bytes: s.databaseBytes, intervals: Math.max(0, before + s.intervalsWritten - s.intervalsExpired), unwritten: s.intervalsUnwritten };
+    this.metrics.setRecordingBytes(s.databaseBytes);
+  }
+
+  private notifyAlert(e: AlertEvent): void {
+    for (const w of this.webhooks) w.notify(e);
+    this.emit('alert', e);
+  }
+
+  private setWebhooks(): void {
+    for (const w of this.webhooks) w.close();
+    this.webhooks = this.config_.alerts.webhooks.map((h) => new WebhookNotifier(h, { warn: this.warn }));
+  }
+
+  private emitState(why: string): void {
+    const r = this.run;
+    const e: StateEvent = { state: this.state, source: r?.source.name ?? null, since: r ? new Date(r.since).toISOString() : null, why };
+    this.emit('state', e);
+  }
+}
