@@ -1,0 +1,86 @@
+/**
+ * What --source auto picks and why; containers named from cgroup paths; and,
+ * against the kernel, namespaces and interfaces named from their inode and
+ * index, the way the outputs show them.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chooseSource } from '../../../src/sources/select.js';
+import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
+import { formatIntervalText } from '../../../src/outputs/text.js';
+import { formatIntervalJson } from '../../../src/outputs/json.js';
+import type { IntervalReport } from '../../../src/core/aggregator.js';
+import { UsageError } from '../../../src/core/errors.js';
+import { kernelTest } from '../../helpers/env.js';
+import { TestNetns } from '../../helpers/netns.js';
+
+after(() => TestNetns.cleanupAll());
+
+test('--source auto: BPF first, tracefs when BPF cannot run; options only one source has decide', () => {
+  const ok = () => undefined;
+  const no = () => 'BPF needs root (or CAP_BPF and CAP_PERFMON)';
+  assert.equal(chooseSource('auto', {}, ok).name, 'bpf');
+  assert.equal(chooseSource('auto', { filtersByReasonOrProtocol: true }, ok).name, 'bpf');
+  const fallback = chooseSource('auto', {}, no);
+  assert.equal(fallback.name, 'tracefs');
+  assert.match(fallback.why, /BPF is not usable here \(BPF needs root/);
+  assert.equal(chooseSource('auto', { stack: true }, ok).name, 'tracefs');
+  assert.equal(chooseSource('auto', { tracefsOnly: true }, ok).name, 'tracefs');
+  assert.equal(chooseSource('auto', { netdmOnly: true }, ok).name, 'netdm');
+  assert.equal(chooseSource('auto', { bpfOnly: true }, no).name, 'bpf', 'asked-for BPF options fail with the reason rather than silently dropping them');
+  assert.deepEqual(chooseSource('netdm', {}, ok), { name: 'netdm', why: 'asked for' });
+});
+
+test('containers from cgroup paths: Docker, containerd, CRI-O, Podman, Kubernetes pods', () => {
+  const id = '3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a';
+  assert.equal(containerFromCgroup(`0::/system.slice/docker-${id}.scope\n`), 'docker 3f2a1b0c9d8e');
+  assert.equal(containerFromCgroup(`12:memory:/docker/${id}\n0::/\n`), 'docker 3f2a1b0c9d8e');
+  assert.equal(
+    containerFromCgroup(`0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-${id}.scope\n`),
+    'k8s pod 1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d containerd 3f2a1b0c9d8e',
+  );
+  assert.equal(containerFromCgroup(`0::/kubepods/burstable/pod1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/${id}\n`), 'k8s pod 1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d');
+  assert.equal(containerFromCgroup(`0::/machine.slice/libpod-${id}.scope/container\n`), 'podman 3f2a1b0c9d8e');
+  assert.equal(containerFromCgroup(`0::/system.slice/crio-${id}.scope\n`), 'crio 3f2a1b0c9d8e');
+  assert.equal(containerFromCgroup('0::/user.slice/user-0.slice/session-3.scope\n'), undefined);
+  assert.equal(containerFromCgroup(''), undefined);
+});
+
+test('namespaces and interfaces named from inode and index; text and JSON outputs show them', kernelTest(), () => {
+  const ns = new TestNetns('attr');
+  ns.ip('link', 'add', 'dmattr0', 'type', 'veth', 'peer', 'name', 'dmattr0p');
+  const target = resolveNetnsSpec(ns.name);
+  const byPath = resolveNetnsSpec(`/run/netns/${ns.name}`);
+  assert.equal(byPath.inode, target.inode);
+  assert.equal(resolveNetnsSpec(String(target.inode)).inode, target.inode, 'an inode number is accepted');
+  assert.equal(resolveNetnsSpec(String(process.pid)).inode, new Attribution().ownInode, 'a pid means its namespace');
+  assert.throws(() => resolveNetnsSpec('no-such-namespace-here'), UsageError);
+  const ifindex = interfaceIndex('dmattr0', target);
+  assert.throws(() => interfaceIndex('dmattr0'), UsageError, 'not in our own namespace');
+
+  const a = new Attribution();
+  assert.equal(a.netns(target.inode)?.name, ns.name);
+  assert.equal(a.ifname(target.inode, ifindex), 'dmattr0');
+  assert.equal(a.ifname(target.inode, 1), 'lo');
+  ns.ip('link', 'add', 'dmattr1', 'type', 'veth', 'peer', 'name', 'dmattr1p');
+  const later = Number(/^(\d+):/.exec(ns.ip('-o', 'link', 'show', 'dmattr1'))![1]);
+  // An unknown index triggers a new dump, at most once a second.
+  let named: string | undefined;
+  const deadline = Date.now() + 3000;
+  while (!(named = a.ifname(target.inode, later)) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  assert.equal(named, 'dmattr1');
+
+  const report: IntervalReport = {
+    start: 0, end: 1000, seq: 1, drops: 5, lost: new Map(), lostTotal: 0,
+    overflow: { drops: 0, points: 0, pointsCapped: false },
+    points: [
+      { location: 0xffffffff81000000n, reason: 3, reasonName: 'NO_SOCKET', protocol: 0x0800, origin: 'software', count: 5, ifindex, netns: target.inode },
+      { location: 0xffffffff81000000n, reason: 3, reasonName: 'NO_SOCKET', protocol: 0x0800, origin: 'software', count: 0, ifindex, netns: target.inode },
+    ],
+  };
+  const text = formatIntervalText(report, undefined);
+  assert.deepEqual(text, [`5 drops at 0xffffffff81000000 (0xffffffff81000000) [software] NO_SOCKET ipv4 dev dmattr0 netns ${ns.name}`], 'count-0 points (packet records) are not lines');
+  const json = JSON.parse(formatIntervalJson(report, undefined, 'bpf')[0]) as Record<string, unknown>;
+  assert.deepEqual([json.ifindex, json.ifname, json.netns, json.netns_name, json.container], [ifindex, 'dmattr0', target.inode, ns.name, null]);
+  ns.delete();
+});
