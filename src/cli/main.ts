@@ -9,6 +9,7 @@ import { diagnoseCommand } from './diagnose.js';
 import { explainCommand } from './explain.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
+import { serveCommand } from './serve.js';
 import { runCleanups } from './lifecycle.js';
 
 const HELP = `Usage: dropmon <command> [options]
@@ -23,6 +24,8 @@ Commands:
   record      watch and write the drops and counters to a recording (SQLite)
   report      analyse a recording: top drops, reasons over time, diagnosis;
               as text, JSON or a self-contained HTML page
+  serve       the always-on service: recording, HTTP API, dashboard, /metrics,
+              alerts (dropmon serve --help)
   explain     what a drop reason, counter, kernel function or devlink trap means
   netdm       the kernel's NET_DM state: status, stats, stop (dropmon netdm --help)
 
@@ -65,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       return recordCommand(rest);
     case 'report':
       return reportCommand(rest);
+    case 'serve':
+      return serveCommand(rest);
     default:
       process.stderr.write(`dropmon: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
       return 2;
