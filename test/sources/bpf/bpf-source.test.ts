@@ -43,7 +43,7 @@ interface JsonBpfDrop {
 async function watch(args: string[], cause: () => void): Promise<{ stdout: string; stderr: string }> {
   const dm = new DropmonProcess(['watch', '--json', '--interval', '0.3', ...args]);
   try {
-    await dm.ready();
+    await dm.ready(30_000);
     cause();
     await new Promise((r) => setTimeout(r, 400));
   } finally {
@@ -102,7 +102,7 @@ describe('BPF source: real drops', skip(), () => {
     const inoB = netnsInode(b);
     const text = new DropmonProcess(['watch', '--source', 'bpf', '--interval', '0.3', '--netns', b.name]);
     try {
-      await text.ready();
+      await text.ready(30_000);
       runDropgen(['-m', 'noport', '-n', '7', '-a', '127.0.0.1'], b.name);
       await new Promise((r) => setTimeout(r, 400));
     } finally {
@@ -122,7 +122,7 @@ describe('BPF source: real drops', skip(), () => {
     const bpf = new DropmonProcess(['watch', '--json', '--interval', '0.3', '--source', 'bpf', '--protocol', '0x88b5', '--netns', b.name]);
     const tracefs = new DropmonProcess(['watch', '--json', '--interval', '0.3', '--source', 'tracefs', '--protocol', '0x88b5']);
     try {
-      await Promise.all([bpf.ready(), tracefs.ready()]);
+      await Promise.all([bpf.ready(30_000), tracefs.ready(30_000)]);
       assert.equal(runDropgen(['-m', 'ethproto', '-n', '5000', '-i', 'dmba0'], a.name).sent, 5000);
       await new Promise((r) => setTimeout(r, 500));
     } finally {
@@ -216,7 +216,7 @@ describe('BPF toolkit against the kernel', skip(), () => {
 
   test('kill -9 leaves nothing attached: the program and its link vanish with the process', async () => {
     const dm = new DropmonProcess(['watch', '--source', 'bpf']);
-    await dm.ready();
+    await dm.ready(30_000);
     const ids: number[] = [];
     for (const fd of readdirSync(`/proc/${dm.pid}/fdinfo`)) {
       let info: string;
