@@ -21,11 +21,13 @@ diagnosis.
       --html              a self-contained HTML page with charts (no scripts,
                           nothing loaded from the network)
   -o, --output OUT        write to OUT instead of standard output
-      --from T, --to T    only intervals that ended in this time range. T is
-                          an ISO 8601 time (2026-11-25T20:30:00Z; without a
-                          zone: local time), Unix seconds (@1795638502), or
-                          relative to the recording: +10m after its start,
-                          -10m before its end (units s, m, h, d)
+      --from T, --to T    only intervals that ended after --from and by
+                          --to. T is an ISO 8601 time (2026-11-25T20:30:00Z;
+                          without a zone: local time), Unix seconds
+                          (@1795638502), or relative to the recording: +10m
+                          after its start, -10m before its end (units s, m,
+                          h, d; write --to=-10m, as a value cannot start
+                          with - after a space)
       --top N             drop points listed (default 10)
       --buckets N         columns of the reasons-over-time series (default 60)
 `;

@@ -2,8 +2,9 @@
  * Reading a recording: the queries behind `dropmon report` and the service's
  * HTTP API. Read-only; safe while a recorder writes the same file (WAL).
  *
- * Every query takes a time range (ms since the epoch, on interval end times,
- * both ends inclusive; either may be left out) and returns plain objects.
+ * Every query takes a time range (ms since the epoch) and returns plain
+ * objects. A range holds the intervals that ended after `from` and at or
+ * before `to`; either end may be left out.
  */
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -145,7 +146,8 @@ export interface PacketSummary {
 /** The reason key of drops beyond the per-interval point bound in a ReasonSeries. */
 export const OVERFLOW_REASON = '(other locations)';
 
-const RANGE = 'i.end_ms >= @from AND i.end_ms <= @to';
+/** An interval is in a range when it ended after `from` and at or before `to`: back-to-back ranges share none. */
+const RANGE = 'i.end_ms > @from AND i.end_ms <= @to';
 
 export class Recording {
   private constructor(
@@ -337,7 +339,7 @@ export class Recording {
       .prepare(
         `SELECT c.name, c.scope, c.layer, sum(ic.delta) AS delta, max(ic.rate) AS maxRate, count(*) AS intervals,
            (SELECT ic2.value FROM interval_counters ic2 JOIN intervals i2 ON i2.id = ic2.interval_id
-             WHERE ic2.counter_id = c.id AND i2.end_ms >= @from AND i2.end_ms <= @to ORDER BY ic2.interval_id DESC LIMIT 1) AS lastValue
+             WHERE ic2.counter_id = c.id AND i2.end_ms > @from AND i2.end_ms <= @to ORDER BY ic2.interval_id DESC LIMIT 1) AS lastValue
          FROM interval_counters ic JOIN intervals i ON i.id = ic.interval_id JOIN counters c ON c.id = ic.counter_id
          WHERE ${RANGE} GROUP BY c.id HAVING sum(ic.delta) != 0 ORDER BY abs(sum(ic.delta)) DESC, c.name, c.scope LIMIT @limit`,
       )

@@ -87,7 +87,7 @@ describe('recorder and reader', () => {
         ],
       );
       // A range: intervals 11..20 (by end time).
-      const part = { from: T0 + 11_000, to: T0 + 20_000 };
+      const part = { from: T0 + 10_000, to: T0 + 20_000 };
       assert.equal(r.totals(part).intervals, 10);
       assert.equal(r.topPoints(part, 1)[0].count, 100);
       assert.equal(r.countersMoved(part)[0].delta, 100);
