@@ -5,7 +5,12 @@
  * Configurations, interleaved in every repetition so drift hits all of them:
  *   baseline  no tracing: the physical cost of a drop
  *   enabled   skb:kfree_skb enabled in an instance, nobody reading (the tracepoint's own cost)
- *   dropmon   `dropmon watch --json` reading that event live
+ *   dropmon     `dropmon watch --json --source tracefs` reading that event live
+ *   bpf-counts  the BPF source's program keyed by (location, reason, protocol) only,
+ *               loaded in this process (the cheapest in-kernel counting)
+ *   bpf         `dropmon watch --json --source bpf`: keyed by interface and
+ *               network namespace too (what users run)
+ *   bpftrace    bpftrace's tracepoint + count() map, for comparison
  * Senders are pinned from cpu0 up (1 sender: dropmon has the other core).
  * Main metric: sender CPU ns per drop (on loopback the receive path and the drop
  * run in the sender's context, so this is the cost of one drop). The machine is
@@ -20,8 +25,10 @@ import { TracefsInstance } from '../src/sources/tracefs/instance.js';
 import { findTracefs } from '../src/sources/tracefs/tracefs.js';
 import { KFREE_SKB } from '../src/sources/tracefs/source.js';
 import { dropgenBinary, parseDropgen, PROJECT_ROOT } from '../test/helpers/dropgen.js';
+import { BpfDropSource } from '../src/sources/bpf/source.js';
 
-const HELP = `Usage: npm run bench -- [--reps N] [--duration SEC] [--senders 1,2] [--configs baseline,enabled,dropmon]
+const ALL_CONFIGS = 'baseline,enabled,dropmon,bpf-counts,bpf,bpftrace';
+const HELP = `Usage: npm run bench -- [--reps N] [--duration SEC] [--senders 1,2] [--configs ${ALL_CONFIGS}]
 As root. Prints a table of medians and dropmon's ratios against the baselines.`;
 
 const { values: opt } = parseArgs({
@@ -29,7 +36,7 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '3' },
     duration: { type: 'string', default: '5' },
     senders: { type: 'string', default: '1,2' },
-    configs: { type: 'string', default: 'baseline,enabled,dropmon' },
+    configs: { type: 'string', default: ALL_CONFIGS },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -45,7 +52,12 @@ if (process.getuid?.() !== 0) {
 const REPS = Number(opt.reps), DUR = Number(opt.duration);
 const SENDERS = opt.senders!.split(',').map(Number);
 const CONFIGS = opt.configs!.split(',') as Config[];
-type Config = 'baseline' | 'enabled' | 'dropmon';
+type Config = 'baseline' | 'enabled' | 'dropmon' | 'bpf-counts' | 'bpf' | 'bpftrace';
+/** Configs that run a dropmon CLI process (its CPU, memory and start-up are measured). */
+const CLI_ARGS: Partial<Record<Config, string[]>> = {
+  dropmon: ['--source', 'tracefs', '--protocol', '0x88b5'],
+  bpf: ['--source', 'bpf', '--protocol', '0x88b5'],
+};
 const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 const HZ = 100; // USER_HZ of /proc/PID/stat on Linux
 const exec = promisify(execFile);
@@ -68,6 +80,8 @@ interface Run {
   cpuS?: number;
   rssMb?: number;
   firstIntervalS?: number;
+  /** BTF parse + load + attach, as the BPF source reports it. */
+  startupMs?: number;
 }
 
 function procTicks(pid: number): number {
@@ -127,11 +141,30 @@ async function measure(config: Config, senders: number): Promise<Measured> {
       inst.remove();
     }
   }
-  // dropmon: output to a file, so a slow bench never back-pressures it
+  if (config === 'bpf-counts') {
+    let recorded = 0, lost = 0;
+    const src = new BpfDropSource({ attribution: false });
+    await src.start({
+      drops: (ss) => {
+        for (const x of ss) if (x.reasonName === 'UNHANDLED_PROTO' && x.protocol === 0x88b5) recorded += x.count;
+      },
+      loss: (l) => (lost += l.lost),
+    });
+    try {
+      const g = await generate(senders);
+      src.drain();
+      const t = src.startup;
+      return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent, recorded, lost, startupMs: t.btfMs + t.loadMs + t.attachMs };
+    } finally {
+      src.close();
+    }
+  }
+  if (config === 'bpftrace') return bpftrace(senders);
+  // a dropmon process: output to a file, so a slow bench never back-pressures it
   const outFile = join(work, 'dropmon.jsonl');
   const out = openSync(outFile, 'w');
   const t0 = Date.now();
-  const child = spawn(process.execPath, [CLI, 'watch', '--json', '--protocol', '0x88b5'], { stdio: ['ignore', out, 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'watch', '--json', ...(CLI_ARGS[config] ?? [])], { stdio: ['ignore', out, 'pipe'] });
   closeSync(out);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -169,7 +202,39 @@ async function measure(config: Config, senders: number): Promise<Measured> {
     if (o.type === 'drop' && o.reason === 'UNHANDLED_PROTO') recorded += o.count ?? 0;
     if (o.type === 'interval') lost += o.lost_events ?? 0;
   }
-  return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent, recorded, lost, cpuS, rssMb, firstIntervalS };
+  const startup = /start-up (\d+) ms/.exec(stderr);
+  return { config, senders, nsPerDrop: g.nsPerPkt, sent: g.sent, recorded, lost, cpuS, rssMb, firstIntervalS, ...(startup ? { startupMs: Number(startup[1]) } : {}) };
+}
+
+/** bpftrace counting by (location, reason) in a map, as the research campaign ran it. */
+async function bpftrace(senders: number): Promise<Measured> {
+  const child = spawn('bpftrace', ['-e', 'tracepoint:skb:kfree_skb { @[args->location, args->reason] = count(); }'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => {
+    child.on('close', (c) => r(c));
+    child.on('error', () => r(-1));
+  });
+  for (let i = 0; i < 600 && !/Attaching/.test(stdout); i++) {
+    if (child.exitCode !== null) break;
+    await sleep(50);
+  }
+  if (!/Attaching/.test(stdout)) {
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`bpftrace did not start (is it installed? apt-get install bpftrace): ${stderr.trim().split('\n').pop() ?? ''}`);
+  }
+  const pid = child.pid!;
+  const c0 = procTicks(pid);
+  const g = await generate(senders);
+  const cpuS = (procTicks(pid) - c0) / HZ;
+  child.kill('SIGINT');
+  await exited;
+  // "@[0xffffffff81abcdef, 74]: 12345" (all drops of the host in the window)
+  let recorded = 0;
+  for (const m of stdout.matchAll(/^@\[.*\]: (\d+)$/gm)) recorded += Number(m[1]);
+  return { config: 'bpftrace', senders, nsPerDrop: g.nsPerPkt, sent: g.sent, recorded, lost: 0, cpuS };
 }
 
 const median = (xs: number[]) => {
@@ -200,7 +265,7 @@ async function main() {
   const steal = median(runs.map((r) => r.stealCores));
   const busiest = Math.max(...runs.map((r) => r.busyCores - r.senders));
   console.log(`machine: median steal ${f(steal, 2)} cores; most load beyond the senders in a run ${f(busiest, 2)} cores (other tenants make ns/drop noisy)`);
-  console.log('senders  config    ns/drop  +ns vs baseline  drops/s    recorded/caused  lost  dropmon cores  ns/event  RSS MB  first interval s');
+  console.log('senders  config       ns/drop  +ns vs baseline  drops/s    recorded/caused  lost  user cores  ns/event  RSS MB  first interval s  start-up ms');
   for (const senders of SENDERS) {
     const med = (c: Config, k: keyof Run) => median(runs.filter((r) => r.senders === senders && r.config === c).map((r) => Number(r[k])));
     const base = med('baseline', 'nsPerDrop');
@@ -210,17 +275,18 @@ async function main() {
       const rate = med(c, 'sent') / DUR;
       const line = [
         String(senders).padEnd(8),
-        c.padEnd(9),
+        c.padEnd(12),
         f(ns).padStart(7),
         (c === 'baseline' ? '' : `+${f(ns - base)}`).padStart(15),
         `${f(rate / 1e6, 2)}M`.padStart(9),
       ];
-      if (c === 'dropmon') {
+      if (c !== 'baseline' && c !== 'enabled') {
         const rec = rs.reduce((s, r) => s + (r.recorded ?? 0), 0), sent = rs.reduce((s, r) => s + r.sent, 0);
-        const cores = median(rs.map((r) => r.cpuS! / DUR));
-        const nsEv = median(rs.map((r) => (r.cpuS! * 1e9) / Math.max(1, r.recorded!)));
+        const cores = median(rs.map((r) => (r.cpuS ?? NaN) / DUR));
+        const nsEv = median(rs.map((r) => ((r.cpuS ?? NaN) * 1e9) / Math.max(1, r.recorded!)));
         line.push(`${f((100 * rec) / sent, 3)} %`.padStart(17), f(rs.reduce((s, r) => s + (r.lost ?? 0), 0)).padStart(5),
-          f(cores, 3).padStart(14), f(nsEv).padStart(9), f(med(c, 'rssMb'), 1).padStart(7), f(med(c, 'firstIntervalS'), 2).padStart(17));
+          f(cores, 4).padStart(11), f(nsEv).padStart(9), f(med(c, 'rssMb'), 1).padStart(7), f(med(c, 'firstIntervalS'), 2).padStart(17),
+          f(med(c, 'startupMs')).padStart(12));
       }
       console.log(line.join('  '));
     }
@@ -237,6 +303,18 @@ async function main() {
         diffs.push(d - e);
       }
       console.log(`${senders} sender(s), paired per repetition: dropmon - enabled = ${diffs.map((x) => f(x)).join(', ')} ns/drop (median ${f(median(diffs))}); added-cost ratio median ${f(median(pairs), 2)}`);
+    }
+    // The BPF targets: added cost per drop <= 0.5x the bare ftrace event's, user-space CPU <= 1 % of a core, start-up <= 300 ms.
+    for (const c of ['bpf-counts', 'bpf', 'bpftrace'] as const) {
+      if (!CONFIGS.includes(c) || !CONFIGS.includes('enabled') || !CONFIGS.includes('baseline')) continue;
+      const ratios: number[] = [];
+      for (let rep = 1; rep <= REPS; rep++) {
+        const get = (k: Config) => runs.find((r) => r.rep === rep && r.senders === senders && r.config === k)?.nsPerDrop ?? NaN;
+        ratios.push((get(c) - get('baseline')) / (get('enabled') - get('baseline')));
+      }
+      const added = med(c, 'nsPerDrop') - base, en = med('enabled', 'nsPerDrop') - base;
+      const extra = c === 'bpf' ? `; dropmon user CPU ${f(100 * med(c, 'cpuS') / DUR, 2)} % of a core (target <= 1 %); start-up ${f(med(c, 'startupMs'))} ms (target <= 300)` : '';
+      console.log(`${senders} sender(s): ${c} added ${f(added)} ns/drop vs ${f(en)} for the bare ftrace event: ratio ${f(added / en, 2)}, paired median ${f(median(ratios), 2)}${c === 'bpftrace' ? '' : ' (target <= 0.5)'}${extra}`);
     }
   }
 }

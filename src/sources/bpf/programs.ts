@@ -55,6 +55,8 @@ export interface DropProgramOptions {
   readonly layout: KernelLayout;
   readonly countsMapFd: number;
   readonly stateMapFd: number;
+  /** Read the interface and namespace (default); false keys by location, reason and protocol only. */
+  readonly attribution?: boolean;
   /** Count only drops in this network namespace (inode number). */
   readonly netns?: number;
   /** Count only drops on this interface index (with netns: of that namespace). */
@@ -102,15 +104,17 @@ export function dropProgram(o: DropProgramOptions): Uint8Array {
   a.stx(8, R10, FP_KEY + KEY.location, R7).stx(4, R10, FP_KEY + KEY.reason, R8);
   load(R2, R6, L.skbProtocol);
   a.stx(2, R10, FP_KEY + KEY.protocol, R2);
-  load(R7, R6, L.skbDev);
-  a.jmpImm('jeq', R7, 0, 'attributed');
-  load(R2, R7, L.devIfindex);
-  a.stx(4, R10, FP_KEY + KEY.ifindex, R2);
-  load(R8, R7, L.devNet);
-  a.jmpImm('jeq', R8, 0, 'attributed');
-  load(R2, R8, L.netInum);
-  a.stx(4, R10, FP_KEY + KEY.netns, R2);
-  a.label('attributed');
+  if (o.attribution !== false || o.netns !== undefined || o.ifindex !== undefined) {
+    load(R7, R6, L.skbDev);
+    a.jmpImm('jeq', R7, 0, 'attributed');
+    load(R2, R7, L.devIfindex);
+    a.stx(4, R10, FP_KEY + KEY.ifindex, R2);
+    load(R8, R7, L.devNet);
+    a.jmpImm('jeq', R8, 0, 'attributed');
+    load(R2, R8, L.netInum);
+    a.stx(4, R10, FP_KEY + KEY.netns, R2);
+    a.label('attributed');
+  }
   // Filters, in the kernel: other namespaces' and interfaces' drops cost only these compares.
   if (o.netns !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.netns).jmp32Imm('jne', R2, o.netns | 0, 'out');
   if (o.ifindex !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.ifindex).jmp32Imm('jne', R2, o.ifindex | 0, 'out');

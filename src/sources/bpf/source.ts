@@ -36,6 +36,8 @@ export interface BpfSourceOptions {
   /** Per-packet records: bytes kept per packet and records per second per CPU. */
   readonly packets?: { readonly snapLen?: number; readonly perSecondPerCpu?: number };
   readonly maxKeys?: number;
+  /** Key by interface and namespace too (default true); false is the cheapest program (benchmarks). */
+  readonly attribution?: boolean;
   /** tp_btf (default, falls back to raw_tp when the kernel refuses it) or raw_tp. */
   readonly flavour?: ProgramFlavour;
   /** Ring-buffer poll period. */
@@ -116,6 +118,7 @@ export class BpfDropSource implements DropSource {
           layout: this.layout,
           countsMapFd: this.counts!.fd,
           stateMapFd: this.state!.fd,
+          attribution: this.opts.attribution ?? true,
           ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
           ...(this.opts.ifindex !== undefined ? { ifindex: this.opts.ifindex } : {}),
           ...(packets && this.ring
@@ -211,8 +214,7 @@ export class BpfDropSource implements DropSource {
       protocol: k.getUint16(KEY.protocol, false),
       origin: 'software',
       count,
-      ifindex: k.getUint32(KEY.ifindex, true),
-      netns: k.getUint32(KEY.netns, true),
+      ...(this.opts.attribution === false ? {} : { ifindex: k.getUint32(KEY.ifindex, true), netns: k.getUint32(KEY.netns, true) }),
     };
   }
 
