@@ -274,8 +274,9 @@ export class WebhookNotifier implements Notifier {
       await res.arrayBuffer().catch(() => undefined);
       return res.ok ? undefined : `HTTP ${res.status}`;
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code;
-      return cause ?? (err instanceof Error ? err.message : String(err));
+      // fetch hides the reason (ECONNREFUSED, a port fetch refuses to use, ...) in its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
     }
   }
 }
