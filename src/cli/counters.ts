@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { loadKnowledge } from '../core/knowledge.js';
-import { resolveNetns, type NetnsTarget } from '../kernel/setns.js';
+import type { NetnsTarget } from '../kernel/setns.js';
+import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler, takeSnapshot, type SnapshotOptions } from '../sources/counters/snapshot.js';
 import { counterTableJson, deltasJson, formatCounterTable, formatDeltas, selectCounters, selectDeltas } from '../outputs/counters.js';
 import { parseSeconds } from './args.js';
@@ -63,7 +64,7 @@ export async function countersCommand(argv: string[]): Promise<number> {
   const intervalS = parseSeconds('--interval', v.interval, 0.1, 3600) ?? 1;
   const durationS = parseSeconds('--duration', v.duration, 0.1, 31 * 86400);
   if (!v.watch && (v.interval !== undefined || v.duration !== undefined)) throw new UsageError('--interval and --duration go with --watch');
-  const netns: NetnsTarget | undefined = v.netns !== undefined ? resolveNetns(v.netns) : undefined;
+  const netns: NetnsTarget | undefined = v.netns !== undefined ? resolveNetnsSpec(v.netns) : undefined;
   const all = v.all ?? false;
   const json = v.json ?? false;
   const kb = loadKnowledge();

@@ -12,9 +12,13 @@ import { loadKnowledge } from '../core/knowledge.js';
 import { Pipeline } from '../core/pipeline.js';
 import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { resolveNetns, type NetnsTarget } from '../kernel/setns.js';
+import type { NetnsTarget } from '../kernel/setns.js';
+import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
 import { TracefsDropSource } from '../sources/tracefs/source.js';
+import { BpfDropSource } from '../sources/bpf/source.js';
+import { chooseSource, type SourceName } from '../sources/select.js';
+import type { DropSource } from '../core/drop.js';
 import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
 import { parseCount, parseSeconds } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
@@ -30,9 +34,11 @@ are included and marked as blind spots of the tracer. Needs root.
 Options:
   -d, --duration S    how long to watch (default 10; Ctrl-C ends it early)
   -i, --interval S    counter sampling interval (default 1)
-      --netns NS      read the counters of this network namespace (a name from
-                      'ip netns', a process id or a path); drops are watched
-                      in every namespace
+      --netns NS      this network namespace only (a name from 'ip netns', a
+                      process id or a path): its counters, and with the BPF
+                      source only its drops (tracefs sees every namespace's)
+      --source NAME   auto (default: bpf where it can run, else tracefs), bpf
+                      or tracefs
       --top N         causes to print (default 5; benign ones come after)
       --quiet-benign  leave out causes that are usually benign
       --json          one JSON object with the ranked findings
@@ -52,6 +58,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
         duration: { type: 'string', short: 'd' },
         interval: { type: 'string', short: 'i' },
         netns: { type: 'string' },
+        source: { type: 'string' },
         top: { type: 'string' },
         'quiet-benign': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -69,7 +76,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   const durationS = parseSeconds('--duration', v.duration, 0.5, 86400) ?? 10;
   const intervalS = Math.min(parseSeconds('--interval', v.interval, 0.1, 3600) ?? 1, durationS);
   const top = parseCount('--top', v.top, 1, 1000) ?? 5;
-  const netns: NetnsTarget | undefined = v.netns !== undefined ? resolveNetns(v.netns) : undefined;
+  const netns: NetnsTarget | undefined = v.netns !== undefined ? resolveNetnsSpec(v.netns) : undefined;
   const json = v.json ?? false;
   const kb = loadKnowledge();
 
@@ -81,7 +88,12 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
   const baseline = sampler.baseline();
   const notRead = new Set(baseline.errors);
-  const source = new TracefsDropSource({ warn: (m) => process.stderr.write(`dropmon: warning: ${m}\n`) });
+  if (v.source !== undefined && !['auto', 'bpf', 'tracefs'].includes(v.source))
+    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf or tracefs`);
+  const choice = chooseSource((v.source ?? 'auto') as SourceName | 'auto', {});
+  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
+  const source: DropSource =
+    choice.name === 'bpf' ? new BpfDropSource({ ...(netns ? { netns: netns.inode } : {}), warn }) : new TracefsDropSource({ warn });
   onCleanup(() => source.close());
 
   const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false));
@@ -110,7 +122,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
       return { ...r, counters: s.deltas, correlation: correlate(r.points, s.deltas, kb) };
     },
     onStarted: () => {
-      if (!json) process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
+      process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
     },
   });
   onStopSignal(() => pipeline.stop('signal'));

@@ -159,7 +159,9 @@ export class Diagnoser {
     });
     // Usually-benign causes come after every other one, whatever their volume.
     const last = (x: { benign: Benignness }) => (x.benign === 'usually' ? 1 : 0);
-    scored.sort((a, b) => last(a) - last(b) || b.score - a.score || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
+    // On a tie, what the kernel reported as a drop (with its reason) explains the counters, not the reverse.
+    const blind = (x: { d: { kind: string } }) => (x.d.kind === 'counter' ? 1 : 0);
+    scored.sort((a, b) => last(a) - last(b) || b.score - a.score || blind(a) - blind(b) || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
 
     return scored.map(({ d, benign, symbol, reasonName }, i) => {
       const entry = this.entryFor(d, reasonName, symbol);

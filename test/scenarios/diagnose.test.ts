@@ -51,6 +51,10 @@ describe('diagnose ranks the true cause first', { skip: SKIP }, () => {
           const moved = first.counters.filter((x) => x.name === c.name).reduce((n, x) => n + x.delta, 0);
           assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}`);
         }
+        if (sc.socketOwner) {
+          const sock = first.counters.find((x) => x.name === 'socket:drops');
+          assert.match(sock?.detail ?? '', new RegExp(`\\(${sc.socketOwner}\\)`), `the socket's owner is named: ${JSON.stringify(sock)}`);
+        }
         for (const w of sc.causeMentions ?? []) assert.match(first.cause, new RegExp(w, 'i'));
         assert.ok(first.fix.length > 0 || first.evidence.length > 0, 'a finding says what to do');
       } finally {

@@ -34,6 +34,8 @@ export interface Scenario {
   readonly kind: 'drops' | 'counter';
   /** Counters that must have moved (name and a minimum increase), in the finding's evidence. */
   readonly counterDeltas?: ReadonlyArray<{ name: string; min: number }>;
+  /** The process that must be named as the owner of the socket that dropped. */
+  readonly socketOwner?: string;
   /** Words the explanation chosen must contain (case-insensitive). */
   readonly causeMentions?: readonly string[];
 }
@@ -87,6 +89,7 @@ export const SCENARIOS: readonly Scenario[] = [
     cause_key: 'SOCKET_RCVBUFF',
     kind: 'drops',
     counterDeltas: [{ name: 'Udp:RcvbufErrors', min: 1000 }, { name: 'socket:drops', min: 1000 }],
+    socketOwner: 'python3',
   },
   {
     name: 'closed UDP port',
