@@ -177,7 +177,7 @@ export class DropService extends EventEmitter {
     return this.snapshot;
   }
 
-  /** The dropmon_counter gauge and the API's counter list: drop-related non-zero counters. */
+  /** The dropmon_kernel_stat gauge and the API's counter list: drop-related non-zero counters. */
   shownCounters(): ReturnType<typeof selectCounters> {
     return this.snapshot ? selectCounters(this.snapshot.readings, this.kb, false) : [];
   }
