@@ -17,6 +17,8 @@ const POINTS_WINDOW_MS = 5 * 60_000;
 const NEW_MS = 15_000;
 const MAX_ROWS = 25;
 const MAX_COUNTERS = 15;
+/** Counters that moved this recently stay listed (greyed after the interval they moved in). */
+const COUNTERS_WINDOW_MS = 60_000;
 /** Live intervals kept in memory (for the table and the chart's newest part). */
 const MAX_INTERVALS = 7200;
 const CHART_BUCKETS = 60;
@@ -42,9 +44,13 @@ const state = {
   rangeMinutes: 15,
   status: null,
   lastInterval: null,
+  /** Moved counters from GET /counters, shown until the first interval arrives. */
+  initialMoved: [],
   events: null,
   reconnectMs: 1000,
   tokenPrompt: null,
+  /** The service's filters as last seen (JSON), to notice a change in a `state` event. */
+  filtersKey: undefined,
   /** The stream was open before: a reopen reloads the chart's history (intervals may have been missed). */
   streamWasOpen: false,
 };
@@ -283,7 +289,7 @@ function onInterval(raw) {
   addInterval(iv);
   renderPoints();
   renderChart();
-  renderCounters(iv.counters);
+  renderCounters();
   renderLost();
   $('t-last').textContent = fmtCount(iv.drops);
 }
@@ -502,17 +508,42 @@ async function loadSeries() {
 
 // ---------------------------------------------------------------- counters that moved
 
-function renderCounters(list) {
-  const shown = list.filter((c) => c.delta !== 0).sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, MAX_COUNTERS);
+/**
+ * Counters that moved in the last interval, then (greyed) those that moved earlier in the
+ * last minute: a one-off burst would otherwise flash by in a second.
+ */
+function renderCounters() {
+  const latest = state.intervals[state.intervals.length - 1];
+  const from = Date.now() - COUNTERS_WINDOW_MS;
+  const byKey = new Map();
+  const sources = state.intervals.length ? state.intervals.filter((iv) => iv.receivedAt >= from) : [{ counters: state.initialMoved, receivedAt: Date.now() }];
+  for (const iv of sources) {
+    for (const c of iv.counters) {
+      if (c.delta === 0) continue;
+      const key = c.scope ? `${c.name}@${c.scope}` : c.name;
+      let agg = byKey.get(key);
+      if (!agg) byKey.set(key, (agg = { ...c, delta: 0, lastAt: 0, fresh: false }));
+      agg.delta += c.delta;
+      agg.rate = c.rate;
+      agg.lastAt = iv.receivedAt;
+      if (c.meaning) agg.meaning = c.meaning;
+      agg.fresh = agg.fresh || iv === latest || !state.intervals.length;
+    }
+  }
+  const shown = [...byKey.values()]
+    .sort((a, b) => Number(b.fresh) - Number(a.fresh) || Math.abs(b.delta) - Math.abs(a.delta))
+    .slice(0, MAX_COUNTERS);
   $('counters').replaceChildren(
     ...shown.map((c) =>
       el(
         'li',
-        { 'data-counter': c.name },
+        { 'data-counter': c.name, 'data-scope': c.scope, class: c.fresh ? undefined : 'earlier' },
         el('span', { class: 'delta', text: `${c.delta > 0 ? '+' : ''}${fmtCount(c.delta)}` }),
         el('button', { type: 'button', class: 'linklike', 'aria-label': `Explain ${c.name}`, onclick: () => explain(c.name) }, c.name),
         c.scope ? el('span', { class: 'scope', text: c.scope }) : null,
-        c.rate ? el('span', { class: 'scope', text: `(${fmtRate(c.rate)})` }) : null,
+        c.fresh
+          ? c.rate ? el('span', { class: 'scope', text: `(${fmtRate(c.rate)})` }) : null
+          : el('span', { class: 'scope', text: `(${Math.max(1, Math.round((Date.now() - c.lastAt) / 1000))} s ago)` }),
         c.meaning ? el('span', { class: 'meaning', text: c.meaning }) : null,
       ),
     ),
@@ -524,7 +555,8 @@ async function loadCounters() {
   try {
     const res = await api('/counters');
     const moved = Array.isArray(res) ? [] : res?.moved ?? res?.deltas ?? res?.last?.moved ?? [];
-    if (!state.lastInterval) renderCounters(moved.map(normalizeCounter));
+    state.initialMoved = moved.map(normalizeCounter);
+    renderCounters();
   } catch (e) {
     if (e.status !== 404) console.warn('counters:', e.message);
   }
@@ -605,7 +637,9 @@ function fillFilters(config) {
 
 async function loadConfig() {
   try {
-    fillFilters(await api('/config'));
+    const config = await api('/config');
+    fillFilters(config);
+    state.filtersKey = JSON.stringify(config?.filters ?? null);
   } catch (e) {
     console.warn('config:', e.message);
   }
@@ -624,6 +658,8 @@ async function applyFilters(event) {
   try {
     const config = await api('/config', { method: 'PUT', body: { filters } });
     fillFilters(config?.config ?? config);
+    // state.filtersKey is left to the `state` event that follows: the old monitoring's last
+    // interval may still arrive before it, and that event resets the table once more.
     // Points counted before the restart were not filtered: start the table afresh.
     state.pointsFrom = Date.now();
     renderPoints();
@@ -719,7 +755,17 @@ function connect() {
     try {
       const s = JSON.parse(e.data);
       renderState(s.state);
-      if (s.config) fillFilters(s.config);
+      if (s.config) {
+        fillFilters(s.config);
+        // New filters: the intervals after this event (same stream, in order) come from the
+        // restarted, filtered monitoring; the table starts afresh from here.
+        const filters = JSON.stringify(s.config.filters ?? null);
+        if (state.filtersKey !== undefined && filters !== state.filtersKey) {
+          state.pointsFrom = Date.now();
+          renderPoints();
+        }
+        state.filtersKey = filters;
+      }
     } catch (err) {
       console.warn('bad state event:', err);
     }
@@ -757,7 +803,7 @@ async function loadIntervals() {
       addInterval(iv);
     }
     if (state.lastInterval) {
-      renderCounters(state.lastInterval.counters);
+      renderCounters();
       $('t-last').textContent = fmtCount(state.lastInterval.drops);
     }
   } catch (e) {
@@ -790,6 +836,7 @@ async function main() {
   window.setInterval(() => {
     loadStatus();
     renderPoints();
+    renderCounters();
   }, STATUS_POLL_MS);
 }
 
