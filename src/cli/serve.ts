@@ -23,7 +23,7 @@ import { onCleanup, onStopSignal } from './lifecycle.js';
 
 export const SERVE_HELP = `Usage: dropmon serve [options]
 
-Run dropmon as a service: drops (tracefs or NET_DM) and drop counters every
+Run dropmon as a service: drops (BPF, tracefs or NET_DM) and drop counters every
 interval, recorded to SQLite, with an HTTP API, a live web dashboard,
 Prometheus metrics at /metrics and alerts. Needs root (or CAP_SYS_ADMIN,
 CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON). The API is documented in docs/api.md.
