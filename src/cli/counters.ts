@@ -90,7 +90,7 @@ export async function countersCommand(argv: string[]): Promise<number> {
   const sampler = new CounterSampler({ ...options, sockets: v['no-sockets'] ? 'none' : 'all' });
   const first = sampler.baseline();
   for (const e of first.errors) process.stderr.write(`dropmon: not read: ${e}\n`);
-  if (!json) process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
+  process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
   const reported = new Set(first.errors);
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
