@@ -109,7 +109,8 @@ export class Attribution {
         }
       }
     };
-    this.initInode = ino('/proc/1/ns/net');
+    // pid 1 may be hidden from us (a sandbox); kthreadd (pid 2) always lives in the initial namespace.
+    this.initInode = ino('/proc/1/ns/net') ?? ino('/proc/2/ns/net');
     this.ownInode = ino('/proc/self/ns/net');
   }
 

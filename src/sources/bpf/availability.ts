@@ -11,6 +11,12 @@ import { readKernelLayout } from './layout.js';
 export const VMLINUX_BTF = '/sys/kernel/btf/vmlinux';
 
 let btf: Btf | undefined;
+let parseMs = 0;
+
+/** How long reading and parsing the kernel's BTF took (0 before the first vmlinuxBtf()). */
+export function btfParseMs(): number {
+  return parseMs;
+}
 
 /** The running kernel's BTF, parsed once per process (~40 ms for 5 MB). */
 export function vmlinuxBtf(): Btf {
@@ -18,7 +24,9 @@ export function vmlinuxBtf(): Btf {
   if (!existsSync(VMLINUX_BTF))
     throw new DropmonError(`the BPF source needs the kernel's BTF (${VMLINUX_BTF} is missing)`, 'a kernel built with CONFIG_DEBUG_INFO_BTF (most distributions since 2020); else use --source tracefs');
   try {
+    const t0 = performance.now();
     btf = Btf.vmlinux(VMLINUX_BTF);
+    parseMs = performance.now() - t0;
   } catch (err) {
     if (err instanceof ParseError) throw new DropmonError(`the BPF source cannot read the kernel's BTF: ${err.message}`);
     throw err;
