@@ -99,7 +99,7 @@ class Service {
         const st = (await s.api('/status')) as { state: string };
         return st.state === 'running';
       },
-      20_000,
+      45_000, // a loaded machine: the BPF or tracefs start-up and the first counter snapshot take seconds
     ).catch((err: Error) => {
       s.proc.child.kill('SIGKILL');
       throw new Error(`${err.message}\nstderr: ${s.proc.stderr}`);
@@ -224,6 +224,22 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     await page.waitForSelector('#counters li[data-counter="Udp:NoPorts"]', { timeout: 10_000 });
     const text = await page.$eval('#counters li[data-counter="Udp:NoPorts"]', (li) => li.textContent ?? '');
     assert.match(text, /\+\d/);
+    // A counter's name opens its explanation too.
+    await page.click('#counters li[data-counter="Udp:NoPorts"] button');
+    await page.waitForFunction(() => /NoPorts/.test(document.getElementById('explain-title')?.textContent ?? '') && !document.getElementById('explain-content')?.textContent?.includes('Loading'));
+    assert.ok(((await page.$eval('#explain-content', (e) => e.textContent ?? '')) as string).length > 20, 'counter explanation shown');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#explain[open]', { state: 'detached' });
+  });
+
+  test('lost events: the banner is shown exactly when the service reports losses', async () => {
+    assert.ok(service);
+    const lost = ((await service.api('/status')) as { lost: number }).lost;
+    await page.waitForTimeout(100);
+    const banner = await page.$eval('#lost', (e) => ({ hidden: (e as { hidden: boolean }).hidden, text: e.textContent ?? '' }));
+    process.stderr.write(`# dashboard: ${lost} events lost so far; banner ${banner.hidden ? 'hidden' : `shown: ${banner.text}`}\n`);
+    if (lost === 0) assert.ok(banner.hidden, 'no banner without losses');
+    else assert.match(banner.text, /lost/);
   });
 
   test('stop and start buttons change the state', async () => {
@@ -240,6 +256,12 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
 
   test('a reason filter narrows the drop points shown', async () => {
     assert.ok(service);
+    // A bad filter is refused by the service, and the page says why.
+    await page.fill('#f-reason', 'NOT_A_DROP_REASON');
+    await page.click('#f-apply');
+    await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('Not applied'), undefined, { timeout: 10_000 });
+    assert.deepEqual(((await service.api('/config')) as { filters: { reasons: string[] } }).filters.reasons, []);
+
     await page.fill('#f-reason', 'NO_SOCKET');
     await page.click('#f-apply');
     await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('Showing only'), undefined, { timeout: 15_000 });
