@@ -304,11 +304,13 @@ export interface DriverStat {
  * Driver statistics with one datagram socket and one buffer, for as many
  * interfaces as needed; `close()` frees both.
  *
- * The buffer is larger than the counters need: kernels before 6.9 write as
- * many strings or values as the driver counts at the time of the ioctl, not as
- * many as we asked for, so a device gaining queues between two ioctls would
- * otherwise write past it. The headroom (4×, at least 1 MiB) covers any
- * realistic change.
+ * The buffer is larger than the counters need: kernels without the fix of
+ * December 2025 (6.19 and its stable backports) write as many strings or
+ * values as the driver counts at the time of the ioctl, not as many as we
+ * asked for, so a device gaining queues between two ioctls would otherwise
+ * write past it. The headroom (4×, at least 1 MiB) covers any realistic
+ * change. Fixed kernels answer a mismatch with a count of 0; either way a
+ * count other than ours makes us read the names again.
  */
 export class EthtoolDriverStats {
   private readonly c: IoctlLibc;

@@ -13,6 +13,7 @@ import type { CounterReading } from '../../../src/core/counter.js';
 import { readingKey } from '../../../src/core/counter.js';
 import { resolveNetns, withNetns } from '../../../src/kernel/setns.js';
 import { readNetlinkCounters, type NetlinkReadOptions } from '../../../src/sources/counters/netlink-reader.js';
+import { readDriverStats } from '../../../src/sources/counters/ethtool.js';
 import { LINK_STATS_FIELDS } from '../../../src/sources/counters/rtnetlink.js';
 import { kernelTest } from '../../helpers/env.js';
 import { runDropgen } from '../../helpers/dropgen.js';
@@ -168,6 +169,18 @@ describe('netlink counters in a network namespace', kernelTest(), () => {
       if (m) theirs.set(m[1], Number(m[2]));
     }
     assert.deepEqual(new Map(mine.map((x) => [x.name.slice('ethtool-S:'.length), x.value])), theirs);
+    // the same through the three ioctls alone (kernels without ethtool netlink), through
+    // names that went stale (the driver's count changed), and for an interface that is gone
+    withNetns(resolveNetns(a.name), () => {
+      const errors: string[] = [];
+      const plain = readDriverStats(['va'], errors);
+      const stale = readDriverStats(['va'], errors, new Map([['va', ['only', 'two']]]));
+      const gone = readDriverStats(['nosuchif0'], errors);
+      assert.deepEqual(errors, []);
+      assert.deepEqual(new Map(plain.map((x) => [x.name.slice('ethtool-S:'.length), x.value])), theirs);
+      assert.deepEqual(stale, plain);
+      assert.deepEqual(gone, []);
+    });
     const peer = Number(b.ip('-j', 'link', 'show', 'vb').match(/"ifindex":(\d+)/)?.[1]);
     assert.equal(value(r.readings, 'ethtool-S:peer_ifindex', 'va'), peer);
     assert.equal(r.readings.filter((x) => x.name.startsWith('ethtool:')).length, 0, 'veth and lo have no IEEE statistics');
