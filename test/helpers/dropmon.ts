@@ -80,9 +80,10 @@ export function parseJsonLines(text: string): { drops: JsonDrop[]; intervals: Js
   const drops: JsonDrop[] = [], intervals: JsonInterval[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    const o = JSON.parse(line) as JsonDrop | JsonInterval;
-    if (o.type === 'drop') drops.push(o);
-    else intervals.push(o);
+    const o = JSON.parse(line) as JsonDrop | JsonInterval | { type: string };
+    // Other line types ("counters", "packet") are not intervals.
+    if (o.type === 'drop') drops.push(o as JsonDrop);
+    else if (o.type === 'interval') intervals.push(o as JsonInterval);
   }
   return { drops, intervals };
 }
