@@ -66,24 +66,41 @@ export interface CounterDelta extends CounterReading {
  * Gauges appear when their level changed.
  */
 export function diffReadings(before: readonly CounterReading[], now: readonly CounterReading[], seconds: number): CounterDelta[] {
-  const prev = new Map<string, number>();
-  for (const r of before) prev.set(readingKey(r), r.value);
-  const out: CounterDelta[] = [];
+  return diffAgainst(before.length ? diffAgainst(undefined, before, 0).values : undefined, now, seconds).deltas;
+}
+
+/**
+ * The values of a snapshot by instance key, for diffing the next one against
+ * it without rebuilding keys. Zero totals are left out: a counter at zero
+ * cannot have moved, and one that leaves zero later counts from zero, which
+ * is what an absent entry means. On a host with hundreds of interfaces most
+ * counters are zero, so this keeps a per-second sampler cheap.
+ */
+export type CounterValues = Map<string, number>;
+
+export function diffAgainst(
+  before: CounterValues | undefined,
+  now: readonly CounterReading[],
+  seconds: number,
+): { deltas: CounterDelta[]; values: CounterValues } {
+  const values: CounterValues = new Map();
+  const deltas: CounterDelta[] = [];
   const per = seconds > 0 ? 1 / seconds : 0;
   for (const r of now) {
-    const p = prev.get(readingKey(r));
+    if (r.value === 0 && !r.gauge) continue;
+    const key = r.scope ? `${r.name}@${r.scope}` : r.name;
+    values.set(key, r.value);
+    if (!before) continue;
+    const p = before.get(key);
     if (r.gauge) {
-      if (p !== undefined && p !== r.value) out.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
-      continue;
-    }
-    if (p === undefined) {
-      // A new instance between two snapshots: everything it counted happened in between.
-      if (r.value > 0 && before.length > 0) out.push({ ...r, delta: r.value, rate: r.value * per });
+      if (p !== undefined && p !== r.value) deltas.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
+    } else if (p === undefined) {
+      deltas.push({ ...r, delta: r.value, rate: r.value * per });
     } else if (r.value < p) {
-      out.push({ ...r, delta: r.value, rate: r.value * per, reset: true });
+      deltas.push({ ...r, delta: r.value, rate: r.value * per, reset: true });
     } else if (r.value > p) {
-      out.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
+      deltas.push({ ...r, delta: r.value - p, rate: (r.value - p) * per });
     }
   }
-  return out;
+  return { deltas, values };
 }

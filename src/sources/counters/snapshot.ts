@@ -10,7 +10,7 @@
  * src/kernel/setns.ts), so a snapshot is one consistent moment.
  */
 import type { CounterDelta, CounterReading } from '../../core/counter.js';
-import { diffReadings } from '../../core/counter.js';
+import { diffAgainst, type CounterValues } from '../../core/counter.js';
 import { withNetns, type NetnsTarget } from '../../kernel/setns.js';
 import { readProcCounters } from './proc-reader.js';
 import { readNetlinkCounters } from './netlink-reader.js';
@@ -94,9 +94,9 @@ const isDriver = (r: CounterReading) => r.name.startsWith('ethtool-S:');
  * the previous call (nothing on the first: it only sets the baseline).
  */
 export class CounterSampler {
-  private previous: CounterSnapshot | undefined;
+  private previous: { values: CounterValues; monoMs: number } | undefined;
   /** The last driver statistics read, and when: their deltas span their own interval. */
-  private driver: { readings: CounterReading[]; monoMs: number } | undefined;
+  private driver: { values: CounterValues; monoMs: number } | undefined;
   private samples = 0;
 
   constructor(readonly options: SamplerOptions = {}) {}
@@ -107,36 +107,35 @@ export class CounterSampler {
     return this.driver === undefined || this.samples % every === 0;
   }
 
-  private take(): { snap: CounterSnapshot; driverRead: boolean } {
+  /** One snapshot, diffed against the previous one (no deltas on the first). */
+  private step(): CounterInterval {
     const driverRead = this.readDriverNow();
     const snap = takeSnapshot({ ...this.options, ethtoolDriver: driverRead });
     this.samples++;
-    return { snap, driverRead };
+    const general: CounterReading[] = [];
+    const driver: CounterReading[] = [];
+    for (const r of snap.readings) (isDriver(r) ? driver : general).push(r);
+    const before = this.previous;
+    const seconds = before ? (snap.monoMs - before.monoMs) / 1000 : 0;
+    const g = diffAgainst(before?.values, general, seconds);
+    this.previous = { values: g.values, monoMs: snap.monoMs };
+    const deltas = g.deltas;
+    if (driverRead) {
+      const d = diffAgainst(this.driver?.values, driver, this.driver ? (snap.monoMs - this.driver.monoMs) / 1000 : 0);
+      deltas.push(...d.deltas);
+      this.driver = { values: d.values, monoMs: snap.monoMs };
+    }
+    return { deltas, seconds, snapshot: snap };
   }
 
   /** Take the baseline now (optional: the first sample() does it otherwise). */
   baseline(): CounterSnapshot {
-    const { snap, driverRead } = this.take();
-    if (driverRead) this.driver = { readings: snap.readings.filter(isDriver), monoMs: snap.monoMs };
-    this.previous = snap;
-    return snap;
+    this.previous = undefined;
+    this.driver = undefined;
+    return this.step().snapshot;
   }
 
   sample(): CounterInterval {
-    const before = this.previous;
-    if (!before) {
-      const snap = this.baseline();
-      return { deltas: [], seconds: 0, snapshot: snap };
-    }
-    const { snap, driverRead } = this.take();
-    this.previous = snap;
-    const seconds = (snap.monoMs - before.monoMs) / 1000;
-    const deltas = diffReadings(before.readings.filter((r) => !isDriver(r)), snap.readings.filter((r) => !isDriver(r)), seconds);
-    if (driverRead) {
-      const now = snap.readings.filter(isDriver);
-      if (this.driver) deltas.push(...diffReadings(this.driver.readings, now, (snap.monoMs - this.driver.monoMs) / 1000));
-      this.driver = { readings: now, monoMs: snap.monoMs };
-    }
-    return { deltas, seconds, snapshot: snap };
+    return this.step();
   }
 }
