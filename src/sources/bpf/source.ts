@@ -208,6 +208,9 @@ export class BpfDropSource implements DropSource {
     });
     for (const k of this.tracked.keys()) if (!seen.has(k)) this.tracked.delete(k);
     this.prune(samples);
+    // Biggest first: the aggregator keeps the first --max-points points of an
+    // interval, and the map's order says nothing about size.
+    samples.sort((x, y) => y.count - x.count);
     if (samples.length) this.sink.drops(samples);
     this.reportState();
   }
