@@ -243,15 +243,12 @@ export class NetlinkSocket {
   }
 
   /**
-   * Send a request and collect its answer: the messages with its sequence
-   * number until the ACK (or NLMSG_DONE for dumps). Throws NetlinkError
-   * with the kernel's extended-ACK text on a negative answer.
+   * The messages answering request `seq`, as they arrive; throws when none
+   * of them comes for `timeoutMs`. The caller stops iterating at the end of
+   * the answer.
    */
-  request(type: number, flags: number, payload: Uint8Array, what: string, timeoutMs = 5000): NlMessage[] {
-    const seq = this.nextSeq();
-    this.send(encodeMessage({ type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 }, payload));
-    const out: NlMessage[] = [];
-    const deadline = Date.now() + timeoutMs;
+  private *answers(seq: number, what: string, timeoutMs: number): Generator<NlMessage> {
+    let deadline = Date.now() + timeoutMs;
     for (;;) {
       const dgram = this.receive();
       if (!dgram) {
@@ -263,15 +260,31 @@ export class NetlinkSocket {
       // receive() reuses its buffer: keep a copy of what we return
       for (const m of parseMessages(dgram.slice())) {
         if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.portId)) continue; // a multicast or a stale answer
-        if (m.type === NLMSG_ERROR) {
-          const e: NlError = parseError(m);
-          if (e.error !== 0) throw new NetlinkError(what, -e.error, e.message);
-          return out;
-        }
-        if (m.type === NLMSG_DONE) continue; // the ACK follows
-        out.push(m);
+        deadline = Date.now() + timeoutMs; // a long dump is fine as long as it progresses
+        yield m;
       }
     }
+  }
+
+  /**
+   * Send a request and collect its answer: the messages with its sequence
+   * number until the ACK. Throws NetlinkError with the kernel's extended-ACK
+   * text on a negative answer. Dumps take `dump()`.
+   */
+  request(type: number, flags: number, payload: Uint8Array, what: string, timeoutMs = 5000): NlMessage[] {
+    const seq = this.nextSeq();
+    this.send(encodeMessage({ type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 }, payload));
+    const out: NlMessage[] = [];
+    for (const m of this.answers(seq, what, timeoutMs)) {
+      if (m.type === NLMSG_ERROR) {
+        const e: NlError = parseError(m);
+        if (e.error !== 0) throw new NetlinkError(what, -e.error, e.message);
+        return out;
+      }
+      if (m.type === NLMSG_DONE) continue; // the ACK follows
+      out.push(m);
+    }
+    return out; // not reached: answers() ends only by throwing
   }
 
   /**
@@ -280,37 +293,27 @@ export class NetlinkSocket {
    * (netlink_dump_start), which is why `request()` does not fit. A dump refused
    * before it started comes back as an NLMSG_ERROR, one that failed midway as
    * a negative errno in NLMSG_DONE: both throw NetlinkError. The kernel fills
-   * the next part of a dump as we read the previous one, so memory stays
-   * bounded by our receive buffer whatever the size of the dump.
+   * the next part of a dump only when we have read the previous one, so a
+   * dump of any size never overflows the socket buffer.
    */
   dump(type: number, payload: Uint8Array, what: string, timeoutMs = 5000): NlMessage[] {
     const seq = this.nextSeq();
     this.send(encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, pid: 0 }, payload));
     const out: NlMessage[] = [];
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const dgram = this.receive();
-      if (!dgram) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new NetlinkError(`${what}: the kernel did not finish the dump in ${timeoutMs} ms`, 62);
-        this.waitReadable(Math.min(left, 100));
+    for (const m of this.answers(seq, what, timeoutMs)) {
+      if (m.type === NLMSG_ERROR) {
+        const e: NlError = parseError(m);
+        if (e.error !== 0) throw new NetlinkError(what, -e.error, e.message);
         continue;
       }
-      for (const m of parseMessages(dgram.slice())) {
-        if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.portId)) continue;
-        if (m.type === NLMSG_ERROR) {
-          const e: NlError = parseError(m);
-          if (e.error !== 0) throw new NetlinkError(what, -e.error, e.message);
-          continue;
-        }
-        if (m.type === NLMSG_DONE) {
-          const d = parseDone(m);
-          if (d.error < 0) throw new NetlinkError(what, -d.error, d.message);
-          return out;
-        }
-        out.push(m);
+      if (m.type === NLMSG_DONE) {
+        const d = parseDone(m);
+        if (d.error < 0) throw new NetlinkError(what, -d.error, d.message);
+        return out;
       }
+      out.push(m);
     }
+    return out; // not reached: answers() ends only by throwing
   }
 
   close(): void {

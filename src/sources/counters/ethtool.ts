@@ -130,7 +130,8 @@ export function parseDeviceStatNames(m: NlMessage): { readonly ifname: string; r
   const name = hdr && attrMap(parseAttrs(hdr.data, 'ethtool header')).get(ETHTOOL_A_HEADER_DEV_NAME);
   if (!name) throw new ParseError('ethtool strset', 'header', 'no device name');
   const byIndex = parseStringSets(m).get(ETH_SS_STATS) ?? new Map<number, string>();
-  const n = byIndex.size ? Math.max(...byIndex.keys()) + 1 : 0;
+  let n = 0;
+  for (const i of byIndex.keys()) n = Math.max(n, i + 1);
   if (n > 1 << 20) throw new ParseError('ethtool strset', 'strings', `string index ${n - 1}`);
   return { ifname: attrString(name), names: uniqueNames(Array.from({ length: n }, (_, i) => byIndex.get(i) ?? '')) };
 }

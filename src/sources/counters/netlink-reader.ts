@@ -26,7 +26,7 @@ export type { LinkInfo } from './rtnetlink.js';
 export interface NetlinkReadOptions {
   /** ethtool netlink standard statistics (`ethtool:*`); default on. */
   readonly ethtool?: boolean;
-  /** Driver `ethtool -S` statistics (`ethtool-S:*`), three ioctls per interface; default on. */
+  /** Driver `ethtool -S` statistics (`ethtool-S:*`), one ioctl per interface with statistics; default on. */
   readonly ethtoolDriver?: boolean;
   /** devlink trap statistics (`trap:*`); default on. */
   readonly devlink?: boolean;

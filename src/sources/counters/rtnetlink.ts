@@ -16,7 +16,7 @@
 import type { CounterReading } from '../../core/counter.js';
 import { ParseError } from '../../core/errors.js';
 import { attrMap, attrString, encodeAttrs, flag, parseAttrs, parseEach, type NlMessage } from '../../kernel/netlink/message.js';
-import type { NetlinkSocket } from '../../kernel/netlink/socket.js';
+import { NetlinkError, type NetlinkSocket } from '../../kernel/netlink/socket.js';
 
 export const RTM_NEWLINK = 16;
 export const RTM_GETLINK = 18;
@@ -263,12 +263,6 @@ const NO_CLASS_DUMP = new Set([
  */
 const FLOW_CLASSES = new Set(['fq_codel', 'sfq', 'cake']);
 
-export interface RtnetlinkResult {
-  readonly readings: CounterReading[];
-  readonly links: Map<number, LinkInfo>;
-  readonly errors: string[];
-}
-
 function ifname(links: ReadonlyMap<number, LinkInfo>, ifindex: number): string {
   return links.get(ifindex)?.name ?? `ifindex ${ifindex}`;
 }
@@ -302,7 +296,8 @@ export function readQdiscsAndClasses(sock: NetlinkSocket, links: ReadonlyMap<num
     try {
       msgs = sock.dump(RTM_GETTCLASS, tcDumpRequest(ifindex), `dumping classes of ${ifname(links, ifindex)} (RTM_GETTCLASS)`);
     } catch (err) {
-      errors.push((err as Error).message);
+      if (!(err instanceof NetlinkError)) throw err;
+      errors.push(err.message);
       continue;
     }
     for (const c of parseEach(msgs, parseTcMessage, errors)) {
@@ -311,16 +306,4 @@ export function readQdiscsAndClasses(sock: NetlinkSocket, links: ReadonlyMap<num
     }
   }
   return readings;
-}
-
-/** Everything rtnetlink knows, from one NETLINK_ROUTE socket. Throws NetlinkError when the link dump fails. */
-export function readRtnetlink(sock: NetlinkSocket): RtnetlinkResult {
-  const errors: string[] = [];
-  const { readings, links } = readLinks(sock, errors);
-  try {
-    for (const r of readQdiscsAndClasses(sock, links, errors)) readings.push(r);
-  } catch (err) {
-    errors.push((err as Error).message);
-  }
-  return { readings, links, errors };
 }
