@@ -2,11 +2,16 @@
  * The assembler against known encodings: the `loc` counting program of the
  * research notes (26 instructions, assembled by hand and loaded on Linux
  * 6.18), byte for byte; plus labels, ranges and the encodings of the
- * instructions the drop programs use.
+ * instructions the drop programs use; and the drop programs themselves in
+ * every variant, from a layout read from a BTF blob written by the test.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Asm, AsmError, R0, R1, R2, R3, R4, R6, R7, R10, hexDump } from '../../src/kernel/bpf/asm.js';
+import { Btf } from '../../src/kernel/bpf/btf.js';
+import { readKernelLayout } from '../../src/sources/bpf/layout.js';
+import { dropProgram } from '../../src/sources/bpf/programs.js';
+import { kernelLikeBtf } from '../sources/bpf/btf-writer.js';
 
 /** The `loc` program from the research notes, map fd 3. */
 const LOC_EXPECTED = [
@@ -76,4 +81,23 @@ test('labels: backward jumps, and errors for undefined or duplicate labels and o
   assert.throws(() => new Asm().movImm(R0, 2 ** 31), AsmError);
   assert.throws(() => new Asm().ldx(8, R0, R1, 40000), AsmError);
   assert.throws(() => new Asm().movImm(R0, 0).ja('end').label('end').assemble(), AsmError, 'a label past the last instruction');
+});
+
+test('the drop programs assemble in every variant from a BTF-derived layout; the whole key is zeroed first', () => {
+  const layout = readKernelLayout(Btf.parse(kernelLikeBtf()));
+  const sizes = new Map<string, number>();
+  for (const flavour of ['tp_btf', 'raw_tp'] as const)
+    for (const packets of [undefined, { ringMapFd: 5, snapLen: 128, perSecondPerCpu: 1000 }])
+      for (const filters of [{}, { netns: 4026531833, ifindex: 2 }])
+        for (const attribution of [true, false]) {
+          const code = dropProgram({ flavour, layout, countsMapFd: 3, stateMapFd: 4, attribution, ...filters, ...(packets ? { packets } : {}) });
+          const lines = hexDump(code);
+          // after the three ctx loads: *(u64 *)(r10 -24/-16/-8) = 0
+          assert.deepEqual(lines.slice(3, 6), ['7a 0a e8 ff 00 00 00 00', '7a 0a f0 ff 00 00 00 00', '7a 0a f8 ff 00 00 00 00']);
+          assert.equal(lines.at(-1), '95 00 00 00 00 00 00 00');
+          sizes.set(`${flavour} packets=${!!packets} filters=${Object.keys(filters).length > 0} attribution=${attribution}`, lines.length);
+        }
+  // raw_tp reads through bpf_probe_read_kernel: longer; attribution adds loads
+  assert.ok(sizes.get('raw_tp packets=false filters=false attribution=true')! > sizes.get('tp_btf packets=false filters=false attribution=true')!);
+  assert.ok(sizes.get('tp_btf packets=false filters=false attribution=true')! > sizes.get('tp_btf packets=false filters=false attribution=false')!);
 });
