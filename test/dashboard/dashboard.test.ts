@@ -264,23 +264,25 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
 
     await page.fill('#f-reason', 'NO_SOCKET');
     await page.click('#f-apply');
-    await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('Showing only'), undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('Showing only'), undefined, { timeout: 30_000 }); // a restart of the monitoring
     const config = (await service.api('/config')) as { filters: { reasons: string[] } };
     assert.deepEqual(config.filters.reasons, ['NO_SOCKET']);
     // Both kinds of drops: only NO_SOCKET may show up.
     runDropgen(['-m', 'ethproto', '-n', '200', '-i', 'lo'], ns.name);
     runDropgen(['-m', 'noport', '-n', '200'], ns.name);
-    await page.waitForSelector('#points-body tr[data-reason="NO_SOCKET"]', { timeout: 10_000 });
+    await page.waitForSelector('#points-body tr[data-reason="NO_SOCKET"]', { timeout: 15_000 });
     await page.waitForTimeout(1500); // one more interval: an unfiltered point would be there by now
     const reasons = await rowReasons(page);
-    assert.ok(reasons.length > 0 && reasons.every((r) => r === 'NO_SOCKET'), `only NO_SOCKET rows: ${reasons.join(', ')}`);
+    const detail = async () =>
+      JSON.stringify(await page.$$eval('#points-body tr', (rows) => rows.map((r) => ({ ...(r as { dataset: Record<string, string> }).dataset, now: Date.now() }))));
+    assert.ok(reasons.length > 0 && reasons.every((r) => r === 'NO_SOCKET'), `only NO_SOCKET rows: ${await detail()}`);
 
     await page.click('#f-clear');
-    await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('No filters'), undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.getElementById('f-status')?.textContent?.startsWith('No filters'), undefined, { timeout: 30_000 });
     const cleared = (await service.api('/config')) as { filters: { reasons: string[] } };
     assert.deepEqual(cleared.filters.reasons, []);
     runDropgen(['-m', 'ethproto', '-n', '200', '-i', 'lo'], ns.name);
-    await page.waitForSelector('#points-body tr[data-reason="UNHANDLED_PROTO"]', { timeout: 10_000 });
+    await page.waitForSelector('#points-body tr[data-reason="UNHANDLED_PROTO"]', { timeout: 15_000 });
   });
 
   test('desktop screenshot', async () => {
