@@ -13,9 +13,10 @@ import { watchCommand } from './watch.js';
 export const RECORD_HELP = `Usage: dropmon record -o FILE [options] [watch options]
 
 Record drops to FILE for later analysis with 'dropmon report FILE': per
-interval the drop points (location, symbol, reason, protocol), lost events
-and, in NET_DM packet mode, summaries of the dropped packets. FILE is an
-SQLite database; an interrupted recording stays readable.
+interval the drop points (location, symbol, reason, protocol; the usually
+benign ones too), the kernel's drop counters that moved, lost events and, in
+packet mode, summaries of the dropped packets. FILE is an SQLite database; an
+interrupted recording stays readable.
 
   -o, --output FILE       the recording (required)
       --append            add to an existing recording (default: refuse it)
@@ -25,9 +26,10 @@ SQLite database; an interrupted recording stays readable.
       --max-packets N     packet summaries kept per interval (default 100);
                           the others are counted
 
-Every option of 'dropmon watch' that picks the source, filters or timing works
-here too: --duration, --interval, --count, --max-points, --reason, --protocol,
---location, --stack, --source, --mode, --hw, ... (dropmon watch --help).
+Every option of 'dropmon watch' that picks the source, filters, counters or
+timing works here too: --duration, --interval, --count, --max-points, --reason,
+--protocol, --location, --stack, --source, --mode, --hw, --no-counters,
+--counters-netns, ... (dropmon watch --help).
 Stop with --duration, --count or Ctrl-C; the last interval is written.
 Storage errors (disk full) do not stop the recording: the intervals that
 cannot be written are counted and reported.
@@ -121,7 +123,9 @@ export async function recordCommand(argv: string[]): Promise<number> {
     throw new UsageError(`${flags.output} exists`, 'choose another file, remove it, or add to it with --append');
   const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
   let recorder: Recorder | undefined;
-  const code = await watchCommand(flags.watchArgv, ({ source, symbols, intervalMs }) => {
+  // --all: no noise policy, a recording keeps the usually benign drops too (a report can set them apart).
+  const watchArgv = flags.watchArgv.includes('--all') ? flags.watchArgv : [...flags.watchArgv, '--all'];
+  const code = await watchCommand(watchArgv, ({ source, symbols, intervalMs }) => {
     const r = new Recorder(flags.output, {
       source: source.name,
       intervalMs,

@@ -9,6 +9,8 @@ import { openRecording, type TimeRange } from '../recording/recording.js';
 import { buildReport, type DiagnoseFn } from '../recording/report.js';
 import { formatReportText } from '../recording/report-text.js';
 import { formatReportHtml } from '../recording/report-html.js';
+import { counterClassifier, recordingDiagnosis } from '../recording/knowledge-adapter.js';
+import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
 import { parseCount } from './args.js';
 
 export const REPORT_HELP = `Usage: dropmon report FILE [--json | --html] [-o OUT] [--from T] [--to T] [--top N]
@@ -30,6 +32,8 @@ diagnosis.
                           with - after a space)
       --top N             drop points listed (default 10)
       --buckets N         columns of the reasons-over-time series (default 60)
+      --all-counters      list traffic counters that moved too (default: the
+                          drop counters, then the related errors)
 `;
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -55,8 +59,18 @@ export function parseTime(flag: string, v: string, start: number | null, end: nu
 }
 
 export interface ReportHooks {
-  /** The diagnosis engine; without it the report's diagnosis section says it is not available. */
+  /** The diagnosis engine; default: core/diagnosis.ts with the knowledge base (none if it cannot be loaded). */
   readonly diagnose?: DiagnoseFn;
+}
+
+/** The knowledge base, or undefined with a warning: a report without it still has all the numbers. */
+function knowledge(): KnowledgeBase | undefined {
+  try {
+    return loadKnowledge();
+  } catch (err) {
+    process.stderr.write(`dropmon: warning: no knowledge base (${(err as Error).message}): no diagnosis, counters unclassified\n`);
+    return undefined;
+  }
 }
 
 export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Promise<number> {
@@ -75,6 +89,7 @@ export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Pr
         to: { type: 'string' },
         top: { type: 'string' },
         buckets: { type: 'string' },
+        'all-counters': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -101,7 +116,16 @@ export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Pr
       ...(v.to !== undefined ? { to: parseTime('--to', v.to, whole.firstMs, whole.lastMs) } : {}),
     };
     if (range.from !== undefined && range.to !== undefined && range.from > range.to) throw new UsageError('--from is after --to');
-    const report = buildReport(rec, { range, top, buckets, ...(hooks.diagnose ? { diagnose: hooks.diagnose } : {}) });
+    const kb = knowledge();
+    const diagnose = hooks.diagnose ?? (kb ? recordingDiagnosis(kb) : undefined);
+    const report = buildReport(rec, {
+      range,
+      top,
+      buckets,
+      allCounters: v['all-counters'] ?? false,
+      ...(diagnose ? { diagnose } : {}),
+      ...(kb ? { classifyCounter: counterClassifier(kb) } : {}),
+    });
     text = v.json ? JSON.stringify(report, null, 2) + '\n' : v.html ? formatReportHtml(report) : formatReportText(report);
   } finally {
     rec.close();

@@ -35,7 +35,7 @@ export type RecordedCounter = Pick<CounterDelta, 'name' | 'scope' | 'layer' | 'd
 /** What the recorder writes per interval. */
 export interface RecorderInput {
   readonly interval: IntervalReport;
-  /** Counters that moved in this interval (only non-zero deltas are worth passing). */
+  /** Counters that moved in this interval (only non-zero deltas are worth passing); default: `interval.counters`. */
   readonly counters?: readonly RecordedCounter[];
 }
 
@@ -82,6 +82,8 @@ export const OTHER_CAUSES = '(other causes)';
 const RETENTION_BATCH = 500;
 /** Unreferenced dictionary rows deleted per step at most. */
 const PRUNE_BATCH = 500;
+/** Expired intervals between two prunings of the dictionaries (age retention expires one per interval). */
+const PRUNE_EVERY = 64;
 /** The WAL file is truncated to this after checkpoints. */
 export const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
 
@@ -138,6 +140,16 @@ function storageFailure(err: unknown): string | undefined {
   return `${err instanceof Error ? err.message : code} (${code})`;
 }
 
+/**
+ * Every drop point of an interval: a noise policy may have moved the usually
+ * benign ones from `points` to `benignPoints`; a recording keeps them all.
+ */
+function allPoints(r: IntervalReport): readonly DropPoint[] {
+  if (!r.benignPoints?.length) return r.points;
+  const listed = new Set(r.points);
+  return [...r.points, ...r.benignPoints.filter((p) => !listed.has(p))];
+}
+
 export class Recorder implements IntervalOutput, PacketOutput {
   private readonly db: Database.Database;
   private readonly sessionId: number;
@@ -151,6 +163,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
   private intervalCount: number;
   private failing: string | undefined;
   private gap = 0;
+  private prunedAt = 0;
   private closed = false;
   private stats_ = { intervalsWritten: 0, intervalsUnwritten: 0, intervalsExpired: 0, drops: 0, lost: 0, databaseBytes: 0 };
   private readonly stmt: ReturnType<Recorder['prepare']>;
@@ -303,7 +316,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     this.pendingPackets = [];
     this.packetsSeen = 0;
     try {
-      this.write(r, input.counters ?? [], packets, packetsSeen);
+      this.write(r, input.counters ?? r.counters ?? [], packets, packetsSeen);
     } catch (err) {
       const why = storageFailure(err);
       if (why === undefined) throw err;
@@ -354,7 +367,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
           gap: this.gap,
         }).lastInsertRowid,
       );
-      for (const p of r.points) s.insertIntervalPoint.run(id, this.pointId(this.pointRow(p)), p.count);
+      for (const p of allPoints(r)) s.insertIntervalPoint.run(id, this.pointId(this.pointRow(p)), p.count);
       let causes = 0;
       let other = 0;
       for (const [cause, lost] of r.lost) {
@@ -421,6 +434,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
   private applyRetention(newestEnd: number): void {
     const { maxAgeMs, maxBytes } = this.opts.retention ?? {};
     let deleted = false;
+    let sizeDriven = false;
     if (maxAgeMs !== undefined) {
       const upTo = this.stmt.oldestIdsBefore.get(newestEnd - maxAgeMs, RETENTION_BATCH) as number | null;
       if (upTo !== null) deleted = this.deleteUpTo(upTo) || deleted;
@@ -432,19 +446,23 @@ export class Recorder implements IntervalOutput, PacketOutput {
         const perInterval = bytes / this.intervalCount;
         const n = Math.min(RETENTION_BATCH, this.intervalCount - 1, Math.max(1, Math.ceil((bytes - maxBytes) / perInterval) + 1));
         const upTo = this.stmt.nthOldestId.get(n - 1) as number | undefined;
-        if (upTo !== undefined) deleted = this.deleteUpTo(upTo) || deleted;
+        if (upTo !== undefined) sizeDriven = this.deleteUpTo(upTo);
+        deleted ||= sizeDriven;
       }
     }
-    if (deleted) {
+    if (!deleted) return;
+    // Pruning scans the dictionaries: not after every single expired interval, but always when over size.
+    if (sizeDriven || this.stats_.intervalsExpired - this.prunedAt >= PRUNE_EVERY) {
+      this.prunedAt = this.stats_.intervalsExpired;
       this.db.transaction(() => {
         this.stmt.prunePoints.run();
         this.stmt.pruneCounters.run();
       })();
       this.pointIds.clear();
       this.counterIds.clear();
-      // Give the freed pages back to the file system: the file shrinks.
-      this.db.pragma('incremental_vacuum');
     }
+    // Give the freed pages back to the file system: the file shrinks.
+    this.db.pragma('incremental_vacuum');
   }
 
   private deleteUpTo(id: number): boolean {

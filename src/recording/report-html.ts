@@ -170,7 +170,12 @@ export function formatReportHtml(r: RecordingReport): string {
       (r.counters.length
         ? htmlTable(
             ['delta', 'max/s', 'layer', 'counter'],
-            r.counters.map((c) => [`${c.delta > 0 ? '+' : ''}${fmt(c.delta)}`, fmt(c.max_rate), c.layer, `${c.name}${c.scope ? ` @ ${c.scope}` : ''}`]),
+            r.counters.map((c) => [
+              `${c.delta > 0 ? '+' : ''}${fmt(c.delta)}`,
+              fmt(c.max_rate),
+              c.layer,
+              `${c.name}${c.scope ? ` @ ${c.scope}` : ''}${c.class === 'related' ? ' (related)' : c.class === 'info' ? ' (traffic)' : ''}${c.meaning ? ` — ${c.meaning}` : ''}`,
+            ]),
             new Set([0, 1]),
           )
         : '<p class="muted">None recorded.</p>'),

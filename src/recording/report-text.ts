@@ -78,8 +78,14 @@ export function formatReportText(r: RecordingReport): string {
     out.push(
       ...table(
         [
-          ['delta', 'max/s', 'layer', 'counter'],
-          ...r.counters.map((c) => [`${c.delta > 0 ? '+' : ''}${num(c.delta)}`, num(c.max_rate), c.layer, `${c.name}${c.scope ? ` @ ${c.scope}` : ''}`]),
+          ['delta', 'max/s', 'layer', 'counter', ...(r.counters.some((c) => c.meaning) ? ['meaning'] : [])],
+          ...r.counters.map((c) => [
+            `${c.delta > 0 ? '+' : ''}${num(c.delta)}`,
+            num(c.max_rate),
+            c.layer,
+            `${c.name}${c.scope ? ` @ ${c.scope}` : ''}${c.class === 'related' ? ' (related)' : c.class === 'info' ? ' (traffic)' : ''}`,
+            ...(r.counters.some((x) => x.meaning) ? [c.meaning ?? ''] : []),
+          ]),
         ],
         new Set([0, 1]),
       ),
@@ -103,7 +109,7 @@ export function formatReportText(r: RecordingReport): string {
   else if (r.diagnosis.findings.length === 0) out.push('  nothing to diagnose');
   else
     for (const f of r.diagnosis.findings) {
-      out.push(`  ${f.rank}. ${f.cause} (${f.packets} packets${f.benign !== 'no' ? `, ${f.benign} benign` : ''}${f.blindSpot ? ', seen only in counters' : ''})`);
+      out.push(`  ${f.rank}. ${f.cause.replace(/\.$/, '')} (${f.packets} packets${f.benign !== 'no' ? `, ${f.benign} benign` : ''}${f.blindSpot ? ', seen only in counters' : ''})`);
       for (const e of f.evidence) out.push(`       evidence: ${e}`);
       for (const c of f.check) out.push(`       check: ${c}`);
       for (const x of f.fix) out.push(`       fix: ${x}`);

@@ -1,8 +1,8 @@
 /**
  * The analysis of a recording that `dropmon report` prints: one plain,
  * JSON-ready object (RecordingReport) that the text and HTML renderers and
- * the JSON output all use. Its shape is documented in README.md ("dropmon
- * report --json"); keep it stable (add fields, never rename).
+ * the JSON output all use. Its shape is documented in src/recording/README.md
+ * ("dropmon report --json"); keep it stable (add fields, never rename).
  *
  * The diagnosis is a hook: a caller that has the diagnosis engine passes
  * `diagnose`, which gets the range's drop points and counter totals and
@@ -38,6 +38,9 @@ export interface DiagnosisInput {
 
 export type DiagnoseFn = (input: DiagnosisInput) => readonly ReportFinding[];
 
+/** drop: an increment is a dropped packet; related: an error or pressure next to drops; info: traffic, levels. */
+export type CounterClassifier = (name: string) => { readonly class: 'drop' | 'related' | 'info'; readonly meaning: string };
+
 export interface ReportOptions {
   readonly range?: TimeRange;
   /** Top drop points listed (default 10). */
@@ -51,6 +54,12 @@ export interface ReportOptions {
   /** Packet summaries listed (default 20). */
   readonly packets?: number;
   readonly diagnose?: DiagnoseFn;
+  /**
+   * With it, counters are listed drop counters first, then related ones, and
+   * traffic counters (class info) only with `allCounters`.
+   */
+  readonly classifyCounter?: CounterClassifier;
+  readonly allCounters?: boolean;
   /** Clock for generated_at (tests). */
   readonly now?: number;
 }
@@ -137,6 +146,10 @@ export interface RecordingReport {
     readonly max_rate: number;
     readonly last_value: number;
     readonly intervals: number;
+    /** "drop", "related" or "info"; null when the report had no knowledge base. */
+    readonly class: string | null;
+    /** One line from the knowledge base; null when unknown. */
+    readonly meaning: string | null;
   }[];
   readonly losses: {
     readonly total: number;
@@ -255,15 +268,7 @@ export function buildReport(rec: Recording, opts: ReportOptions = {}): Recording
         return { start: iso(b.startMs), end: iso(b.endMs), total: b.total, counts };
       }),
     },
-    counters: rec.countersMoved(range, opts.counters ?? 20).map((c) => ({
-      name: c.name,
-      scope: c.scope,
-      layer: c.layer,
-      delta: c.delta,
-      max_rate: c.maxRate,
-      last_value: c.lastValue,
-      intervals: c.intervals,
-    })),
+    counters: listCounters(rec, range, opts),
     losses: { total: lossRows.reduce((s, l) => s + l.lost, 0), by_cause: lossRows.map((l) => ({ cause: l.cause, lost: l.lost, intervals: l.intervals })) },
     packets: rec.packets(range, opts.packets ?? 20).map((p) => ({
       time: p.timeMs !== null ? iso(p.timeMs) : null,
@@ -281,4 +286,31 @@ export function buildReport(rec: Recording, opts: ReportOptions = {}): Recording
     })),
     diagnosis,
   };
+}
+
+const CLASS_ORDER: Record<string, number> = { drop: 0, related: 1, info: 2 };
+
+function listCounters(rec: Recording, range: TimeRange | undefined, opts: ReportOptions): RecordingReport['counters'] {
+  const limit = opts.counters ?? 20;
+  const classify = opts.classifyCounter;
+  const rows = rec.countersMoved(range, classify ? 1000 : limit).map((c) => {
+    const m = classify?.(c.name);
+    return {
+      name: c.name,
+      scope: c.scope,
+      layer: c.layer,
+      delta: c.delta,
+      max_rate: c.maxRate,
+      last_value: c.lastValue,
+      intervals: c.intervals,
+      class: m?.class ?? null,
+      meaning: m?.meaning || null,
+    };
+  });
+  if (!classify) return rows;
+  // Stable sort: within a class, the order of the query (largest delta first) stays.
+  return rows
+    .filter((c) => opts.allCounters || c.class !== 'info')
+    .sort((a, b) => CLASS_ORDER[a.class ?? 'info'] - CLASS_ORDER[b.class ?? 'info'])
+    .slice(0, limit);
 }

@@ -5,76 +5,21 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelTest } from '../helpers/env.js';
 import { runDropgen } from '../helpers/dropgen.js';
 import { TestNetns } from '../helpers/netns.js';
-import { PROJECT_ROOT } from '../helpers/dropgen.js';
+import { Cli } from './cli.js';
 import { openRecording } from '../../src/recording/recording.js';
 import type { RecordingReport } from '../../src/recording/report.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dropmon-record-'));
-const runner = join(dir, 'run.mjs');
 after(() => {
   TestNetns.cleanupAll();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/**
- * Runs `record` or `report` in a child process the way main.ts does (cleanups
- * on every exit path, DropmonError to a message and an exit code).
- */
-const RUNNER = `
-const [cmd, ...args] = process.argv.slice(2);
-const root = ${JSON.stringify(join(PROJECT_ROOT, 'dist', 'src'))};
-const { runCleanups } = await import(root + '/cli/lifecycle.js');
-const { DropmonError } = await import(root + '/core/errors.js');
-const mod = await import(root + '/cli/' + cmd + '.js');
-const run = cmd === 'record' ? mod.recordCommand : mod.reportCommand;
-run(args).then(
-  (code) => { runCleanups(); process.exit(code); },
-  (err) => {
-    runCleanups();
-    process.stderr.write('dropmon: ' + (err instanceof DropmonError ? err.message : err.stack) + '\\n');
-    process.exit(err instanceof DropmonError ? err.exitCode : 1);
-  },
-);
-`;
-
-class Cli {
-  stdout = '';
-  stderr = '';
-  readonly done: Promise<number | null>;
-  private readonly child;
-  constructor(args: string[]) {
-    // A file, not --eval: the kallsyms loader's worker thread inherits the process's execArgv.
-    if (!existsSync(runner)) writeFileSync(runner, RUNNER);
-    this.child = spawn(process.execPath, [runner, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.done = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
-  }
-  async ready(ms = 10_000): Promise<void> {
-    const t0 = Date.now();
-    while (!this.stderr.includes('watching')) {
-      if (this.child.exitCode !== null) throw new Error(`exited early: ${this.stderr}`);
-      if (Date.now() - t0 > ms) throw new Error(`not ready after ${ms} ms: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  async stop(): Promise<number | null> {
-    this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    try {
-      return await this.done;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 const sumWhere = (points: { count: number; reason: string; symbol: string }[], reason: string, fn: RegExp) =>
   points.filter((p) => p.reason === reason && fn.test(p.symbol)).reduce((s, p) => s + p.count, 0);
@@ -85,7 +30,8 @@ describe('record and report real drops', kernelTest(), () => {
     ns.exec('nft', ['-f', '-'], ['table inet dropmon_rec {', '  chain input { type filter hook input priority 0; udp dport 47003 counter drop; }', '}'].join('\n'));
     const file = join(dir, 'drops.db');
     const noPortsBefore = ns.snmp('Udp', 'NoPorts');
-    const rec = new Cli(['record', '-o', file, '--interval', '0.5', '--source', 'tracefs', '--reason', 'NO_SOCKET,NETFILTER_DROP']);
+    // The counters of the test's namespace: only our own traffic moves them.
+    const rec = new Cli(['record', '-o', file, '--interval', '0.5', '--source', 'tracefs', '--reason', 'NO_SOCKET,NETFILTER_DROP', '--counters-netns', ns.name]);
     try {
       await rec.ready();
       assert.equal(runDropgen(['-m', 'noport', '-n', '250', '-a', '127.0.0.1', '-p', '9'], ns.name).sent, 250);
@@ -112,6 +58,8 @@ describe('record and report real drops', kernelTest(), () => {
       assert.equal(r.totals().lost, 0);
       assert.ok(r.totals().intervals >= 2, 'the two bursts are in different intervals');
       assert.equal(r.meta().source, 'tracefs');
+      const noPortsRecorded = r.countersMoved(undefined, 1000).find((c) => c.name === 'Udp:NoPorts' && c.scope === '');
+      assert.equal(noPortsRecorded?.delta, 250, 'the namespace\'s Udp:NoPorts moved by the datagrams sent');
     } finally {
       r.close();
     }
@@ -137,6 +85,7 @@ describe('record and report real drops', kernelTest(), () => {
     assert.match(text.stdout, /550 drops/);
     assert.match(text.stdout, /\s300\s+54\.5%\s+NETFILTER_DROP\s+ipv4\s+nft_do_chain/);
     assert.match(text.stdout, /\s250\s+45\.5%\s+NO_SOCKET\s+ipv4\s+__udp4_lib_rcv\+/);
+    assert.match(text.stdout, /\+250\s+\S+\s+udp\s+Udp:NoPorts\s/);
 
     const html = join(dir, 'drops.html');
     const page = new Cli(['report', file, '--html', '-o', html]);

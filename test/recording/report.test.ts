@@ -16,6 +16,8 @@ import { buildReport, OTHER_REASONS, type DiagnosisInput, type RecordingReport }
 import { formatReportText } from '../../src/recording/report-text.js';
 import { escapeHtml, formatReportHtml } from '../../src/recording/report-html.js';
 import { parseTime, reportCommand } from '../../src/cli/report.js';
+import { loadKnowledge } from '../../src/core/knowledge.js';
+import { counterClassifier, recordingDiagnosis } from '../../src/recording/knowledge-adapter.js';
 import { parseAge, parseRecordFlags, parseSize } from '../../src/cli/record.js';
 import { syntheticInterval } from './synthetic.js';
 
@@ -96,6 +98,39 @@ describe('report model (JSON)', () => {
     assert.equal(r.diagnosis?.findings[0].cause, 'nothing listens on the port');
     assert.match(formatReportText(r), /1\. nothing listens on the port \(360 packets\)\n\s+evidence: 360 drops at x\n\s+check: ss -lun\n\s+fix: start the service/);
     assert.match(formatReportHtml(r), /nothing listens on the port/);
+  });
+});
+
+describe('with the knowledge base', () => {
+  test('drop counters first, traffic counters only on request; the diagnosis names the cause', () => {
+    const f = join(dir, 'kb.db');
+    const w = new Recorder(f, { source: 'bpf' });
+    for (let s = 1; s <= 5; s++)
+      w.record({
+        interval: syntheticInterval(s, T0, 1000, { points: 1, reasons: ['NO_SOCKET'], countPerPoint: 100 }),
+        counters: [
+          { name: 'IpExt:InOctets', scope: '', layer: 'ip', delta: 11600, value: 11600 * s, rate: 11600 },
+          { name: 'Tcp:OutRsts', scope: '', layer: 'tcp', delta: 1, value: s, rate: 1 },
+          { name: 'Udp:NoPorts', scope: '', layer: 'udp', delta: 100, value: 100 * s, rate: 100 },
+        ],
+      });
+    w.close();
+    const kb = loadKnowledge();
+    const r = openRecording(f);
+    try {
+      const rep = buildReport(r, { classifyCounter: counterClassifier(kb), diagnose: recordingDiagnosis(kb) });
+      assert.deepEqual(rep.counters.map((c) => [c.name, c.class]), [['Udp:NoPorts', 'drop'], ['Tcp:OutRsts', 'related']]);
+      assert.ok(rep.counters[0].meaning);
+      const all = buildReport(r, { classifyCounter: counterClassifier(kb), allCounters: true });
+      assert.deepEqual(all.counters.map((c) => c.name), ['Udp:NoPorts', 'Tcp:OutRsts', 'IpExt:InOctets']);
+      const top = rep.diagnosis?.findings[0];
+      assert.equal(top?.key, 'NO_SOCKET');
+      assert.equal(top?.packets, 500);
+      assert.ok(top?.evidence.some((e) => /Udp:NoPorts \+500/.test(e)), JSON.stringify(top?.evidence));
+      assert.ok((top?.fix.length ?? 0) > 0);
+    } finally {
+      r.close();
+    }
   });
 });
 

@@ -1,0 +1,54 @@
+/**
+ * What the knowledge base adds to a report of a recording: which counters
+ * count drops (so "counters that moved" leads with them, not with byte
+ * counters), and the diagnosis (core/diagnosis.ts) over the recorded drop
+ * points and counter totals. Kept apart from report.ts, whose hook stays
+ * usable with any engine.
+ */
+import type { DropPoint } from '../core/aggregator.js';
+import type { KnowledgeView } from '../core/correlate.js';
+import { counterMeaning } from '../core/counter-meaning.js';
+import type { CounterDelta, CounterLayer } from '../core/counter.js';
+import { Diagnoser } from '../core/diagnosis.js';
+import { NO_REASON } from '../core/drop.js';
+import type { CounterClassifier, DiagnoseFn } from './report.js';
+
+export function counterClassifier(kb: KnowledgeView): CounterClassifier {
+  return (name) => counterMeaning({ name }, kb);
+}
+
+/** The recorded symbol without its size: "fn+0x4bc [mod]", as the live diagnosis names points. */
+const shortSymbol = (symbol: string) => symbol.replace(/\/0x[0-9a-f]+/, '');
+
+export function recordingDiagnosis(kb: KnowledgeView): DiagnoseFn {
+  return ({ points, counters, seconds }) => {
+    const symbolOf = new Map<bigint, string>();
+    const dropPoints: DropPoint[] = points.map((p) => {
+      const location = BigInt(p.location);
+      symbolOf.set(location, shortSymbol(p.symbol));
+      return {
+        location,
+        reason: p.reasonCode ?? NO_REASON,
+        reasonName: p.reason,
+        protocol: p.ethertype,
+        origin: p.origin === 'hardware' ? 'hardware' : 'software',
+        count: p.count,
+        ...(p.trap ? { trap: { name: p.trap, ...(p.trapGroup ? { group: p.trapGroup } : {}) } } : {}),
+      };
+    });
+    const deltas: CounterDelta[] = counters.map((c) => ({
+      name: c.name,
+      scope: c.scope,
+      layer: c.layer as CounterLayer,
+      value: c.lastValue,
+      source: 'recording',
+      delta: c.delta,
+      rate: c.maxRate,
+      // The recording keeps no gauge flag: the knowledge base knows which counters are levels.
+      ...(kb.counter(c.name)?.gauge ? { gauge: true } : {}),
+    }));
+    const d = new Diagnoser(kb, (a) => symbolOf.get(a) ?? `0x${a.toString(16)}`);
+    d.add(dropPoints, deltas, seconds);
+    return d.findings();
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * Recording NET_DM packet mode: packet summaries (reason, interface, decoded
+ * headers), bounded per interval with the rest counted. Runs where the kernel
+ * has NET_DM; on a host without it, the host test boots Debian's kernel with
+ * scripts/kernel-vm.sh and runs this same file inside (as test/netdm/vm.test.ts does).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetdmClient } from '../../src/sources/netdm/client.js';
+import { openRecording } from '../../src/recording/recording.js';
+import { PROJECT_ROOT, runDropgen } from '../helpers/dropgen.js';
+import { Cli } from './cli.js';
+
+function hasNetdm(): boolean {
+  try {
+    const c = NetdmClient.tryOpen();
+    c?.close();
+    return c !== undefined;
+  } catch {
+    return false;
+  }
+}
+const root = process.getuid?.() === 0;
+const netdm = root && hasNetdm();
+const HERE_SKIP = !root ? 'not root' : !netdm ? 'this kernel has no NET_DM family (the VM test below runs it in one that has)' : false;
+const VM_SKIP = process.env.DROPMON_IN_VM
+  ? 'already inside the test VM'
+  : !root
+    ? 'not root: the VM runner needs apt and 9p'
+    : netdm
+      ? 'the host kernel has NET_DM: the test runs here directly'
+      : process.env.DROPMON_VM_TESTS === '0'
+        ? 'DROPMON_VM_TESTS=0'
+        : false;
+
+test('record --source netdm --mode packet: summaries of dropped packets, bounded per interval', { skip: HERE_SKIP }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dropmon-netdm-rec-'));
+  try {
+    const file = join(dir, 'packets.db');
+    // One long interval, so the 30 packets meet the bound of 10.
+    const rec = new Cli(['record', '-o', file, '--source', 'netdm', '--mode', 'packet', '--interval', '30', '--max-packets', '10']);
+    try {
+      // Under qemu without KVM, loading node and its modules over 9p can take long.
+      await rec.ready(180_000);
+      assert.equal(runDropgen(['-m', 'noport', '-n', '30', '-p', '9']).sent, 30);
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      const t0 = Date.now();
+      const code = await rec.stop(60_000);
+      assert.equal(code, 0, `exit ${code} after ${Date.now() - t0} ms; stderr: ${rec.stderr}`);
+    }
+    const r = openRecording(file);
+    try {
+      const t = r.totals();
+      assert.ok(t.packetsSeen >= 30, `packets seen ${t.packetsSeen}`);
+      assert.ok(t.packetsKept <= 10 * t.intervals && t.packetsKept >= 1, `kept ${t.packetsKept} in ${t.intervals} interval(s)`);
+      const pk = r.packets(undefined, 1000).filter((p) => p.dport === 9 && p.l4 === 'udp');
+      assert.ok(pk.length >= 1);
+      assert.equal(pk[0].reason, 'NO_SOCKET');
+      assert.equal(pk[0].src, '127.0.0.1');
+      assert.equal(pk[0].dst, '127.0.0.1');
+      assert.equal(pk[0].ifindex, 1);
+      assert.match(pk[0].symbol ?? '', /__udp4_lib_rcv/);
+      assert.equal(r.meta().source, 'netdm');
+    } finally {
+      r.close();
+    }
+    const report = new Cli(['report', file]);
+    assert.equal(await report.done, 0, report.stderr);
+    assert.match(report.stdout, /dropped packets seen \(\d+ summaries kept\)/);
+    assert.match(report.stdout, /Dropped packets \(first \d+\)\n.*NO_SOCKET at __udp4_lib_rcv.* udp 127\.0\.0\.1:\d+ > 127\.0\.0\.1:9/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the same in a Debian kernel under qemu', { skip: VM_SKIP, timeout: 600_000 }, () => {
+  const dist = join(PROJECT_ROOT, 'dist');
+  // The guest has no compiler: build the drop generator here, in the shared folder.
+  execFileSync('cc', ['-O2', '-Wall', '-o', join(dist, 'dropgen'), join(PROJECT_ROOT, 'bench', 'dropgen.c')]);
+  const r = spawnSync(join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'), ['node', '--test', '--test-reporter=tap', 'dist/test/recording/netdm-record.test.js'], {
+    encoding: 'utf8',
+    env: { ...process.env, VM_TIMEOUT: '540', VM_ENV: 'DROPMON_DROPGEN DROPMON_IN_VM', DROPMON_DROPGEN: join(dist, 'dropgen'), DROPMON_IN_VM: '1' },
+    timeout: 600_000,
+  });
+  const out = `${r.stdout}\n${r.stderr}`;
+  process.stdout.write(out.split('\n').map((l) => `# vm: ${l}`).join('\n') + '\n');
+  assert.equal(r.status, 0, 'the recording test passed in the VM');
+  assert.match(out, /# pass 1/);
+});
