@@ -48,6 +48,9 @@ export class Btf {
   private readonly strEnd: number;
   /** Per type id: byte offset of its record in the blob (index 0 = void). */
   private readonly recordAt: Uint32Array;
+  /** Per type id: its kind and name offset, kept apart so name lookups scan two flat arrays. */
+  private readonly kinds: Uint8Array;
+  private readonly nameOffs: Uint32Array;
   readonly count: number;
   private readonly found = new Map<string, number | undefined>();
 
@@ -72,7 +75,11 @@ export class Btf {
     if (this.strEnd > b.length || this.strStart > this.strEnd) throw fail(16, `string section ${strOff}+${strLen} is outside the blob`);
     if (strLen > 0 && b[this.strEnd - 1] !== 0) throw fail(this.strEnd - 1, 'string section does not end with NUL');
     // First pass: count and record positions. Records are at least 12 bytes.
-    let at = new Uint32Array(Math.max(16, (typeLen / 12) | 0) + 1);
+    // Records are at least 12 bytes: this bounds the number of types.
+    const maxTypes = Math.max(16, (typeLen / 12) | 0) + 1;
+    const at = new Uint32Array(maxTypes);
+    const kinds = new Uint8Array(maxTypes);
+    const nameOffs = new Uint32Array(maxTypes);
     let n = 1;
     let p = tStart;
     while (p < tEnd) {
@@ -91,15 +98,14 @@ export class Btf {
         default: throw fail(p, `unknown type kind ${kind} (type ${n})`);
       }
       if (p + 12 + extra > tEnd) throw fail(p, `type ${n} (${KIND_NAMES[kind]}) runs past the type section`);
-      if (n >= at.length) {
-        const bigger = new Uint32Array(at.length * 2);
-        bigger.set(at);
-        at = bigger;
-      }
-      at[n++] = p;
+      at[n] = p;
+      kinds[n] = kind;
+      nameOffs[n++] = this.d.getUint32(p, true);
       p += 12 + extra;
     }
     this.recordAt = at;
+    this.kinds = kinds;
+    this.nameOffs = nameOffs;
     this.count = n;
   }
 
@@ -157,11 +163,11 @@ export class Btf {
     if (this.found.has(key)) return this.found.get(key);
     const want = Buffer.from(name, 'latin1');
     let hit: number | undefined;
+    const kinds = this.kinds, nameOffs = this.nameOffs, b = this.b, first = want[0];
     for (let id = 1; id < this.count && hit === undefined; id++) {
-      const p = this.recordAt[id];
-      if (((this.d.getUint32(p + 4, true) >>> 24) & 0x1f) !== kind) continue;
-      const s = this.strStart + this.d.getUint32(p, true);
-      if (s + want.length >= this.strEnd || this.b[s + want.length] !== 0) continue;
+      if (kinds[id] !== kind) continue;
+      const s = this.strStart + nameOffs[id];
+      if (b[s] !== first || s + want.length >= this.strEnd || b[s + want.length] !== 0) continue;
       let i = 0;
       while (i < want.length && this.b[s + i] === want[i]) i++;
       if (i === want.length) hit = id;
