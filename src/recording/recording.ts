@@ -303,7 +303,10 @@ export class Recording {
     const first = Math.max(t.firstMs, range?.from ?? t.firstMs);
     const last = t.lastMs;
     const typical = (this.db.prepare(`SELECT avg(end_ms - start_ms) FROM intervals i WHERE ${RANGE}`).pluck().get(this.bind(range)) as number) || 1000;
-    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? niceDuration(Math.max(typical, (last - first) / (opts.buckets ?? 60)))));
+    // One interval per bucket when they fit (interval lengths jitter by a few ms: round them), else a nice multiple.
+    const wanted = (last - first) / (opts.buckets ?? 60);
+    const auto = wanted <= typical * 1.05 ? Math.round(typical / 100) * 100 || Math.round(typical) : niceDuration(wanted);
+    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? auto));
     const n = Math.max(1, Math.ceil((last - first) / bucketMs));
     const buckets = Array.from({ length: n }, (_, k) => ({ startMs: first + k * bucketMs, endMs: first + (k + 1) * bucketMs, total: 0, byReason: {} as Record<string, number> }));
     const at = (endMs: number) => buckets[Math.min(n - 1, Math.max(0, Math.floor((endMs - 1 - first) / bucketMs)))];
