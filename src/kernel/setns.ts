@@ -115,12 +115,16 @@ export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T 
   } finally {
     closeSync(fd);
   }
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
-    return work();
-  } finally {
-    const rc = setns(home, CLONE_NEWNET);
-    closeSync(home);
-    // Staying in the wrong namespace would silently mislabel everything read later.
-    if (rc !== 0) throw new DropmonError(`cannot return to dropmon's own network namespace (errno ${errnoFn?.() ?? 0})`);
+    outcome = { ok: true, value: work() };
+  } catch (error) {
+    outcome = { ok: false, error };
   }
+  const rc = setns(home, CLONE_NEWNET);
+  closeSync(home);
+  // Staying in the wrong namespace would silently mislabel everything read later.
+  if (rc !== 0) throw new DropmonError(`cannot return to dropmon's own network namespace (errno ${errnoFn?.() ?? 0})`);
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
 }
