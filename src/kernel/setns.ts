@@ -107,6 +107,7 @@ export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T 
   try {
     if (setns(fd, CLONE_NEWNET) !== 0) {
       const e = errnoFn?.() ?? 0;
+      closeSync(home);
       throw new DropmonError(
         `cannot enter the network namespace ${target.spec}: ${e === 1 ? 'permission denied' : e === 22 ? 'not a network namespace' : `errno ${e}`}`,
         e === 1 ? 'entering another namespace needs CAP_SYS_ADMIN: run as root' : undefined,
