@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { kernelSkipReason } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
 import { dropgenBinary, runDropgen } from '../helpers/dropgen.js';
@@ -127,6 +127,11 @@ class Service {
   }
 }
 
+/** A console error other than the answers the tests provoke (400: a refused filter; 401: no token yet). */
+function isUnexpectedConsoleError(m: ConsoleMessage): boolean {
+  return m.type() === 'error' && !/status of 40[01]\b/.test(m.text());
+}
+
 /** Reasons of the rows of the top drop points table. */
 function rowReasons(page: Page): Promise<string[]> {
   return page.$$eval('#points-body tr', (rows) => rows.map((r) => (r as { dataset: Record<string, string> }).dataset.reason ?? ''));
@@ -163,6 +168,8 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: DESKTOP, colorScheme: 'light' });
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    // Console errors too: a resource refused by the Content-Security-Policy, a 404, a failed request.
+    page.on('console', (m) => void (isUnexpectedConsoleError(m) && pageErrors.push(`console: ${m.text()}`)));
     await page.goto(service.base + '/');
     await page.waitForSelector('#live.on', { timeout: 10_000 }); // the event stream is open
   });
@@ -295,6 +302,7 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     assert.ok(service);
     const phone = await browser.newPage({ viewport: PHONE, colorScheme: 'dark', isMobile: true, hasTouch: true });
     phone.on('pageerror', (e) => pageErrors.push(e.message));
+    phone.on('console', (m) => void (isUnexpectedConsoleError(m) && pageErrors.push(`phone console: ${m.text()}`)));
     try {
       await phone.goto(service.base + '/');
       await phone.waitForSelector('#live.on', { timeout: 10_000 });
@@ -326,12 +334,27 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     }
   });
 
+  test('accessible: every control has a label or a name', async () => {
+    const unnamed = await page.evaluate(() => {
+      const missing: string[] = [];
+      for (const e of document.querySelectorAll('input, select')) {
+        if (e.getAttribute('aria-hidden') === 'true') continue; // the password manager's hidden user name
+        if (!e.labels?.length && !e.getAttribute('aria-label')) missing.push(e.outerHTML.slice(0, 80));
+      }
+      for (const b of document.querySelectorAll('button')) if (!(b.getAttribute('aria-label') || b.textContent?.trim())) missing.push(b.outerHTML.slice(0, 80));
+      if (!document.documentElement.lang) missing.push('html lang');
+      return missing;
+    });
+    assert.deepEqual(unnamed, []);
+  });
+
   test('no script errors on the page', () => {
     assert.deepEqual(pageErrors, []);
   });
 
   test('dropmon serve stops cleanly', async () => {
     assert.ok(service);
+    await page.close(); // else it keeps trying to reconnect to the stopped service
     await service.stop();
     service = undefined;
   });
