@@ -1,47 +1,16 @@
-/**
- * Runs `record` or `report` in a child process the way main.ts does (cleanups
- * on every exit path, a DropmonError to a message and its exit code), until
- * main.ts dispatches to them.
- */
+/** Runs `dropmon record` / `dropmon report` (the built CLI) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PROJECT_ROOT } from '../helpers/dropgen.js';
-
-const RUNNER = `
-const [cmd, ...args] = process.argv.slice(2);
-const root = ${JSON.stringify(join(PROJECT_ROOT, 'dist', 'src'))};
-const { runCleanups } = await import(root + '/cli/lifecycle.js');
-const { DropmonError } = await import(root + '/core/errors.js');
-const mod = await import(root + '/cli/' + cmd + '.js');
-const run = cmd === 'record' ? mod.recordCommand : mod.reportCommand;
-run(args).then(
-  (code) => { runCleanups(); process.exit(code); },
-  (err) => {
-    runCleanups();
-    process.stderr.write('dropmon: ' + (err instanceof DropmonError ? err.message : err.stack) + '\\n');
-    process.exit(err instanceof DropmonError ? err.exitCode : 1);
-  },
-);
-`;
-
-let runner: string | undefined;
+import { CLI } from '../helpers/dropmon.js';
 
 export class Cli {
   stdout = '';
   stderr = '';
+  /** The exit code; null when killed by a signal. */
   readonly done: Promise<number | null>;
   private readonly child: ChildProcess;
 
-  /** args: "record ..." or "report ...". */
   constructor(args: string[]) {
-    // A file, not --eval: the kallsyms loader's worker thread inherits the process's execArgv.
-    if (!runner || !existsSync(runner)) {
-      runner = join(mkdtempSync(join(tmpdir(), 'dropmon-cli-')), 'run.mjs');
-      writeFileSync(runner, RUNNER);
-    }
-    this.child = spawn(process.execPath, [runner, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.done = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));

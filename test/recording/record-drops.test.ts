@@ -5,10 +5,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelTest } from '../helpers/env.js';
+import { kernelSkipReason, kernelTest } from '../helpers/env.js';
+import { bpfUnavailableReason } from '../../src/sources/bpf/availability.js';
 import { runDropgen } from '../helpers/dropgen.js';
 import { TestNetns } from '../helpers/netns.js';
 import { Cli } from './cli.js';
@@ -114,5 +115,43 @@ describe('record and report real drops', kernelTest(), () => {
     } finally {
       r.close();
     }
+  });
+});
+
+function bpfSkip(): { skip: string | false } {
+  const why = kernelSkipReason() ?? bpfUnavailableReason();
+  if (why) process.stderr.write(`# skipping the recording storm test: ${why}\n`);
+  return { skip: why ?? false };
+}
+
+describe('a drop storm', bpfSkip(), () => {
+  test('the recording stays small and complete: every drop counted, bounded rows per interval', async () => {
+    const ns = new TestNetns('storm');
+    const file = join(dir, 'storm.db');
+    // BPF counts in the kernel, and --netns keeps other namespaces' drops out: exact totals.
+    const rec = new Cli(['record', '-o', file, '--source', 'bpf', '--netns', ns.name, '--interval', '0.2', '--no-counters', '--max-size', '1M']);
+    let sent = 0;
+    try {
+      await rec.ready();
+      sent = runDropgen(['-m', 'ethproto', '-d', '2', '-i', 'lo'], ns.name).sent;
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      assert.equal(await rec.stop(), 0, rec.stderr);
+      ns.delete();
+    }
+    assert.ok(sent > 10_000, `a storm (${sent} frames)`);
+    const r = openRecording(file);
+    try {
+      const t = r.totals();
+      assert.equal(t.drops + t.lost, sent, `recorded ${t.drops} + lost ${t.lost} = sent ${sent}`);
+      assert.equal(t.intervalsUnwritten, 0);
+      assert.ok(t.intervals >= 8, `${t.intervals} intervals`);
+      const points = r.topPoints(undefined, 100);
+      assert.ok(points.length <= 3, `one drop point, not one row per drop (${points.length})`);
+      assert.equal(points[0].reason, 'UNHANDLED_PROTO');
+    } finally {
+      r.close();
+    }
+    assert.ok(statSync(file).size < 256 * 1024, `file ${statSync(file).size} bytes for ${sent} drops`);
   });
 });
