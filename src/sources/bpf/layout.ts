@@ -33,6 +33,12 @@ export interface KernelLayout {
   readonly devNet: Field;
   /** net.ns.inum: the namespace's inode number. */
   readonly netInum: Field;
+  /**
+   * skb->sk and sock.__sk_common.skc_net.net: the namespace of packets that
+   * have no device yet (locally generated, dropped on the output path).
+   */
+  readonly skbSk?: Field;
+  readonly skNet?: Field;
 }
 
 function asSize(n: number, what: string): 1 | 2 | 4 | 8 {
@@ -81,6 +87,14 @@ export function checkKfreeSkbPrototype(btf: Btf): { id: number; args: ProtoParam
   return { id: proto.id, args };
 }
 
+function optionalSocketNet(btf: Btf): { skbSk?: Field; skNet?: Field } {
+  try {
+    return { skbSk: field(btf, 'sk_buff', 'sk', 8), skNet: field(btf, 'sock', '__sk_common.skc_net.net', 8) };
+  } catch {
+    return {}; // attribution by device only
+  }
+}
+
 /** Read every offset the programs need. Throws DropmonError naming what is missing. */
 export function readKernelLayout(btf: Btf): KernelLayout {
   const { id, args } = checkKfreeSkbPrototype(btf);
@@ -101,6 +115,7 @@ export function readKernelLayout(btf: Btf): KernelLayout {
       devIfindex: field(btf, 'net_device', 'ifindex', 4),
       devNet: field(btf, 'net_device', 'nd_net.net', 8),
       netInum: field(btf, 'net', 'ns.inum', 4),
+      ...optionalSocketNet(btf),
     };
   } catch (err) {
     if (err instanceof ParseError) throw new DropmonError(`BPF source: this kernel's structures differ from what dropmon reads (${err.message})`);

@@ -106,10 +106,21 @@ export function dropProgram(o: DropProgramOptions): Uint8Array {
   a.stx(2, R10, FP_KEY + KEY.protocol, R2);
   if (o.attribution !== false || o.netns !== undefined || o.ifindex !== undefined) {
     load(R7, R6, L.skbDev);
-    a.jmpImm('jeq', R7, 0, 'attributed');
+    a.jmpImm('jeq', R7, 0, 'no_dev');
     load(R2, R7, L.devIfindex);
     a.stx(4, R10, FP_KEY + KEY.ifindex, R2);
     load(R8, R7, L.devNet);
+    a.ja('have_net');
+    a.label('no_dev');
+    // No device yet (a packet dropped on its way out): the socket's namespace, if any.
+    if (L.skbSk && L.skNet) {
+      load(R7, R6, L.skbSk);
+      a.jmpImm('jeq', R7, 0, 'attributed');
+      load(R8, R7, L.skNet);
+    } else {
+      a.movImm(R8, 0);
+    }
+    a.label('have_net');
     a.jmpImm('jeq', R8, 0, 'attributed');
     load(R2, R8, L.netInum);
     a.stx(4, R10, FP_KEY + KEY.netns, R2);

@@ -15,7 +15,7 @@ import type { DropSample, DropSink, DropSource, DroppedPacket } from '../../core
 import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, possibleCpus, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
 import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
 import { attribution } from '../../kernel/namespaces.js';
-import { KEY, RECORD, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { KEY, RECORD, RECORD_HAS_MAC, STATE, dropProgram, type ProgramFlavour } from './programs.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { btfParseMs, vmlinuxBtf } from './availability.js';
 
@@ -32,6 +32,17 @@ const DEFAULT_PACKET_RATE = 1000;
 const RING_BYTES = 1 << 20;
 /** Drains a key may stay unchanged before it is removed (when the map is half full). */
 const IDLE_DRAINS = 10;
+
+const ETH_HLEN = 14;
+
+/** `bytes` behind an Ethernet header with zero addresses and EtherType `protocol`. */
+export function withEthernetHeader(bytes: Uint8Array, protocol: number): Uint8Array {
+  const out = new Uint8Array(ETH_HLEN + bytes.length);
+  out[12] = protocol >> 8;
+  out[13] = protocol & 0xff;
+  out.set(bytes, ETH_HLEN);
+  return out;
+}
 
 export interface BpfSourceOptions {
   /** Count only drops of this network namespace (inode), filtered in the kernel. */
@@ -281,21 +292,27 @@ export class BpfDropSource implements DropSource {
       const reason = v.getUint32(o + KEY.reason, true);
       const captured = Math.min(v.getUint16(o + RECORD.captured, true), len - RECORD.data);
       const ifindex = v.getUint32(o + KEY.ifindex, true);
-      const payload = new Uint8Array(v.buffer.slice(v.byteOffset + o + RECORD.data, v.byteOffset + o + RECORD.data + captured));
+      const bytes = new Uint8Array(v.buffer, v.byteOffset + o + RECORD.data, captured);
+      const protocol = v.getUint16(o + KEY.protocol, false);
+      // Without a MAC header (output path, tunnels), the bytes start at the network
+      // header: a synthetic Ethernet header (zero addresses, skb->protocol) in front
+      // lets every packet output and pcap decode them like the others.
+      const hasMac = (v.getUint16(o + RECORD.flags, true) & RECORD_HAS_MAC) !== 0;
+      const payload = hasMac ? bytes.slice() : withEthernetHeader(bytes, protocol);
       const netns = v.getUint32(o + KEY.netns, true);
       const ifname = netns && ifindex ? attribution().ifname(netns, ifindex) : undefined;
       const packet: DroppedPacket = {
         timestamp: v.getBigUint64(o + RECORD.timestamp, true) + this.epochOffsetNs,
         ifindex,
         ...(ifname !== undefined ? { ifname } : {}),
-        origLen: v.getUint32(o + RECORD.len, true),
+        origLen: v.getUint32(o + RECORD.len, true) + (hasMac ? 0 : ETH_HLEN),
         payload,
       };
       out.push({
         location: v.getBigUint64(o + KEY.location, true),
         reason,
         reasonName: this.reasonNames.get(reason) ?? '',
-        protocol: v.getUint16(o + KEY.protocol, false),
+        protocol,
         origin: 'software',
         count: 0,
         ifindex,

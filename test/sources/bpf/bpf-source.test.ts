@@ -158,6 +158,21 @@ describe('BPF source: real drops', skip(), () => {
       rmSync(pcap, { force: true });
     }
   });
+
+  test('a packet dropped on its way out (no device yet): namespace from its socket, bytes from the network header', async () => {
+    const ns = new TestNetns('out');
+    ns.exec('nft', ['-f', '-'], 'table inet dropmon_bpf {\n chain output {\n  type filter hook output priority 0;\n  udp dport 47010 drop\n }\n}\n');
+    const send = "const s = require('dgram').createSocket('udp4'); let n = 0; const go = () => s.send('hello', 47010, '127.0.0.1', () => (++n < 3 ? go() : s.close())); go();";
+    const { stdout } = await watch(['--source', 'bpf', '--packets', '--netns', ns.name], () => {
+      ns.exec(process.execPath, ['-e', send]);
+    });
+    ns.delete();
+    const ds = drops(stdout);
+    assert.equal(sum(ds, (d) => d.reason === 'NETFILTER_DROP' && d.netns_name === ns.name && d.ifindex === null), 3);
+    const packets = stdout.split('\n').filter((l) => l.startsWith('{"type":"packet"')).map((l) => JSON.parse(l) as { reason: string; headers: { ethertype?: number; dport?: number }; orig_len: number; captured_len: number });
+    assert.equal(packets.length, 3);
+    assert.ok(packets.every((p) => p.reason === 'NETFILTER_DROP' && p.headers.ethertype === 0x0800 && p.headers.dport === 47010 && p.orig_len === 14 + 20 + 8 + 5));
+  });
 });
 
 describe('BPF source: limits are reported, never silent', skip(), () => {
