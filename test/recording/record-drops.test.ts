@@ -130,7 +130,7 @@ describe('a drop storm', bpfSkip(), () => {
     const file = join(dir, 'storm.db');
     // BPF counts in the kernel, and --netns keeps other namespaces' drops out: exact totals.
     const rec = new Cli(['record', '-o', file, '--source', 'bpf', '--netns', ns.name, '--interval', '0.2', '--no-counters', '--max-size', '1M']);
-    let sent = 0;
+    let sent: number;
     try {
       await rec.ready();
       sent = runDropgen(['-m', 'ethproto', '-d', '2', '-i', 'lo'], ns.name).sent;
