@@ -299,7 +299,9 @@ function onInterval(raw) {
 function topPoints() {
   const now = Date.now();
   const from = Math.max(state.pointsFrom, now - POINTS_WINDOW_MS);
-  const latest = state.intervals[state.intervals.length - 1];
+  let latest = state.intervals[state.intervals.length - 1];
+  // No interval for a while (monitoring stopped, connection lost): nothing drops "now".
+  if (latest && now - latest.receivedAt > 2 * latest.durationMs + 1000) latest = undefined;
   const byKey = new Map();
   for (const iv of state.intervals) {
     if (iv.receivedAt < from) continue;

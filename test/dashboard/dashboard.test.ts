@@ -224,6 +224,11 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     assert.ok(bars > 0, 'the chart has bars');
     const legend = await page.$$eval('#legend li', (lis) => lis.map((li) => li.textContent ?? ''));
     assert.ok(legend.length > 0, 'the chart has a legend');
+    // Another range reloads the history from the recording; the drops are still there.
+    await page.selectOption('#range', '5');
+    await page.waitForFunction(() => /last 5 minutes/.test(document.querySelector('#chart svg')?.getAttribute('aria-label') ?? ''));
+    assert.ok(Number(await page.$eval('#chart', (e) => (e as { dataset: Record<string, string> }).dataset.total)) > 0, 'data in the 5-minute range');
+    await page.selectOption('#range', '15');
   });
 
   test('counters that moved: the drops in the namespace move Udp:NoPorts', async () => {
