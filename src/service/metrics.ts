@@ -24,7 +24,7 @@ import type { CounterReading } from '../core/counter.js';
 import { protocolName } from '../core/drop.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { selectCounters } from '../outputs/counters.js';
+import { counterMeaning } from '../core/counter-meaning.js';
 
 export const OTHER = 'other';
 const MAX_PROTOCOLS = 16;
@@ -85,6 +85,16 @@ export class ServiceMetrics {
     this.recordingBytes = new Gauge({ name: 'dropmon_recording_bytes', help: 'Size of the recording database.', registers });
     const readings = () => this.counterReadings;
     const limit = () => this.opts.maxCounterSeries;
+    // Whether a counter name counts drops is asked of the knowledge base once per name, not per scrape.
+    const dropRelated = new Map<string, boolean>();
+    const shown = (name: string) => {
+      let v = dropRelated.get(name);
+      if (v === undefined) {
+        v = counterMeaning({ name }, kb).class !== 'info';
+        if (dropRelated.size < 10_000) dropRelated.set(name, v);
+      }
+      return v;
+    };
     new Gauge({
       name: 'dropmon_kernel_stat',
       help: 'Drop-related kernel counters (the value the kernel reports), non-zero ones only, bounded in number.',
@@ -93,7 +103,8 @@ export class ServiceMetrics {
       collect() {
         this.reset();
         let n = 0;
-        for (const c of selectCounters(readings(), kb, false)) {
+        for (const c of readings()) {
+          if (c.value === 0 || c.gauge || !shown(c.name)) continue;
           if (n++ >= limit()) break;
           this.set({ name: c.name, scope: c.scope, layer: c.layer }, c.value);
         }
