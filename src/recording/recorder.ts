@@ -318,8 +318,8 @@ export class Recorder implements IntervalOutput, PacketOutput {
     try {
       this.write(r, input.counters ?? r.counters ?? [], packets, packetsSeen);
     } catch (err) {
-      const why = storageFailure(err);
-      if (why === undefined) throw err;
+      // A bug of ours must not stop the monitor either: said once, counted like a storage failure.
+      const why = storageFailure(err) ?? `an internal error (${err instanceof Error ? err.message : String(err)})`;
       // A rolled-back transaction may have taken dictionary rows with it.
       this.pointIds.clear();
       this.counterIds.clear();

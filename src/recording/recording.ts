@@ -143,6 +143,9 @@ export interface PacketSummary {
   readonly dport: number | null;
 }
 
+/** Buckets of a ReasonSeries at most. */
+const MAX_BUCKETS = 2000;
+
 /** The reason key of drops beyond the per-interval point bound in a ReasonSeries. */
 export const OVERFLOW_REASON = '(other locations)';
 
@@ -306,29 +309,32 @@ export class Recording {
     // One interval per bucket when they fit (interval lengths jitter by a few ms: round them), else a nice multiple.
     const wanted = (last - first) / (opts.buckets ?? 60);
     const auto = wanted <= typical * 1.05 ? Math.round(typical / 100) * 100 || Math.round(typical) : niceDuration(wanted);
-    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? auto));
+    // At most MAX_BUCKETS, whatever was asked: the answer stays small for any range.
+    const bucketMs = Math.max(1, Math.round(opts.bucketMs ?? auto), Math.ceil((last - first) / MAX_BUCKETS));
     const n = Math.max(1, Math.ceil((last - first) / bucketMs));
     const buckets = Array.from({ length: n }, (_, k) => ({ startMs: first + k * bucketMs, endMs: first + (k + 1) * bucketMs, total: 0, byReason: {} as Record<string, number> }));
-    const at = (endMs: number) => buckets[Math.min(n - 1, Math.max(0, Math.floor((endMs - 1 - first) / bucketMs)))];
     const reasons = new Map<string, number>();
-    const add = (endMs: number, reason: string, count: number) => {
-      const b = at(endMs);
+    const add = (k: number, reason: string, count: number) => {
+      const b = buckets[Math.min(n - 1, Math.max(0, k))];
       b.byReason[reason] = (b.byReason[reason] ?? 0) + count;
       b.total += count;
       reasons.set(reason, (reasons.get(reason) ?? 0) + count);
     };
+    // Bucketed in SQL: an interval belongs to the bucket its end falls in.
+    const bucketOf = 'CAST((i.end_ms - 1 - @first) / @bucket AS INTEGER)';
+    const params = { ...this.bind(range), first, bucket: bucketMs };
     const byReason = this.db
       .prepare(
-        `SELECT i.end_ms AS endMs, p.reason AS reason, sum(ip.count) AS count
+        `SELECT ${bucketOf} AS k, p.reason AS reason, sum(ip.count) AS count
          FROM interval_points ip JOIN intervals i ON i.id = ip.interval_id JOIN points p ON p.id = ip.point_id
-         WHERE ${RANGE} GROUP BY i.id, p.reason`,
+         WHERE ${RANGE} GROUP BY k, p.reason`,
       )
-      .all(this.bind(range)) as { endMs: number; reason: string; count: number }[];
-    for (const row of byReason) add(row.endMs, row.reason, row.count);
+      .all(params) as { k: number; reason: string; count: number }[];
+    for (const row of byReason) add(row.k, row.reason, row.count);
     const overflow = this.db
-      .prepare(`SELECT end_ms AS endMs, overflow_drops AS count FROM intervals i WHERE ${RANGE} AND overflow_drops > 0`)
-      .all(this.bind(range)) as { endMs: number; count: number }[];
-    for (const row of overflow) add(row.endMs, OVERFLOW_REASON, row.count);
+      .prepare(`SELECT ${bucketOf} AS k, sum(overflow_drops) AS count FROM intervals i WHERE ${RANGE} AND overflow_drops > 0 GROUP BY k`)
+      .all(params) as { k: number; count: number }[];
+    for (const row of overflow) add(row.k, OVERFLOW_REASON, row.count);
     return {
       bucketMs,
       buckets,
