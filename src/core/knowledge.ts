@@ -11,10 +11,11 @@
  * `@scope` (readingKey form), and counter families by regular expression
  * (driver `ethtool -S` names such as rx_queue_3_drops).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
+import { createRequire } from 'node:module';
 import { COUNTER_LAYERS, type CounterLayer } from './counter.js';
 import { DropmonError } from './errors.js';
 
@@ -90,30 +91,71 @@ function defaultDir(): string {
 
 const cache = new Map<string, KnowledgeBase>();
 
+/**
+ * Where the validated entries are kept as JSON, keyed by a hash of the YAML:
+ * parsing 150 kB of YAML takes 0.3-2 s on a small machine, JSON a few ms, and
+ * `watch` must show its first interval within a second and a half.
+ */
+function compiledPath(root: string): string | undefined {
+  const dist = fileURLToPath(new URL('../../', import.meta.url));
+  // Only the default kb/ of an installed dropmon (dist/src/core -> dist/) is compiled.
+  return root === defaultDir() && existsSync(join(dist, 'src')) ? join(dist, 'kb.compiled.json') : undefined;
+}
+
 /** Load and validate kb/*.yaml (cached per folder). Throws a DropmonError naming file, entry and field. */
 export function loadKnowledge(dir?: string): KnowledgeBase {
   const root = dir ?? defaultDir();
   const hit = cache.get(root);
   if (hit) return hit;
-  const entries: KnowledgeEntry[] = [];
-  for (const kind of ENTRY_KINDS) entries.push(...loadFile(root, kind));
+  const texts = ENTRY_KINDS.map((kind) => readKbFile(root, kind));
+  const hash = createHash('sha256');
+  for (const t of texts) hash.update(t).update('\0');
+  const digest = hash.digest('hex');
+  const compiled = compiledPath(root);
+  let entries: KnowledgeEntry[] | undefined;
+  if (compiled) {
+    try {
+      const c = JSON.parse(readFileSync(compiled, 'utf8')) as { digest: string; entries: KnowledgeEntry[] };
+      if (c.digest === digest && Array.isArray(c.entries)) entries = c.entries;
+    } catch {
+      /* absent or damaged: parse the YAML */
+    }
+  }
+  if (!entries) {
+    entries = ENTRY_KINDS.flatMap((kind, i) => parseKbFile(texts[i], kind));
+    if (compiled) {
+      try {
+        writeFileSync(compiled, JSON.stringify({ digest, entries }));
+      } catch {
+        /* read-only installation: parse every time */
+      }
+    }
+  }
   const kb = new KnowledgeBase(entries);
   cache.set(root, kb);
   return kb;
 }
 
-function loadFile(dir: string, kind: EntryKind): KnowledgeEntry[] {
+function readKbFile(dir: string, kind: EntryKind): string {
   const file = FILES[kind];
-  const path = join(dir, file);
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(join(dir, file), 'utf8');
   } catch (err) {
     throw new DropmonError(`knowledge base: cannot read kb/${file}: ${(err as Error).message}`, 'every kb file must exist (an empty list is [])');
   }
+}
+
+/** The YAML parser, loaded only when the compiled entries are stale (importing it costs ~0.2 s). */
+function yamlParse(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text);
+}
+
+function parseKbFile(text: string, kind: EntryKind): KnowledgeEntry[] {
+  const file = FILES[kind];
   let data: unknown;
   try {
-    data = parse(text);
+    data = yamlParse(text);
   } catch (err) {
     throw new DropmonError(`knowledge base: kb/${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, 'fix the YAML syntax at the line named');
   }
@@ -251,7 +293,8 @@ export class KnowledgeBase {
   private readonly byKind = new Map<EntryKind, Map<string, KnowledgeEntry>>();
   private readonly patterns: { re: RegExp; entry: KnowledgeEntry }[] = [];
   private readonly entries: readonly KnowledgeEntry[];
-  private readonly index: readonly IndexedEntry[];
+  /** The fuzzy-search index, built on the first search (lookups by name never need it). */
+  private indexCache: readonly IndexedEntry[] | undefined;
 
   constructor(entries: readonly KnowledgeEntry[]) {
     this.entries = entries;
@@ -266,7 +309,6 @@ export class KnowledgeBase {
       const map = this.byKind.get(e.kind)!;
       for (const a of e.aliases) if (!map.has(this.key(e.kind, a))) map.set(this.key(e.kind, a), e);
     }
-    this.index = entries.map(indexEntry);
   }
 
   private key(kind: EntryKind, name: string): string {
@@ -335,7 +377,8 @@ export class KnowledgeBase {
     const q = prepareQuery(query);
     if (!q) return [];
     const hits: SearchHit[] = [];
-    for (const ie of this.index) {
+    this.indexCache ??= this.entries.map(indexEntry);
+    for (const ie of this.indexCache) {
       if (kind && ie.entry.kind !== kind) continue;
       const score = scoreEntry(q, ie);
       if (score >= MIN_SCORE) hits.push({ entry: ie.entry, score });
