@@ -16,7 +16,8 @@
  * It is an IntervalOutput and a PacketOutput of the pipeline; a caller with
  * counter deltas (the service) calls `record({ interval, counters })` instead.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import Database from 'better-sqlite3';
 import type { DropPoint, IntervalReport } from '../core/aggregator.js';
@@ -140,6 +141,19 @@ function storageFailure(err: unknown): string | undefined {
   return `${err instanceof Error ? err.message : code} (${code})`;
 }
 
+/** SQLite says only "unable to open database file": say why, before it tries. */
+function checkWritable(file: string, exists: boolean): void {
+  const target = exists ? file : dirname(file) || '.';
+  try {
+    accessSync(target, constants.W_OK);
+  } catch (err) {
+    const code = errCode(err);
+    const why =
+      code === 'EROFS' ? 'the file system is read-only' : code === 'ENOENT' ? `no directory ${target}` : code === 'EACCES' ? `${target} is not writable` : (err as Error).message;
+    throw new DropmonError(`cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
+  }
+}
+
 /**
  * Every drop point of an interval: a noise policy may have moved the usually
  * benign ones from `points` to `benignPoints`; a recording keeps them all.
@@ -179,6 +193,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     const existed = existsSync(file) && statSync(file).size > 0;
     if (existed && opts.append === false)
       throw new DropmonError(`${file} exists`, 'choose another file, remove it, or add to it with --append');
+    checkWritable(file, existed);
     try {
       this.db = new Database(file);
     } catch (err) {
