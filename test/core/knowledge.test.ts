@@ -264,3 +264,14 @@ test('bad kb files: syntax, shape, fields and values are named', () => {
     assert.throws(() => loadKnowledge(dir), /cannot read kb\/traps\.yaml/);
   });
 });
+
+test('list items are whole: no fix, check or cause split at a comma inside parentheses', () => {
+  const kb = loadKnowledge();
+  for (const e of kb.all())
+    for (const field of ['fix', 'check', 'causes'] as const)
+      for (const item of e[field]) {
+        const open = (item.match(/\(/g) ?? []).length;
+        const close = (item.match(/\)/g) ?? []).length;
+        assert.equal(open, close, `${e.file} ${e.name} ${field}: ${JSON.stringify(item)} (quote items that contain commas)`);
+      }
+});
