@@ -81,6 +81,14 @@ function fmtRate(r) {
   return `${fmtCount(r)}/s`;
 }
 
+/** Short numbers for the chart's axis: 1.5k, 2M. */
+function fmtAxis(n) {
+  if (n >= 1e9) return `${+(n / 1e9).toFixed(1)}G`;
+  if (n >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e4) return `${+(n / 1e3).toFixed(1)}k`;
+  return fmtCount(n);
+}
+
 function fmtBytes(b) {
   if (!Number.isFinite(b)) return '';
   const units = ['B', 'KiB', 'MiB', 'GiB'];
@@ -317,6 +325,11 @@ function topPoints() {
   return [...byKey.values()].sort((a, b) => b.rate - a.rate || b.count - a.count || a.key.localeCompare(b.key));
 }
 
+/** A kernel symbol with line-break opportunities after its separators: func.part+0xoff/0xsize. */
+function breakableSymbol(symbol) {
+  return symbol.split(/(?<=[+/.])/).flatMap((piece) => [piece, el('wbr')]);
+}
+
 function benignBadge(benign) {
   if (benign !== 'usually' && benign !== 'sometimes') return null;
   const text = benign === 'usually' ? 'usually benign' : 'sometimes benign';
@@ -345,7 +358,7 @@ function renderPoints() {
         class: [now - firstSeen < NEW_MS ? 'new' : '', p.rate === 0 ? 'idle' : ''].join(' ').trim() || undefined,
       },
       el('td', { 'data-label': 'Reason' }, reasonCell, benignBadge(p.benign)),
-      el('td', { 'data-label': 'Location', class: 'sym', title: p.location || undefined, text: p.symbol }),
+      el('td', { 'data-label': 'Location', class: 'sym', title: p.location || undefined }, ...breakableSymbol(p.symbol)),
       el('td', { 'data-label': 'Protocol', text: p.protocol || '–' }),
       el('td', { 'data-label': 'Count', class: 'num', text: fmtCount(p.count) }),
       el('td', { 'data-label': 'Rate', class: 'num', text: fmtRate(p.rate) }),
@@ -447,7 +460,7 @@ function renderChart() {
     const y = top + plotH - (plotH * k) / 2;
     root.append(svg('line', { x1: left, x2: W - right, y1: y, y2: y, class: 'axis' }));
     const label = svg('text', { x: left - 6, y: y + 4, 'text-anchor': 'end' });
-    label.textContent = fmtCount((max * k) / 2);
+    label.textContent = fmtAxis((max * k) / 2);
     root.append(label);
   }
   const order = [...reasons].reverse(); // the largest reason at the bottom of each stack
