@@ -34,6 +34,8 @@ export class RingBuffer {
   private readonly mask: number;
   /** Records skipped because the program discarded them. */
   discarded = 0;
+  /** Times a record header was impossible (the rest of the buffer was skipped). */
+  corrupt = 0;
 
   /** `size`: data bytes, a power of two and a multiple of the page size. */
   constructor(
@@ -82,6 +84,13 @@ export class RingBuffer {
       const hdr = view.getUint32(at, true);
       if (hdr & BUSY) break; // the producer is still writing this one
       const len = hdr & ~(BUSY | DISCARD);
+      // A record never exceeds the buffer (the data area is mapped twice so it is contiguous);
+      // a length that says otherwise is corrupt: stop rather than read past the mapping.
+      if (len > this.size - HEADER) {
+        this.corrupt++;
+        cons = prod;
+        break;
+      }
       if (hdr & DISCARD) this.discarded++;
       else {
         visit(view, at + HEADER, len);

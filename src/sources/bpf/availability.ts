@@ -42,8 +42,8 @@ function effectiveCaps(): bigint {
 
 const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
 
-/** Undefined when the BPF source can run, else the reason in one line. */
-export function bpfUnavailableReason(): string | undefined {
+/** Why this process may not load tracing programs (privileges, lockdown), or undefined. */
+export function bpfPermissionProblem(): string | undefined {
   if (process.platform !== 'linux') return 'BPF needs Linux';
   try {
     const caps = effectiveCaps();
@@ -58,6 +58,13 @@ export function bpfUnavailableReason(): string | undefined {
   } catch {
     /* no lockdown LSM */
   }
+  return undefined;
+}
+
+/** Undefined when the BPF source can run, else the reason in one line. */
+export function bpfUnavailableReason(): string | undefined {
+  const denied = bpfPermissionProblem();
+  if (denied) return denied;
   try {
     readKernelLayout(vmlinuxBtf());
   } catch (err) {

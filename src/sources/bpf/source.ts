@@ -11,13 +11,14 @@
  * the maps.
  */
 import { readFileSync } from 'node:fs';
+import { DropmonError } from '../../core/errors.js';
 import type { DropSample, DropSink, DropSource, DroppedPacket } from '../../core/drop.js';
 import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, possibleCpus, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
 import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
 import { attribution } from '../../kernel/namespaces.js';
 import { KEY, RECORD, RECORD_HAS_MAC, STATE, dropProgram, type ProgramFlavour } from './programs.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
-import { btfParseMs, vmlinuxBtf } from './availability.js';
+import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
 
 export const PROGRAM_NAME = 'dropmon_drops';
 /**
@@ -109,6 +110,8 @@ export class BpfDropSource implements DropSource {
 
   constructor(private readonly opts: BpfSourceOptions = {}) {
     this.warn = opts.warn ?? (() => {});
+    const denied = bpfPermissionProblem();
+    if (denied) throw new DropmonError(`the BPF source cannot run here: ${denied}`, 'use --source tracefs');
     const t0 = performance.now();
     const cached = btfParseMs() > 0;
     this.layout = readKernelLayout(vmlinuxBtf());

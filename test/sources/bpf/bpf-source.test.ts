@@ -7,13 +7,14 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelSkipReason } from '../../helpers/env.js';
 import { runDropgen } from '../../helpers/dropgen.js';
 import { TestNetns } from '../../helpers/netns.js';
-import { DropmonProcess, parseJsonLines } from '../../helpers/dropmon.js';
+import { CLI, DropmonProcess, parseJsonLines } from '../../helpers/dropmon.js';
 import { bpfUnavailableReason } from '../../../src/sources/bpf/availability.js';
 import { BpfDropSource, PROGRAM_NAME } from '../../../src/sources/bpf/source.js';
 import type { DropSample, LossSample } from '../../../src/core/drop.js';
@@ -227,6 +228,14 @@ describe('BPF toolkit against the kernel', skip(), () => {
       () => loadProgram({ type: ProgType.RAW_TRACEPOINT, insns: a.assemble(), name: 'dropmon_bad' }),
       (e: unknown) => e instanceof BpfError && /verifier: /.test(e.message) && (e.verifierLog ?? '').length > 0,
     );
+  });
+
+  test('without privileges, --source bpf says why and what to use instead', () => {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CLI, 'watch', '--source', 'bpf', '-d', '1'], { encoding: 'utf8', timeout: 60_000 });
+    if (r.error) return; // no setpriv here: nothing to check
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /the BPF source cannot run here: BPF needs root \(or CAP_BPF and CAP_PERFMON\)/);
+    assert.match(r.stderr, /use --source tracefs/);
   });
 
   test('kill -9 leaves nothing attached: the program and its link vanish with the process', async () => {
