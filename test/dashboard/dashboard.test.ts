@@ -194,22 +194,24 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     assert.ok(pick, `every candidate reason is already on the page: ${[...shown].join(', ')}`);
     const t0 = Date.now();
     runDropgen(pick.args, ns.name);
-    const row = await page.waitForSelector(`#points-body tr[data-reason="${pick.reason}"]`, { timeout: 10_000 });
+    // The table is rebuilt every interval: a locator finds the row anew each time it is used.
+    const row = page.locator(`#points-body tr[data-reason="${pick.reason}"]`).first();
+    await row.waitFor({ timeout: 10_000 });
     const firstSeen = Number(await row.getAttribute('data-first-seen'));
     const latency = firstSeen - t0;
     process.stderr.write(`# dashboard: new drop point ${pick.reason} on the page ${latency} ms after the first drop (target ${NEW_POINT_TARGET_MS} ms)\n`);
     assert.ok(latency <= NEW_POINT_TARGET_MS, `new drop point shown after ${latency} ms`);
 
-    // The row: reason, location, protocol, count, the one-line explanation.
-    const cells = await row.$$eval('td', (tds) => tds.map((td) => td.textContent?.trim() ?? ''));
+    // The row: reason, location, protocol, count, rate, the one-line explanation.
+    const cells = (await row.locator('td').allTextContents()).map((t) => t.trim());
     assert.match(cells[0], new RegExp(pick.reason));
     assert.ok(cells[1].length > 0, 'location shown');
     assert.ok(Number(cells[3].replace(/,/g, '')) > 0, `count shown: ${cells[3]}`);
     assert.match(cells[4], /\/s$/, 'rate shown');
-    await waitFor('the explanation of the reason in the row', async () => ((await row.$eval('td.summary', (td) => td.textContent ?? '')).length > 10 ? true : undefined));
+    await waitFor('the explanation of the reason in the row', async () => ((await row.locator('td.summary').textContent())?.length ?? 0) > 10);
 
     // Clicking the reason opens its explanation: meaning, causes, what to check, the fix.
-    await row.$eval('button', (b) => (b as { click(): void }).click());
+    await row.locator('button').first().click();
     await page.waitForSelector('#explain[open]');
     await page.waitForFunction((r) => document.getElementById('explain-title')?.textContent?.includes(r) && !document.getElementById('explain-content')?.textContent?.includes('Loading'), pick.reason);
     const text = await page.$eval('#explain-content', (e) => e.textContent ?? '');
