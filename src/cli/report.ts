@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { openRecording, type TimeRange } from '../recording/recording.js';
-import { buildReport, type DiagnoseFn } from '../recording/report.js';
+import { buildReport, type CounterClassifier, type DiagnoseFn } from '../recording/report.js';
 import { formatReportText } from '../recording/report-text.js';
 import { formatReportHtml } from '../recording/report-html.js';
 import { counterClassifier, recordingDiagnosis } from '../recording/knowledge-adapter.js';
@@ -58,6 +58,50 @@ export function parseTime(flag: string, v: string, start: number | null, end: nu
   throw new UsageError(`${flag} takes an ISO 8601 time, @UNIXSECONDS, +OFFSET or -OFFSET (like +10m), not ${JSON.stringify(v)}`, "see 'dropmon report --help'");
 }
 
+export interface ReportRequest {
+  readonly file: string;
+  readonly format: 'text' | 'json' | 'html';
+  /** --from and --to as given (see parseTime). */
+  readonly from?: string;
+  readonly to?: string;
+  readonly top?: number;
+  readonly buckets?: number;
+  readonly allCounters?: boolean;
+  readonly diagnose?: DiagnoseFn;
+  readonly classifyCounter?: CounterClassifier;
+}
+
+/**
+ * The report of a recording file, rendered. Everything in it comes from the
+ * file, which may be damaged or not written by dropmon: whatever goes wrong
+ * ends as one DropmonError naming the file.
+ */
+export function renderReport(req: ReportRequest): string {
+  const rec = openRecording(req.file);
+  try {
+    const whole = rec.totals();
+    const range: TimeRange = {
+      ...(req.from !== undefined ? { from: parseTime('--from', req.from, whole.firstMs, whole.lastMs) } : {}),
+      ...(req.to !== undefined ? { to: parseTime('--to', req.to, whole.firstMs, whole.lastMs) } : {}),
+    };
+    if (range.from !== undefined && range.to !== undefined && range.from > range.to) throw new UsageError('--from is after --to');
+    const report = buildReport(rec, {
+      range,
+      ...(req.top !== undefined ? { top: req.top } : {}),
+      ...(req.buckets !== undefined ? { buckets: req.buckets } : {}),
+      allCounters: req.allCounters ?? false,
+      ...(req.diagnose ? { diagnose: req.diagnose } : {}),
+      ...(req.classifyCounter ? { classifyCounter: req.classifyCounter } : {}),
+    });
+    return req.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : req.format === 'html' ? formatReportHtml(report) : formatReportText(report);
+  } catch (err) {
+    if (err instanceof DropmonError) throw err;
+    throw new DropmonError(`${req.file}: cannot report on this recording: ${err instanceof Error ? err.message : String(err)}`, 'the file may be damaged, or not written by dropmon');
+  } finally {
+    rec.close();
+  }
+}
+
 export interface ReportHooks {
   /** The diagnosis engine; default: core/diagnosis.ts with the knowledge base (none if it cannot be loaded). */
   readonly diagnose?: DiagnoseFn;
@@ -107,29 +151,19 @@ export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Pr
   const top = parseCount('--top', v.top, 1, 1000) ?? 10;
   const buckets = parseCount('--buckets', v.buckets, 1, 1000) ?? 60;
 
-  const rec = openRecording(file);
-  let text: string;
-  try {
-    const whole = rec.totals();
-    const range: TimeRange = {
-      ...(v.from !== undefined ? { from: parseTime('--from', v.from, whole.firstMs, whole.lastMs) } : {}),
-      ...(v.to !== undefined ? { to: parseTime('--to', v.to, whole.firstMs, whole.lastMs) } : {}),
-    };
-    if (range.from !== undefined && range.to !== undefined && range.from > range.to) throw new UsageError('--from is after --to');
-    const kb = knowledge();
-    const diagnose = hooks.diagnose ?? (kb ? recordingDiagnosis(kb) : undefined);
-    const report = buildReport(rec, {
-      range,
-      top,
-      buckets,
-      allCounters: v['all-counters'] ?? false,
-      ...(diagnose ? { diagnose } : {}),
-      ...(kb ? { classifyCounter: counterClassifier(kb) } : {}),
-    });
-    text = v.json ? JSON.stringify(report, null, 2) + '\n' : v.html ? formatReportHtml(report) : formatReportText(report);
-  } finally {
-    rec.close();
-  }
+  const kb = knowledge();
+  const diagnose = hooks.diagnose ?? (kb ? recordingDiagnosis(kb) : undefined);
+  const text = renderReport({
+    file,
+    format: v.json ? 'json' : v.html ? 'html' : 'text',
+    ...(v.from !== undefined ? { from: v.from } : {}),
+    ...(v.to !== undefined ? { to: v.to } : {}),
+    top,
+    buckets,
+    allCounters: v['all-counters'] ?? false,
+    ...(diagnose ? { diagnose } : {}),
+    ...(kb ? { classifyCounter: counterClassifier(kb) } : {}),
+  });
   if (v.output !== undefined && v.output !== '-') {
     try {
       writeFileSync(v.output, text);

@@ -23,10 +23,13 @@ const shortSymbol = (symbol: string) => symbol.replace(/\/0x[0-9a-f]+/, '');
 export function recordingDiagnosis(kb: KnowledgeView): DiagnoseFn {
   return ({ points, counters, seconds }) => {
     const symbolOf = new Map<bigint, string>();
-    const dropPoints: DropPoint[] = points.map((p) => {
+    const dropPoints: DropPoint[] = [];
+    for (const p of points) {
+      // The recording writes 0x-hex; a file from elsewhere may not: such a point is left out of the diagnosis.
+      if (typeof p.location !== 'string' || !/^0x[0-9a-f]{1,16}$/i.test(p.location)) continue;
       const location = BigInt(p.location);
-      symbolOf.set(location, shortSymbol(p.symbol));
-      return {
+      symbolOf.set(location, shortSymbol(String(p.symbol)));
+      dropPoints.push({
         location,
         reason: p.reasonCode ?? NO_REASON,
         reasonName: p.reason,
@@ -34,8 +37,8 @@ export function recordingDiagnosis(kb: KnowledgeView): DiagnoseFn {
         origin: p.origin === 'hardware' ? 'hardware' : 'software',
         count: p.count,
         ...(p.trap ? { trap: { name: p.trap, ...(p.trapGroup ? { group: p.trapGroup } : {}) } } : {}),
-      };
-    });
+      });
+    }
     const deltas: CounterDelta[] = counters.map((c) => ({
       name: c.name,
       scope: c.scope,
