@@ -5,9 +5,7 @@
 // latest intervals in memory), /status, /config, /counters and /series (the
 // chart's history from the recording); after that everything live arrives on
 // the Server-Sent Events stream /api/v1/events (`interval`, `state`).
-// The service's JSON may name fields in camelCase or snake_case and give times
-// as ms or ISO strings; the normalize* functions below absorb that, so the
-// rest of the page works on one shape.
+// The API is documented in docs/api.md.
 
 const API = '/api/v1';
 const TOKEN_KEY = 'dropmon-token';
@@ -195,83 +193,53 @@ async function api(path, options = {}, retried = false) {
   return body;
 }
 
-// ---------------------------------------------------------------- normalization
-
-function normalizeBenign(v) {
-  if (v === true) return 'usually';
-  if (v === false || v === undefined || v === null) return 'no';
-  return String(v);
-}
+// ---------------------------------------------------------------- the API's JSON, as the page uses it
+// Shapes: docs/api.md. Times are ms since the epoch (ISO strings are accepted too).
 
 function normalizePoint(p) {
-  const reason = p.reason ?? p.reasonName ?? p.reason_name ?? '';
-  const protocol = p.protocol ?? p.protocolName ?? '';
-  const location = p.location ?? p.address ?? '';
-  const symbol = p.symbol || p.function || location || '?';
-  const origin = p.origin ?? 'software';
-  const explanation = p.explanation;
+  const reason = p.reason || '';
+  const protocol = p.protocol || '';
+  const location = p.location || '';
   return {
-    key: `${location || symbol}|${reason}|${protocol}|${origin}|${p.trap?.name ?? p.trap ?? ''}`,
-    reason: reason || '',
-    protocol: protocol || '',
+    key: `${location || p.symbol}|${reason}|${protocol}|${p.origin}|${p.trap ?? ''}`,
+    reason,
+    protocol,
     location,
-    symbol,
-    origin,
+    symbol: p.symbol || p.function || location || '?',
     count: num(p.count),
-    summary: p.summary ?? (typeof explanation === 'string' ? explanation : explanation?.summary) ?? p.reasonSummary ?? '',
-    benign: normalizeBenign(p.benign ?? (typeof explanation === 'object' ? explanation?.benign : undefined)),
+    summary: p.summary || '',
+    benign: p.benign || 'no',
   };
 }
 
 function normalizeCounter(c) {
-  return {
-    name: String(c.name ?? ''),
-    scope: String(c.scope ?? ''),
-    delta: num(c.delta),
-    rate: num(c.rate),
-    meaning: c.meaning ?? c.summary ?? '',
-  };
+  return { name: String(c.name ?? ''), scope: String(c.scope ?? ''), delta: num(c.delta), rate: num(c.rate), meaning: c.meaning || '' };
 }
 
 function normalizeInterval(raw, receivedAt = Date.now()) {
-  const endMs = toMs(raw.endMs ?? raw.end ?? raw.end_ms ?? raw.time) ?? Date.now();
-  const durationMs = num(raw.durationMs ?? raw.duration_ms ?? raw.intervalMs, 0) ||
-    Math.max(1, endMs - (toMs(raw.startMs ?? raw.start ?? raw.start_ms) ?? endMs - 1000));
-  let lost = raw.lost ?? raw.lostTotal ?? raw.lost_events ?? 0;
-  let lostByCause = raw.lostByCause ?? raw.lost_by_cause ?? {};
-  if (lost && typeof lost === 'object') {
-    lostByCause = lost;
-    lost = Object.values(lost).reduce((a, b) => a + num(b), 0);
-  }
-  let counters = raw.counters ?? raw.moved ?? raw.countersMoved ?? [];
-  if (counters && !Array.isArray(counters)) counters = counters.moved ?? counters.deltas ?? [];
+  const endMs = toMs(raw.end) ?? Date.now();
   const points = (Array.isArray(raw.points) ? raw.points : []).map(normalizePoint);
   return {
-    seq: raw.seq ?? raw.interval,
+    seq: raw.seq,
     endMs,
-    durationMs,
+    durationMs: num(raw.durationMs, 0) || Math.max(1, endMs - (toMs(raw.start) ?? endMs - 1000)),
     receivedAt,
     drops: num(raw.drops, points.reduce((a, p) => a + p.count, 0)),
-    lost: num(lost),
-    lostByCause,
+    lost: num(raw.lost),
+    lostByCause: raw.lostByCause ?? {},
     points,
-    overflowDrops: num(raw.overflow?.drops ?? raw.overflow_drops),
-    counters: counters.map(normalizeCounter),
+    overflowDrops: num(raw.overflow?.drops),
+    counters: (Array.isArray(raw.counters) ? raw.counters : []).map(normalizeCounter),
   };
 }
 
-/** The recording's drops by reason over time (src/recording ReasonSeries), or an empty history. */
+/** GET /series: drops by reason per bucket (from the recording), or an empty history. */
 function normalizeSeries(raw, to) {
-  const s = raw && (raw.series && !Array.isArray(raw.series) ? raw.series : raw);
-  if (!s || !Array.isArray(s.buckets)) return { bucketMs: 0, buckets: [], to };
+  if (!raw || !Array.isArray(raw.buckets)) return { bucketMs: 0, buckets: [], to };
   return {
-    bucketMs: num(s.bucketMs ?? s.bucket_ms),
+    bucketMs: num(raw.bucketMs),
     to,
-    buckets: s.buckets.map((b) => ({
-      startMs: toMs(b.startMs ?? b.start ?? b.start_ms) ?? 0,
-      endMs: toMs(b.endMs ?? b.end ?? b.end_ms),
-      byReason: b.byReason ?? b.by_reason ?? b.reasons ?? {},
-    })),
+    buckets: raw.buckets.map((b) => ({ startMs: toMs(b.start) ?? 0, endMs: toMs(b.end), byReason: b.reasons ?? {} })),
   };
 }
 
@@ -569,7 +537,7 @@ function renderCounters() {
 async function loadCounters() {
   try {
     const res = await api('/counters');
-    const moved = Array.isArray(res) ? [] : res?.moved ?? res?.deltas ?? res?.last?.moved ?? [];
+    const moved = Array.isArray(res?.moved) ? res.moved : [];
     state.initialMoved = moved.map(normalizeCounter);
     renderCounters();
   } catch (e) {
@@ -690,14 +658,16 @@ async function applyFilters(event) {
 
 // ---------------------------------------------------------------- explanations
 
-/** The entry of an /explain answer: the entry itself, {entry, hits} or a list of fuzzy hits. */
+/** GET /explain/NAME: {exact, entry, hits} (docs/api.md). */
 function pickEntry(res) {
-  if (!res) return { entry: null, others: [] };
-  const hits = res.hits ?? res.matches ?? res.suggestions ?? (Array.isArray(res) ? res : []);
-  const asEntry = (h) => h?.entry ?? h;
-  if (res.entry) return { entry: res.entry, others: hits.map(asEntry) };
-  if (res.name && (res.summary || res.meaning)) return { entry: res, others: [] };
-  return { entry: asEntry(hits[0]) ?? null, others: hits.slice(1).map(asEntry), fuzzy: true };
+  return { entry: res?.entry ?? null, hits: Array.isArray(res?.hits) ? res.hits : [], fuzzy: res?.exact === false };
+}
+
+/** "Label: a, b, c" with each name a button that explains it. */
+function nameLinks(label, names) {
+  const list = [...new Set(names.filter(Boolean))].slice(0, 8);
+  if (!list.length) return null;
+  return el('p', { class: 'hint' }, `${label}: `, ...list.flatMap((n, i) => [i ? ', ' : '', el('button', { type: 'button', class: 'linklike', onclick: () => explain(n) }, n)]));
 }
 
 function listSection(title, items, code = false) {
@@ -713,10 +683,10 @@ async function explain(name) {
   content.replaceChildren(el('p', { text: 'Loading…' }));
   if (!dialog.open) dialog.showModal();
   try {
-    const { entry, others, fuzzy } = pickEntry(await api(`/explain/${encodeURIComponent(name)}`));
+    const { entry, hits, fuzzy } = pickEntry(await api(`/explain/${encodeURIComponent(name)}`));
     if (!entry) throw new ApiError(404, 'not found');
     $('explain-title').textContent = `${entry.name}${entry.kind ? ` (${entry.kind})` : ''}`;
-    const benign = normalizeBenign(entry.benign);
+    const benign = entry.benign || 'no';
     content.replaceChildren(
       ...[
         fuzzy ? el('p', { class: 'hint', text: `No exact entry for “${name}”; the closest one:` }) : null,
@@ -728,9 +698,9 @@ async function explain(name) {
         listSection('Causes', entry.causes),
         listSection('Check', entry.check, true),
         listSection('Fix', entry.fix),
-        others?.length
-          ? el('p', { class: 'hint' }, 'See also: ', ...others.slice(0, 5).flatMap((o, i) => [i ? ', ' : '', el('button', { type: 'button', class: 'linklike', onclick: () => explain(o.name) }, o.name)]))
-          : null,
+        nameLinks('Related counters', entry.related?.counters ?? entry.counters ?? []),
+        nameLinks('Related reasons', entry.related?.reasons ?? entry.reasons ?? []),
+        nameLinks(fuzzy ? 'Other matches' : 'See also', hits.map((h) => h.name)),
       ].filter(Boolean),
     );
   } catch (e) {
@@ -808,10 +778,10 @@ function connect() {
 async function loadIntervals() {
   try {
     const res = await api('/intervals?limit=300');
-    const list = Array.isArray(res) ? res : res?.intervals ?? [];
+    const list = Array.isArray(res?.intervals) ? res.intervals : [];
     // Place them on this browser's clock relative to the newest one, which just arrived.
     const now = Date.now();
-    const newest = list.reduce((m, r) => Math.max(m, toMs(r.endMs ?? r.end ?? r.end_ms ?? r.time) ?? 0), 0);
+    const newest = list.reduce((m, r) => Math.max(m, toMs(r.end) ?? 0), 0);
     for (const raw of list) {
       const iv = normalizeInterval(raw);
       iv.receivedAt = now - Math.max(0, newest - iv.endMs);
