@@ -230,7 +230,13 @@ function normalizeInterval(raw, receivedAt = Date.now()) {
     points,
     overflowDrops: num(raw.overflow?.drops),
     counters: (Array.isArray(raw.counters) ? raw.counters : []).map(normalizeCounter),
+    /** Counter key (name@scope) -> why no drop event stands behind its move (correlation.blindSpots). */
+    blindSpots: new Map((raw.correlation?.blindSpots ?? []).map((b) => [counterKey({ name: b.counter, scope: b.scope ?? '' }), String(b.why ?? '')])),
   };
+}
+
+function counterKey(c) {
+  return c.scope ? `${c.name}@${c.scope}` : c.name;
 }
 
 /** GET /series: drops by reason per bucket (from the recording), or an empty history. */
@@ -503,9 +509,10 @@ function renderCounters() {
   for (const iv of sources) {
     for (const c of iv.counters) {
       if (c.delta === 0) continue;
-      const key = c.scope ? `${c.name}@${c.scope}` : c.name;
+      const key = counterKey(c);
       let agg = byKey.get(key);
-      if (!agg) byKey.set(key, (agg = { ...c, delta: 0, lastAt: 0, fresh: false }));
+      if (!agg) byKey.set(key, (agg = { ...c, delta: 0, lastAt: 0, fresh: false, blindSpot: '' }));
+      if (iv.blindSpots?.has(key)) agg.blindSpot = iv.blindSpots.get(key) || 'no drop event stands behind this counter';
       agg.delta += c.delta;
       agg.rate = c.rate;
       agg.lastAt = iv.receivedAt;
@@ -527,7 +534,9 @@ function renderCounters() {
         c.fresh
           ? c.rate ? el('span', { class: 'scope', text: `(${fmtRate(c.rate)})` }) : null
           : el('span', { class: 'scope', text: `(${Math.max(1, Math.round((Date.now() - c.lastAt) / 1000))} s ago)` }),
+        c.blindSpot ? el('span', { class: 'badge warn', title: c.blindSpot, text: 'no drop event' }) : null,
         c.meaning ? el('span', { class: 'meaning', text: c.meaning }) : null,
+        c.blindSpot ? el('span', { class: 'meaning', text: `Blind spot: ${c.blindSpot}` }) : null,
       ),
     ),
   );
