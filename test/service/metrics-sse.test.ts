@@ -1,0 +1,108 @@
+/**
+ * Bounded by construction: the metrics' label budget (top-N locations, the
+ * rest "other", series never disappear) checked with promtool, and the
+ * event stream dropping a client that does not read instead of buffering
+ * for it without end.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer, request } from 'node:http';
+import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
+import { loadKnowledge } from '../../src/core/knowledge.js';
+import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
+import { SseHub } from '../../src/service/sse.js';
+
+function report(points: DropPoint[], lost: [string, number][] = []): IntervalReport {
+  return {
+    start: 0,
+    end: 1000,
+    seq: 1,
+    points,
+    overflow: { drops: 5, points: 2, pointsCapped: false },
+    drops: points.reduce((n, p) => n + p.count, 0) + 5,
+    lost: new Map(lost),
+    lostTotal: lost.reduce((n, [, l]) => n + l, 0),
+  };
+}
+
+function at(i: number, count: number, reasonName = 'NO_SOCKET'): DropPoint {
+  return { location: 0xffffffff81000000n + BigInt(i) * 0x1000n, reason: 2, reasonName, protocol: 0x800, origin: 'software', count };
+}
+
+test('metrics: top-N locations keep their label, the rest is "other"; promtool accepts the output', async () => {
+  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined);
+  m.interval(report([at(0, 100), at(1, 50), at(2, 10), at(3, 5), at(4, 1)], [['ring-buffer overrun cpu0', 3], ['ring-buffer overrun cpu1', 4]]));
+  m.interval(report([at(4, 7), at(0, 1)]));
+  m.setCounters([
+    { name: 'link:rx_dropped', scope: 'eth0', layer: 'nic', value: 5, source: 't' },
+    { name: 'link:rx_dropped', scope: 'eth1', layer: 'nic', value: 6, source: 't' },
+    { name: 'link:rx_dropped', scope: 'eth2', layer: 'nic', value: 7, source: 't' },
+    { name: 'link:rx_packets', scope: 'eth0', layer: 'nic', value: 9, source: 't' },
+  ]);
+  const { body } = await m.scrape();
+  const drops = body.split('\n').filter((l) => l.startsWith('dropmon_drops_total{'));
+  const value = (loc: string) => drops.filter((l) => l.includes(`location="${loc}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  assert.equal(value('0xffffffff81000000'), 101);
+  assert.equal(value('0xffffffff81001000'), 50);
+  assert.equal(value('0xffffffff81002000'), 10);
+  assert.equal(value(OTHER), 5 + 1 + 7 + 5 + 5, 'beyond the top 3, and the overflow of both intervals');
+  assert.equal(new Set(drops.map((l) => /location="([^"]+)"/.exec(l)![1])).size, 4);
+  assert.match(body, /^dropmon_lost_events_total\{cause="ring-buffer overrun cpu"\} 7$/m, 'CPU numbers folded');
+  const stats = body.split('\n').filter((l) => l.startsWith('dropmon_kernel_stat{'));
+  assert.equal(stats.length, 2, 'bounded by maxCounterSeries; traffic counters left out');
+  assert.ok(!body.includes('rx_packets'));
+  try {
+    execFileSync('promtool', ['check', 'metrics'], { input: body, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { code?: string; stdout?: Buffer; stderr?: Buffer };
+    assert.fail(e.code === 'ENOENT' ? 'promtool (Debian package prometheus) is missing' : `promtool: ${String(e.stdout)}${String(e.stderr)}`);
+  }
+});
+
+test('SSE: a client that does not read is dropped; the others and the sender go on', async () => {
+  const hub = new SseHub({ maxBufferBytes: 256 * 1024, heartbeatMs: 60_000 });
+  const server = createServer((req, res) => hub.accept(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const open = (read: boolean) =>
+    new Promise<{ bytes: () => number; destroy: () => void }>((resolve) => {
+      let bytes = 0;
+      const req = request({ host: '127.0.0.1', port, path: '/' }, (res) => {
+        res.on('error', () => undefined);
+        if (read) res.on('data', (c: Buffer) => (bytes += c.length));
+        else res.pause();
+        resolve({ bytes: () => bytes, destroy: () => req.destroy() });
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+  const clients: { destroy: () => void }[] = [];
+  try {
+    const reader = await open(true);
+    const sleeper = await open(false);
+    clients.push(reader, sleeper);
+    assert.equal(hub.size, 2);
+    const payload = { text: 'x'.repeat(16 * 1024) };
+    const t0 = performance.now();
+    let worst = 0;
+    for (let i = 0; i < 400 && hub.dropped === 0; i++) {
+      const a = performance.now();
+      hub.broadcast('interval', payload);
+      worst = Math.max(worst, performance.now() - a);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(hub.dropped, 1, 'the sleeping client was dropped');
+    assert.ok(worst < 50, `a broadcast never waits for a client (worst ${worst.toFixed(1)} ms)`);
+    assert.equal(hub.size, 1);
+    hub.broadcast('interval', { last: true });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(reader.bytes() > 256 * 1024, 'the reading client got everything');
+    assert.ok(performance.now() - t0 < 10_000);
+  } finally {
+    for (const c of clients) c.destroy();
+    hub.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});
