@@ -2,15 +2,11 @@
 /** dropmon's entry point: dispatch to a command, turn errors into messages and exit codes. */
 import { readFileSync } from 'node:fs';
 import { DropmonError } from '../core/errors.js';
-import { watchCommand } from './watch.js';
-import { netdmCommand } from './netdm.js';
-import { countersCommand } from './counters.js';
-import { diagnoseCommand } from './diagnose.js';
-import { explainCommand } from './explain.js';
-import { recordCommand } from './record.js';
-import { reportCommand } from './report.js';
-import { serveCommand } from './serve.js';
 import { runCleanups } from './lifecycle.js';
+
+// Commands are imported when they run: each pulls in its own sources and
+// outputs (BPF, SQLite, the HTTP server), and loading all of them costs every
+// command a noticeable start-up, most of all on small or emulated machines.
 
 const HELP = `Usage: dropmon <command> [options]
 
@@ -55,21 +51,21 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`dropmon ${version()}\n`);
       return 0;
     case 'watch':
-      return watchCommand(rest);
+      return (await import('./watch.js')).watchCommand(rest);
     case 'netdm':
-      return netdmCommand(rest);
+      return (await import('./netdm.js')).netdmCommand(rest);
     case 'counters':
-      return countersCommand(rest);
+      return (await import('./counters.js')).countersCommand(rest);
     case 'diagnose':
-      return diagnoseCommand(rest);
+      return (await import('./diagnose.js')).diagnoseCommand(rest);
     case 'explain':
-      return explainCommand(rest);
+      return (await import('./explain.js')).explainCommand(rest);
     case 'record':
-      return recordCommand(rest);
+      return (await import('./record.js')).recordCommand(rest);
     case 'report':
-      return reportCommand(rest);
+      return (await import('./report.js')).reportCommand(rest);
     case 'serve':
-      return serveCommand(rest);
+      return (await import('./serve.js')).serveCommand(rest);
     default:
       process.stderr.write(`dropmon: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
       return 2;
