@@ -2,16 +2,21 @@
  * Bounded by construction: the metrics' label budget (top-N locations, the
  * rest "other", series never disappear) checked with promtool, and the
  * event stream dropping a client that does not read instead of buffering
- * for it without end.
+ * for it without end. And the Grafana dashboard's queries, checked against
+ * the metrics that exist.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
 import { loadKnowledge } from '../../src/core/knowledge.js';
 import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
 import { SseHub } from '../../src/service/sse.js';
+import { PROJECT_ROOT } from '../helpers/dropgen.js';
 
 function report(points: DropPoint[], lost: [string, number][] = []): IntervalReport {
   return {
@@ -104,5 +109,28 @@ test('SSE: a client that does not read is dropped; the others and the sender go 
     hub.close();
     server.closeAllConnections();
     server.close();
+  }
+});
+
+test('the Grafana dashboard: valid JSON, every query parses (promtool) and uses only metrics dropmon exports', () => {
+  const dash = JSON.parse(readFileSync(join(PROJECT_ROOT, 'contrib', 'grafana-dropmon.json'), 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 10);
+  const known = /^(dropmon_(drops_total|lost_events_total|kernel_stat|intervals_total|source_up|recording_bytes)|process_[a-z_]+)$/;
+  for (const e of exprs) for (const m of e.matchAll(/\b(dropmon_[a-z_]+|process_[a-z_]+)\b/g)) assert.match(m[1], known, `${m[1]} in ${e}`);
+  // Grafana's variables replaced by what they expand to, then checked as recording rules.
+  const concrete = exprs.map((e) => e.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$instance', '.*').replaceAll('$reason', '.*'));
+  const rules = ['groups:', '  - name: grafana', '    rules:', ...concrete.map((e, i) => `      - record: dropmon:panel${i}\n        expr: ${JSON.stringify(e)}`)].join('\n');
+  const dir = mkdtempSync(join(tmpdir(), 'dropmon-grafana-'));
+  try {
+    writeFileSync(join(dir, 'rules.yml'), rules + '\n');
+    execFileSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stdout?: Buffer; stderr?: Buffer };
+    assert.fail(`promtool check rules: ${String(e.stdout ?? '')}${String(e.stderr ?? '')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
