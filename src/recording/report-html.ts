@@ -206,7 +206,7 @@ export function formatReportHtml(r: RecordingReport): string {
     );
 
   let diag: string;
-  if (r.diagnosis === null) diag = '<p class="muted">Not available (no diagnosis engine in this build).</p>';
+  if (r.diagnosis === null) diag = '<p class="muted">Not available (no diagnosis engine or knowledge base).</p>';
   else if (r.diagnosis.findings.length === 0) diag = '<p class="muted">Nothing to diagnose.</p>';
   else
     diag = r.diagnosis.findings

@@ -105,7 +105,7 @@ export function formatReportText(r: RecordingReport): string {
   }
 
   out.push('', 'Diagnosis');
-  if (r.diagnosis === null) out.push('  not available (no diagnosis engine in this build)');
+  if (r.diagnosis === null) out.push('  not available (no diagnosis engine or knowledge base)');
   else if (r.diagnosis.findings.length === 0) out.push('  nothing to diagnose');
   else
     for (const f of r.diagnosis.findings) {
