@@ -10,26 +10,16 @@
  * one. Readers therefore use /proc/thread-self/net, which follows the thread.
  */
 import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { DropmonError, UsageError } from '../core/errors.js';
+import { loadLibc } from './libc.js';
 
 const CLONE_NEWNET = 0x40000000;
 
 let setnsFn: ((fd: number, nstype: number) => number) | undefined;
-let errnoFn: (() => number) | undefined;
 
 function loadSetns(): (fd: number, nstype: number) => number {
-  if (setnsFn) return setnsFn;
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (err) {
-    throw new DropmonError(`cannot switch network namespace: the koffi module cannot be loaded (${(err as Error).message})`, 'reinstall dropmon: npm ci');
-  }
-  const f = koffi.load('libc.so.6').func('int setns(int, int)') as (fd: number, nstype: number) => number;
-  errnoFn = () => koffi.errno();
-  setnsFn = f;
-  return f;
+  setnsFn ??= loadLibc('switching network namespaces').lib.func('int setns(int, int)') as (fd: number, nstype: number) => number;
+  return setnsFn;
 }
 
 /** A network namespace the user named, resolved to a file that setns() accepts. */
@@ -106,7 +96,7 @@ export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T 
   }
   try {
     if (setns(fd, CLONE_NEWNET) !== 0) {
-      const e = errnoFn?.() ?? 0;
+      const e = loadLibc('switching network namespaces').errno();
       closeSync(home);
       throw new DropmonError(
         `cannot enter the network namespace ${target.spec}: ${e === 1 ? 'permission denied' : e === 22 ? 'not a network namespace' : `errno ${e}`}`,
@@ -125,7 +115,7 @@ export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T 
   const rc = setns(home, CLONE_NEWNET);
   closeSync(home);
   // Staying in the wrong namespace would silently mislabel everything read later.
-  if (rc !== 0) throw new DropmonError(`cannot return to dropmon's own network namespace (errno ${errnoFn?.() ?? 0})`);
+  if (rc !== 0) throw new DropmonError(`cannot return to dropmon's own network namespace (errno ${loadLibc('switching network namespaces').errno()})`);
   if (!outcome.ok) throw outcome.error;
   return outcome.value;
 }

@@ -14,7 +14,7 @@
  * koffi already provides.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadLibc } from '../libc.js';
 import { DropmonError } from '../../core/errors.js';
 import {
   NLMSG_DONE,
@@ -56,7 +56,7 @@ const ERRNO_NAMES: Record<number, string> = {
 };
 export const errnoName = (n: number): string => ERRNO_NAMES[Math.abs(n)] ?? `errno ${Math.abs(n)}`;
 
-interface Libc {
+interface NetlinkLibc {
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Uint8Array, len: number): number;
   setsockopt(fd: number, level: number, name: number, val: Uint8Array, len: number): number;
@@ -68,17 +68,11 @@ interface Libc {
   errno(): number;
 }
 
-let libc: Libc | undefined;
+let libc: NetlinkLibc | undefined;
 
-function loadLibc(): Libc {
+function netlinkLibc(): NetlinkLibc {
   if (libc) return libc;
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (err) {
-    throw new DropmonError(`netlink is unavailable: the koffi module cannot be loaded (${(err as Error).message})`, 'reinstall dropmon: npm ci');
-  }
-  const lib = koffi.load('libc.so.6');
+  const { koffi, lib } = loadLibc('netlink');
   const f = (sig: string) => lib.func(sig) as (...args: unknown[]) => number;
   const socket = f('int socket(int, int, int)');
   const bind = f('int bind(int, const uint8_t *, uint32_t)');
@@ -125,7 +119,7 @@ export interface NetlinkSocketOptions {
 }
 
 export class NetlinkSocket {
-  private readonly c: Libc;
+  private readonly c: NetlinkLibc;
   private fd: number;
   private seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
   /** Our port id (assigned by the kernel at bind). */
@@ -138,7 +132,7 @@ export class NetlinkSocket {
     readonly protocol: number,
     opts: NetlinkSocketOptions = {},
   ) {
-    this.c = loadLibc();
+    this.c = netlinkLibc();
     const fd = this.c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd < 0) {
       const e = this.c.errno();

@@ -16,7 +16,7 @@
  * Pause-frame statistics (ETHTOOL_MSG_PAUSE_GET) are not read: pause frames
  * are flow control, not drops.
  */
-import { createRequire } from 'node:module';
+import { loadLibc } from '../../kernel/libc.js';
 import type { CounterReading } from '../../core/counter.js';
 import { DropmonError, ParseError } from '../../core/errors.js';
 import { genlPayload, parseGenl, type GenlFamily } from '../../kernel/netlink/genl.js';
@@ -270,13 +270,7 @@ let ioctlLibc: IoctlLibc | undefined;
 
 function loadIoctlLibc(): IoctlLibc {
   if (ioctlLibc) return ioctlLibc;
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (err) {
-    throw new DropmonError(`ethtool ioctls are unavailable: the koffi module cannot be loaded (${(err as Error).message})`, 'reinstall dropmon: npm ci');
-  }
-  const lib = koffi.load('libc.so.6');
+  const { koffi, lib } = loadLibc('ethtool ioctls');
   const socket = lib.func('int socket(int, int, int)') as (a: number, b: number, c: number) => number;
   // ioctl() is variadic: declared so, the call follows the variadic convention
   const ioctlv = lib.func('int ioctl(int, unsigned long, ...)') as (a: number, b: number, t: string, c: Uint8Array) => number;
