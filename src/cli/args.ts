@@ -1,4 +1,5 @@
 /** Small helpers to validate command-line values with messages that say what was expected. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../core/errors.js';
 
 export function parseSeconds(flag: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -19,4 +20,21 @@ export function parseCount(flag: string, v: string | undefined, min: number, max
 /** Values of a repeatable flag, each also split on commas: --reason a,b --reason c. */
 export function listValues(v: string[] | undefined): string[] {
   return (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+}
+
+/**
+ * node:util parseArgs with dropmon's usage errors: the first line of Node's
+ * message and where to look ("see 'dropmon counters --help'"), exit status 2.
+ */
+export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig['options']>, const P extends boolean = false>(
+  command: string,
+  argv: string[],
+  options: O,
+  allowPositionals?: P,
+) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: (allowPositionals ?? false) as P, strict: true });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err), `see 'dropmon ${command} --help'`);
+  }
 }

@@ -2,14 +2,13 @@
  * `dropmon counters`: every kernel counter that counts drops, in one place,
  * grouped by layer, each with what it means; --watch shows what moves.
  */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { loadKnowledge } from '../core/knowledge.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler, takeSnapshot, type SnapshotOptions } from '../sources/counters/snapshot.js';
 import { counterTableJson, deltasJson, formatCounterTable, formatDeltas, selectCounters, selectDeltas } from '../outputs/counters.js';
-import { parseSeconds } from './args.js';
+import { parseSeconds, parseCommandArgs } from './args.js';
 import { onStopSignal } from './lifecycle.js';
 
 export const COUNTERS_HELP = `Usage: dropmon counters [options]
@@ -36,26 +35,17 @@ Exit status: 0 success, 1 runtime error, 2 usage error.
 `;
 
 export async function countersCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        all: { type: 'boolean' },
-        json: { type: 'boolean' },
-        netns: { type: 'string' },
-        watch: { type: 'boolean' },
-        interval: { type: 'string', short: 'i' },
-        duration: { type: 'string', short: 'd' },
-        'no-sockets': { type: 'boolean' },
-        'no-ethtool': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon counters --help'");
-  }
+  const parsed = parseCommandArgs('counters', argv, {
+    all: { type: 'boolean' },
+    json: { type: 'boolean' },
+    netns: { type: 'string' },
+    watch: { type: 'boolean' },
+    interval: { type: 'string', short: 'i' },
+    duration: { type: 'string', short: 'd' },
+    'no-sockets': { type: 'boolean' },
+    'no-ethtool': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const v = parsed.values;
   if (v.help) {
     process.stdout.write(COUNTERS_HELP);

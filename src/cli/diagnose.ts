@@ -3,7 +3,6 @@
  * wrong: causes ranked by the packets they cost, each with its evidence (drop
  * points, counters that moved), what to check and what to change.
  */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import type { IntervalReport } from '../core/aggregator.js';
 import { correlate } from '../core/correlate.js';
@@ -20,7 +19,7 @@ import { BpfDropSource } from '../sources/bpf/source.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
 import type { DropSource } from '../core/drop.js';
 import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
-import { parseCount, parseSeconds } from './args.js';
+import { parseCount, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 
 export const DIAGNOSE_HELP = `Usage: dropmon diagnose [options]
@@ -49,25 +48,16 @@ runtime error, 2 on bad usage.
 `;
 
 export async function diagnoseCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        duration: { type: 'string', short: 'd' },
-        interval: { type: 'string', short: 'i' },
-        netns: { type: 'string' },
-        source: { type: 'string' },
-        top: { type: 'string' },
-        'quiet-benign': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon diagnose --help'");
-  }
+  const parsed = parseCommandArgs('diagnose', argv, {
+    duration: { type: 'string', short: 'd' },
+    interval: { type: 'string', short: 'i' },
+    netns: { type: 'string' },
+    source: { type: 'string' },
+    top: { type: 'string' },
+    'quiet-benign': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const v = parsed.values;
   if (v.help) {
     process.stdout.write(DIAGNOSE_HELP);

@@ -4,8 +4,8 @@
  * Exact names (any spelling the kernel or a tool prints) are answered
  * directly; anything else gets the closest entry and "did you mean" others.
  */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { parseCommandArgs } from './args.js';
 import { ENTRY_KINDS, loadKnowledge, type EntryKind, type KnowledgeBase, type KnowledgeEntry } from '../core/knowledge.js';
 
 export const EXPLAIN_HELP = `Usage: dropmon explain NAME [--kind KIND] [--json]
@@ -43,21 +43,12 @@ const SUGGESTIONS = 5;
 const WIDTH = 80;
 
 export async function explainCommand(argv: string[], out: Writable = process.stdout, err: Writable = process.stderr): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        kind: { type: 'string' },
-        list: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0], "see 'dropmon explain --help'");
-  }
+  const parsed = parseCommandArgs('explain', argv, {
+    json: { type: 'boolean' },
+    kind: { type: 'string' },
+    list: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, true);
   const v = parsed.values;
   if (v.help) {
     out.write(EXPLAIN_HELP);

@@ -2,11 +2,10 @@
  * `dropmon netdm status|stats|stop`: look at and reset the kernel's NET_DM
  * state, which is global to the host and outlives the programs that set it.
  */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { NetdmClient } from '../sources/netdm/client.js';
 import type { AlertMode } from '../sources/netdm/protocol.js';
-import { parseCount } from './args.js';
+import { parseCount, parseCommandArgs } from './args.js';
 
 export const NETDM_HELP = `Usage: dropmon netdm <status|config|stats|stop> [options] [--json]
 
@@ -20,24 +19,15 @@ Reading needs no privilege; "monitoring on?", config changes and stop need CAP_N
 `;
 
 export async function netdmCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        sw: { type: 'boolean' },
-        hw: { type: 'boolean' },
-        mode: { type: 'string' },
-        trunc: { type: 'string' },
-        queue: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon netdm --help'");
-  }
+  const parsed = parseCommandArgs('netdm', argv, {
+    json: { type: 'boolean' },
+    sw: { type: 'boolean' },
+    hw: { type: 'boolean' },
+    mode: { type: 'string' },
+    trunc: { type: 'string' },
+    queue: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, true);
   const [action, ...extra] = parsed.positionals;
   if (parsed.values.help || action === undefined) {
     process.stdout.write(NETDM_HELP);

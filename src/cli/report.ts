@@ -3,7 +3,6 @@
  * self-contained HTML page. Reads the file only.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { openRecording, type TimeRange } from '../recording/recording.js';
 import { buildReport, type CounterClassifier, type DiagnoseFn } from '../recording/report.js';
@@ -11,7 +10,7 @@ import { formatReportText } from '../recording/report-text.js';
 import { formatReportHtml } from '../recording/report-html.js';
 import { counterClassifier, recordingDiagnosis } from '../recording/knowledge-adapter.js';
 import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
-import { parseCount } from './args.js';
+import { parseCount, parseCommandArgs } from './args.js';
 
 export const REPORT_HELP = `Usage: dropmon report FILE [--json | --html] [-o OUT] [--from T] [--to T] [--top N]
 
@@ -118,27 +117,17 @@ function knowledge(): KnowledgeBase | undefined {
 }
 
 export async function reportCommand(argv: string[], hooks: ReportHooks = {}): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        json: { type: 'boolean' },
-        html: { type: 'boolean' },
-        output: { type: 'string', short: 'o' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        top: { type: 'string' },
-        buckets: { type: 'string' },
-        'all-counters': { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0], "see 'dropmon report --help'");
-  }
+  const parsed = parseCommandArgs('report', argv, {
+    help: { type: 'boolean', short: 'h' },
+    json: { type: 'boolean' },
+    html: { type: 'boolean' },
+    output: { type: 'string', short: 'o' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    top: { type: 'string' },
+    buckets: { type: 'string' },
+    'all-counters': { type: 'boolean' },
+  }, true);
   const v = parsed.values;
   if (v.help) {
     process.stdout.write(REPORT_HELP);
