@@ -12,7 +12,7 @@
  * would show dropmon's own namespace whatever the thread joined.
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { UsageError } from '../core/errors.js';
+import { DropmonError, UsageError } from '../core/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
 import { withNetns, type NetnsTarget } from './setns.js';
@@ -68,11 +68,12 @@ export function listInterfaces(): Map<number, string> {
   try {
     const seq = sock.nextSeq();
     sock.send(encodeMessage({ type: RTM_GETLINK, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, pid: 0 }, new Uint8Array(IFINFOMSG)));
-    const deadline = Date.now() + 2000;
+    const deadline = Date.now() + 5000;
     for (;;) {
       const dgram = sock.receive();
       if (!dgram) {
-        if (Date.now() > deadline) return out;
+        // A partial list would be cached as the truth: a slow dump is an error instead.
+        if (Date.now() > deadline) throw new DropmonError('the interface list (RTM_GETLINK dump) did not complete in 5 s');
         sock.waitReadable(50);
         continue;
       }
@@ -93,6 +94,8 @@ export class Attribution {
   private byInode = new Map<number, NetnsInfo>();
   private lastScan = 0;
   private readonly links = new Map<number, { names: Map<number, string>; at: number }>();
+  /** When a namespace's interface list last failed: retried after REFRESH_MS, not on every lookup. */
+  private readonly linkFailures = new Map<number, number>();
   readonly initInode: number | undefined;
   readonly ownInode: number | undefined;
 
@@ -185,9 +188,15 @@ export class Attribution {
   ifname(inode: number, ifindex: number): string | undefined {
     if (ifindex <= 0) return undefined;
     let entry = this.links.get(inode);
-    if (!entry?.names.has(ifindex) && (!entry || Date.now() - entry.at >= REFRESH_MS)) {
+    const now = Date.now();
+    const stale = !entry || now - entry.at >= REFRESH_MS;
+    const failedRecently = now - (this.linkFailures.get(inode) ?? -Infinity) < REFRESH_MS;
+    if (!entry?.names.has(ifindex) && stale && !failedRecently) {
       const names = this.dumpLinks(inode);
-      if (names) this.links.set(inode, (entry = { names, at: Date.now() }));
+      if (names) {
+        this.links.set(inode, (entry = { names, at: Date.now() }));
+        this.linkFailures.delete(inode);
+      } else this.linkFailures.set(inode, Date.now());
     }
     return entry?.names.get(ifindex);
   }

@@ -86,11 +86,12 @@ describe('BPF source: real drops', skip(), () => {
     assert.equal(rxB, 300, 'the kernel counted them on the receiving veth');
     assert.equal(rxA, 200);
     const pointB = ds.find((d) => d.netns === inoB)!;
-    assert.equal(pointB.netns_name, b.name);
-    assert.equal(pointB.ifname, 'dmbb0');
+    const shown = JSON.stringify(ds.filter((d) => d.netns === inoA || d.netns === inoB));
+    assert.equal(pointB.netns_name, b.name, shown);
+    assert.equal(pointB.ifname, 'dmbb0', shown);
     assert.equal(pointB.reason, 'UNHANDLED_PROTO');
     assert.match(pointB.function ?? '', /^__netif_receive_skb_core/);
-    assert.equal(ds.find((d) => d.netns === inoA)!.ifname, 'dmba0');
+    assert.equal(ds.find((d) => d.netns === inoA)!.ifname, 'dmba0', shown);
   });
 
   test('--netns and --interface filter in the kernel; text lines name the device and the namespace', async () => {
