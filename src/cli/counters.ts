@@ -77,7 +77,8 @@ export async function countersCommand(argv: string[]): Promise<number> {
   }
 
   // --watch: a baseline, then what moved each interval, until a signal or the duration.
-  const sampler = new CounterSampler({ ...options, sockets: v['no-sockets'] ? 'none' : 'all' });
+  // Sockets without drops cannot add any: one that starts dropping later counts from zero.
+  const sampler = new CounterSampler({ ...options, sockets: v['no-sockets'] ? 'none' : 'drops' });
   const first = sampler.baseline();
   for (const e of first.errors) process.stderr.write(`dropmon: not read: ${e}\n`);
   process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
