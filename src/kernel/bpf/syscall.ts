@@ -103,7 +103,8 @@ export function possibleCpus(text: string): number {
 
 /** A BPF map held by its file descriptor, with scratch memory for keys and values. */
 export class BpfMap {
-  readonly fd: number;
+  /** The map's file descriptor; -1 once closed. */
+  fd: number;
   private readonly attr = new NativeMemory(72);
   readonly key: NativeMemory;
   readonly nextKey: NativeMemory;
@@ -255,7 +256,7 @@ export class BpfMap {
 
   close(): void {
     closeFd(this.fd);
-    (this as { fd: number }).fd = -1;
+    this.fd = -1;
     for (const m of [this.attr, this.key, this.nextKey, this.value]) m.free();
     if (this.batch) for (const m of [this.batch.keys, this.batch.values, this.batch.inToken, this.batch.outToken, this.batch.attr]) m.free();
     this.batch = undefined;
