@@ -36,7 +36,7 @@ import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifi
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
 import { ServiceMetrics } from './metrics.js';
-import { planSource, readKernelTables, type KernelTables } from './source.js';
+import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
 import { dropmonVersion } from './version.js';
 
 export type ServiceState = 'running' | 'stopped';
@@ -296,6 +296,18 @@ export class DropService extends EventEmitter {
     const c = this.config_;
     const table = c.filters.locations.length ? await this.kallsyms : undefined;
     const plan = planSource(c, this.tables, table);
+    try {
+      await this.launch(c, plan, why);
+    } catch (err) {
+      // auto picked BPF, which can still fail to load (a verifier or memory limit of this host):
+      // a service had better watch through tracefs than not at all.
+      if (c.source !== 'auto' || plan.choice.name !== 'bpf') throw err;
+      this.warn(`the BPF source cannot start (${(err as Error).message}); using tracefs`);
+      await this.launch(c, planSource({ ...c, source: 'tracefs' }, this.tables, table), why);
+    }
+  }
+
+  private async launch(c: ServiceConfig, plan: SourcePlan, why: string): Promise<void> {
     let sampler: CounterSampler | undefined;
     if (c.counters.enabled) {
       sampler = new CounterSampler({
