@@ -15,10 +15,11 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
-import { withNetns, type NetnsTarget } from './setns.js';
+import { NETNS_BIND_DIRS, resolveNetns, withNetns, type NetnsTarget } from './setns.js';
+
+export { NETNS_BIND_DIRS };
 
 /** Where `ip netns` (/run/netns, /var/run/netns) and Docker keep namespace bind mounts. */
-export const NETNS_BIND_DIRS = ['/run/netns', '/var/run/netns', '/var/run/docker/netns', '/run/docker/netns'];
 
 export interface NetnsInfo {
   readonly inode: number;
@@ -229,26 +230,14 @@ const MIN_INODE = 1 << 22;
  */
 export function resolveNetnsSpec(spec: string): NetnsTarget {
   const s = spec.trim();
-  if (!s) throw new UsageError('--netns needs a namespace name, inode number, process id or path');
-  const paths: string[] = [];
-  if (s.includes('/')) paths.push(s);
-  else if (/^\d+$/.test(s) && Number(s) >= MIN_INODE) {
+  // An inode number (as JSON output and ls -iL show it): whatever bind mount or process refers to it.
+  if (/^\d+$/.test(s) && Number(s) >= MIN_INODE) {
     const inode = Number(s);
     const info = attribution().netns(inode);
     if (!info?.path) throw new UsageError(`--netns ${s}: no namespace with inode ${s} (no bind mount or process refers to it)`);
     return { spec: s, path: info.path, inode };
-  } else if (/^\d+$/.test(s)) paths.push(`/proc/${s}/ns/net`);
-  else for (const d of NETNS_BIND_DIRS) paths.push(`${d}/${s}`);
-  for (const path of paths) {
-    try {
-      if (path.startsWith('/proc/') && netnsInodeOfLink(readlinkSync(path)) === undefined) continue;
-      return { spec: s, path, inode: statSync(path).ino };
-    } catch {
-      continue;
-    }
   }
-  const why = /^\d+$/.test(s) ? `no process ${s}` : s.includes('/') ? `no namespace file ${s}` : `no namespace named ${s} (ip netns list shows the names)`;
-  throw new UsageError(`--netns ${s}: ${why}`);
+  return resolveNetns(s);
 }
 
 /** The index of interface `name` inside `target` (dropmon's own namespace when undefined). */

@@ -32,8 +32,8 @@ export interface NetnsTarget {
   readonly inode: number;
 }
 
-/** Directories where `ip netns` (and Docker) keep namespace bind mounts. */
-const NETNS_DIRS = ['/run/netns', '/var/run/netns'];
+/** Directories where `ip netns` and Docker keep namespace bind mounts. */
+export const NETNS_BIND_DIRS = ['/run/netns', '/var/run/netns', '/var/run/docker/netns', '/run/docker/netns'];
 
 /**
  * Resolve `--netns NAME|PID|PATH`: an `ip netns` name, a process id whose
@@ -45,7 +45,7 @@ export function resolveNetns(spec: string): NetnsTarget {
   const candidates: string[] = [];
   if (s.includes('/')) candidates.push(s);
   else if (/^\d+$/.test(s)) candidates.push(`/proc/${s}/ns/net`);
-  else for (const d of NETNS_DIRS) candidates.push(`${d}/${s}`);
+  else for (const d of NETNS_BIND_DIRS) candidates.push(`${d}/${s}`);
   for (const path of candidates) {
     let st;
     try {
