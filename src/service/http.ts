@@ -120,6 +120,20 @@ function isLoopbackHostHeader(host: string | undefined): boolean {
   return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
+/**
+ * A valid request that this host cannot carry out (no NET_DM in the kernel, BPF
+ * refused): 409, with the source's own explanation, rather than a 500 that
+ * suggests a bug.
+ */
+async function hostRefuses(p: Promise<void>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof DropmonError && !(err instanceof ConfigError)) throw new HttpError(409, err.message + (err.hint ? ` (${err.hint})` : ''));
+    throw err;
+  }
+}
+
 function entryJson(e: KnowledgeEntry): Record<string, unknown> {
   const { file: _file, ...rest } = e;
   return rest;
@@ -292,12 +306,12 @@ export class ApiServer {
         const body = await this.body(req);
         if (body === undefined) throw new HttpError(400, 'PUT /api/v1/config needs a JSON object with the keys to change');
         const next = applyRuntimeChange(s.config, body);
-        await s.reconfigure(next, 'config');
+        await hostRefuses(s.reconfigure(next, 'config'));
         return this.json(res, 200, publicConfig(s.config));
       }
       case 'POST /api/v1/start':
         await this.body(req);
-        await s.start('start');
+        await hostRefuses(s.start('start'));
         return this.json(res, 200, s.status());
       case 'POST /api/v1/stop':
         await this.body(req);

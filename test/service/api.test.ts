@@ -14,6 +14,18 @@ import { kernelSkipReason } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
 import { runDropgen } from '../helpers/dropgen.js';
 import { Served, readEvents } from './serve-helper.js';
+import { NetdmClient } from '../../src/sources/netdm/client.js';
+
+/** Does this kernel have NET_DM (the generic netlink family of drop_monitor)? */
+function netdmPresent(): boolean {
+  try {
+    const c = NetdmClient.tryOpen();
+    c?.close();
+    return c !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 const SKIP = kernelSkipReason();
 
@@ -191,6 +203,13 @@ describe('serve: API with real drops', { skip: SKIP }, () => {
       const r = await s.call('PUT', '/api/v1/config', body);
       assert.equal(r.status, status, JSON.stringify(body).slice(0, 80));
       assert.match(r.json.error, re);
+    }
+    if (!netdmPresent()) {
+      // A valid change the host cannot carry out: refused, and the running source goes on.
+      const netdm = await s.call('PUT', '/api/v1/config', { source: 'netdm' });
+      assert.equal(netdm.status, 409, netdm.text);
+      assert.match(netdm.json.error, /NET_DM/);
+      assert.equal((await s.get('/api/v1/config')).json.source, 'auto');
     }
     const wrongType = await s.call('PUT', '/api/v1/config', '{"counters": true}', { 'content-type': 'text/plain' });
     assert.equal(wrongType.status, 415);
