@@ -17,7 +17,7 @@
  */
 import { hostname } from 'node:os';
 import type { IntervalReport } from '../core/aggregator.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeView } from '../core/correlate.js';
 import type { AlertRule, WebhookConfig } from './config.js';
 
 export type AlertStatus = 'firing' | 'resolved';
@@ -45,7 +45,7 @@ interface RuleState {
 }
 
 /** What an interval says about one rule: its rate per second. */
-export function ruleRate(rule: AlertRule, r: IntervalReport, kb: KnowledgeBase | undefined, ifnames?: ReadonlyMap<number, string>): number {
+export function ruleRate(rule: AlertRule, r: IntervalReport, kb: Pick<KnowledgeView, 'counter'> | undefined, ifnames?: ReadonlyMap<number, string>): number {
   const seconds = Math.max(0.001, (r.end - r.start) / 1000);
   let n = 0;
   switch (rule.kind) {
@@ -90,7 +90,7 @@ export class AlertEngine {
   constructor(
     private rules: readonly AlertRule[],
     private readonly notifiers: readonly Notifier[],
-    private readonly kb?: KnowledgeBase,
+    private readonly kb?: Pick<KnowledgeView, 'counter'>,
   ) {}
 
   /** New rules (reload): rules that keep their name keep their state. */

@@ -7,7 +7,7 @@
  * does not grow with the number of dashboards open.
  */
 import type { DropPoint, IntervalReport } from '../core/aggregator.js';
-import type { Correlation } from '../core/correlate.js';
+import type { Correlation, KnowledgeView } from '../core/correlate.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { describePoint } from '../outputs/describe.js';
@@ -95,10 +95,11 @@ function correlationJson(c: Correlation): IntervalJson['correlation'] {
   };
 }
 
-export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined, kb: KnowledgeBase): IntervalJson {
+/** `view` answers the per-counter questions (a cached view of `kb`, see knowledge-view.ts). */
+export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined, kb: KnowledgeBase, view: KnowledgeView = kb): IntervalJson {
   const seconds = (r.end - r.start) / 1000;
   const counters = r.counters
-    ? selectDeltas(r.counters, kb, false)
+    ? selectDeltas(r.counters, view, false)
         .sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta))
         .slice(0, MAX_COUNTERS)
         .map((c) => ({ name: c.name, scope: c.scope, layer: c.layer, delta: c.delta, rate: round(c.rate), value: c.value, class: c.class, meaning: c.meaning }))

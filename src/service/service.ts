@@ -19,7 +19,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import type { IntervalReport } from '../core/aggregator.js';
-import { correlate } from '../core/correlate.js';
+import { correlate, type KnowledgeView } from '../core/correlate.js';
 import type { CounterDelta } from '../core/counter.js';
 import type { DropSource } from '../core/drop.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
@@ -35,6 +35,7 @@ import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapsh
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
+import { cachedKnowledgeView } from './knowledge-view.js';
 import { ServiceMetrics } from './metrics.js';
 import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
 import { dropmonVersion } from './version.js';
@@ -108,6 +109,8 @@ function intervalsIn(file: string): number {
 
 export class DropService extends EventEmitter {
   readonly kb: KnowledgeBase;
+  /** The knowledge base's per-counter answers, remembered (asked every interval). */
+  private readonly kbView: KnowledgeView;
   readonly symbols = new Symbolizer();
   readonly metrics: ServiceMetrics;
   private readonly alerts: AlertEngine;
@@ -133,6 +136,7 @@ export class DropService extends EventEmitter {
     this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
     this.kb = opts.kb ?? loadKnowledge();
+    this.kbView = cachedKnowledgeView(this.kb);
     this.tables = readKernelTables();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
@@ -149,7 +153,7 @@ export class DropService extends EventEmitter {
     this.metrics = new ServiceMetrics(this.config_.metrics, this.kb, this.symbols);
     const log = new LogNotifier(opts.alertLog);
     const fanout: Notifier = { notify: (e) => this.notifyAlert(e) };
-    this.alerts = new AlertEngine(this.config_.alerts.rules, [log, fanout], this.kb);
+    this.alerts = new AlertEngine(this.config_.alerts.rules, [log, fanout], this.kbView);
     this.setWebhooks();
     this.metrics.setSourceUp(false);
   }
@@ -179,7 +183,7 @@ export class DropService extends EventEmitter {
 
   /** The dropmon_kernel_stat gauge and the API's counter list: drop-related non-zero counters. */
   shownCounters(): ReturnType<typeof selectCounters> {
-    return this.snapshot ? selectCounters(this.snapshot.readings, this.kb, false) : [];
+    return this.snapshot ? selectCounters(this.snapshot.readings, this.kbView, false) : [];
   }
 
   status(): ServiceStatus {
@@ -407,23 +411,24 @@ export class DropService extends EventEmitter {
       this.samplerFailing = true;
       return r;
     }
-    return { ...r, counters: deltas, correlation: correlate(r.points, deltas, this.kb) };
+    return { ...r, counters: deltas, correlation: correlate(r.points, deltas, this.kbView) };
   }
 
   private onInterval(r: IntervalReport, recorder: Recorder | undefined): void {
     this.totals.drops += r.drops;
     this.totals.lost += r.lostTotal;
     this.totals.intervals++;
-    const json = intervalJson(r, this.symbols, this.kb);
+    const json = intervalJson(r, this.symbols, this.kb, this.kbView);
+    // Drop-related counters only, for memory and the recording: traffic counters move every
+    // interval and say nothing about drops (alerts and metrics still see every delta).
+    const dropCounters = r.counters ? selectDeltas(r.counters.filter((d) => !d.gauge && d.delta !== 0), this.kbView, false) : undefined;
     const keep = this.config_.memoryIntervals;
     this.recentJson.push(json);
-    this.recentReports.push(r);
+    this.recentReports.push(dropCounters ? { ...r, counters: dropCounters } : r);
     if (this.recentJson.length > keep) this.recentJson.splice(0, this.recentJson.length - keep);
     if (this.recentReports.length > keep) this.recentReports.splice(0, this.recentReports.length - keep);
     if (recorder) {
-      // Drop-related counters only: traffic counters move every interval and say nothing about drops.
-      const counters = r.counters ? selectDeltas(r.counters.filter((d) => !d.gauge && d.delta !== 0), this.kb, false) : undefined;
-      recorder.record({ interval: r, ...(counters ? { counters } : {}) });
+      recorder.record({ interval: r, ...(dropCounters ? { counters: dropCounters } : {}) });
       this.updateRecorderStats(recorder);
     }
     this.metrics.interval(r);
