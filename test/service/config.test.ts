@@ -21,6 +21,7 @@ import {
   publicConfig,
   resolveToken,
 } from '../../src/service/config.js';
+import { HttpError, parseTimeParam, tokenMatches } from '../../src/service/http.js';
 import { PROJECT_ROOT } from '../helpers/dropgen.js';
 
 function throwsAt(fn: () => unknown, key: string | RegExp): void {
@@ -150,4 +151,23 @@ test('fuzz: any document gives a config or a ConfigError', () => {
     }),
     { numRuns: Number(process.env.DROPMON_FUZZ_RUNS ?? 2000) },
   );
+});
+
+test('fuzz: query parameters give a time or an HttpError; token comparison never throws', () => {
+  fc.assert(
+    fc.property(fc.option(fc.string({ maxLength: 80 }), { nil: null }), (v) => {
+      try {
+        const t = parseTimeParam('from', v, 1_800_000_000_000);
+        assert.ok(t === undefined || Number.isFinite(t));
+      } catch (err) {
+        if (!(err instanceof HttpError) || err.status !== 400) throw err;
+      }
+    }),
+    { numRuns: Number(process.env.DROPMON_FUZZ_RUNS ?? 2000) },
+  );
+  fc.assert(fc.property(fc.string(), fc.string({ minLength: 1 }), (a, b) => assert.equal(tokenMatches(a, b), a === b)));
+  assert.equal(parseTimeParam('to', '-15m', 1_000_000_000), 1_000_000_000 - 900_000);
+  assert.equal(parseTimeParam('to', '2026-01-01T00:00:00Z', 0), Date.UTC(2026, 0, 1));
+  assert.equal(parseTimeParam('to', '1795641576417', 0), 1795641576417);
+  assert.equal(tokenMatches(undefined, 'x'.repeat(20)), false);
 });
