@@ -27,6 +27,7 @@ export interface EntryKnowledge {
   readonly check?: readonly string[];
   readonly fix?: readonly string[];
   readonly benignWhen?: string;
+  readonly benign?: 'no' | 'usually' | 'sometimes';
   readonly layer?: string;
 }
 

@@ -12,7 +12,7 @@
  */
 import type { DropPoint } from './aggregator.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
-import type { EntryKnowledge, KnowledgeView } from './correlate.js';
+import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './correlate.js';
 
 export type Benignness = 'no' | 'usually' | 'sometimes';
 
@@ -154,7 +154,9 @@ export class Diagnoser {
       const top = d.points[0];
       const symbol = top ? functionOf(top.location) : undefined;
       const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
-      const benign: Benignness = reasonName ? kb.benign(reasonName, symbol) : 'no';
+      // A generic reason explained by a drop counter (a full conntrack table) is as benign as that counter.
+      const refined = reasonName ? this.refinedBy(d, reasonName) : undefined;
+      const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
       return { d, benign, symbol, reasonName, score: d.packets * BENIGN_WEIGHT[benign] };
     });
     // Usually-benign causes come after every other one, whatever their volume.
@@ -194,16 +196,19 @@ export class Diagnoser {
     });
   }
 
+  /** The drop counter that names the real cause behind a generic reason, if one moved with most of its drops. */
+  private refinedBy(d: { packets: number; counters: readonly FindingCounter[] }, reasonName: string): CounterKnowledge | undefined {
+    if (!GENERIC_REASONS.has(reasonName)) return undefined;
+    const c = d.counters.filter((x) => x.delta * 2 >= d.packets && this.kb.counter(x.name)?.drop).sort((a, b) => b.delta - a.delta)[0];
+    return c ? this.kb.counter(c.name) : undefined;
+  }
+
   /** The most specific knowledge: a symbol's entry for an unspecific reason, else the reason's or counter's. */
   private entryFor(d: { key: string; kind: string; packets: number; counters: readonly FindingCounter[] }, reasonName: string | undefined, symbol: string | undefined): EntryKnowledge | undefined {
     const kb = this.kb;
     const sym = symbol ? kb.symbol(symbol) : undefined;
-    if (reasonName && GENERIC_REASONS.has(reasonName)) {
-      const refined = d.counters
-        .filter((c) => c.delta * 2 >= d.packets && kb.counter(c.name)?.drop)
-        .sort((a, b) => b.delta - a.delta)[0];
-      if (refined) return kb.counter(refined.name);
-    }
+    const refined = reasonName ? this.refinedBy(d, reasonName) : undefined;
+    if (refined) return refined;
     if (reasonName) {
       const r = kb.reason(reasonName);
       if (sym && (!r || reasonName === 'NOT_SPECIFIED')) return sym;

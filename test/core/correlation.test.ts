@@ -103,3 +103,12 @@ test('diagnosis: NETFILTER_DROP with conntrack:drop is a full conntrack table', 
   assert.equal(f.key, 'NETFILTER_DROP');
   assert.match(f.cause, /conntrack/i);
 });
+
+test('diagnosis: a full conntrack table outranks fewer closed-port drops (the refined cause is not "sometimes benign")', () => {
+  const dg = new Diagnoser(kb, (a) => (a === 1n ? 'nf_hook_slow+0x7d' : '__udp4_lib_rcv+0x4bc'));
+  dg.add([point('NETFILTER_DROP', 38, 1n), point('NO_SOCKET', 22, 2n)], [delta('conntrack:drop', 38), delta('Udp:NoPorts', 22)], 1);
+  const f = dg.findings();
+  assert.equal(f[0].key, 'NETFILTER_DROP');
+  assert.equal(f[0].benign, 'no');
+  assert.match(f[0].cause, /conntrack/i);
+});
