@@ -24,10 +24,13 @@ import type { CounterReading } from '../core/counter.js';
 import { protocolName } from '../core/drop.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
+import { attribution } from '../kernel/namespaces.js';
 import { counterMeaning } from '../core/counter-meaning.js';
 
 export const OTHER = 'other';
 const MAX_PROTOCOLS = 16;
+/** Network namespaces named in labels (the BPF source attributes drops to them); the rest are "other". */
+const MAX_NETNS = 32;
 const MAX_CAUSES = 32;
 /** Reasons are a kernel enum (~100); this only guards against a misbehaving source. */
 const MAX_REASONS = 256;
@@ -55,7 +58,7 @@ class LabelBudget {
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  private readonly drops: Counter<'reason' | 'location' | 'protocol' | 'origin'>;
+  private readonly drops: Counter<'reason' | 'location' | 'protocol' | 'origin' | 'netns'>;
   private readonly lost: Counter<'cause'>;
   private readonly intervals: Counter;
   private readonly sourceUp: Gauge;
@@ -64,6 +67,7 @@ export class ServiceMetrics {
   private readonly protocols = new LabelBudget(MAX_PROTOCOLS);
   private readonly causes = new LabelBudget(MAX_CAUSES);
   private readonly reasons = new LabelBudget(MAX_REASONS);
+  private readonly namespaces = new LabelBudget(MAX_NETNS);
   private counterReadings: readonly CounterReading[] = [];
 
   constructor(
@@ -75,8 +79,8 @@ export class ServiceMetrics {
     this.locations = new LabelBudget(opts.topLocations);
     this.drops = new Counter({
       name: 'dropmon_drops_total',
-      help: 'Packets dropped by the kernel, by drop reason, kernel function (top N, the rest "other"), protocol and origin.',
-      labelNames: ['reason', 'location', 'protocol', 'origin'],
+      help: 'Packets dropped by the kernel, by drop reason, kernel function (top N, the rest "other"), protocol, origin and network namespace (BPF source; "" when the source cannot tell).',
+      labelNames: ['reason', 'location', 'protocol', 'origin', 'netns'],
       registers,
     });
     this.lost = new Counter({ name: 'dropmon_lost_events_total', help: 'Drop events the source could not receive (buffer overruns), by cause.', labelNames: ['cause'], registers });
@@ -149,11 +153,12 @@ export class ServiceMetrics {
           location: this.locations.label(fn),
           protocol: this.protocols.label(p.protocol ? protocolName(p.protocol) : 'none'),
           origin: p.origin,
+          netns: p.netns === undefined ? '' : this.namespaces.label(attribution().netns(p.netns)?.name ?? String(p.netns)),
         },
         p.count,
       );
     }
-    if (r.overflow.drops > 0) this.drops.inc({ reason: OTHER, location: OTHER, protocol: OTHER, origin: 'software' }, r.overflow.drops);
+    if (r.overflow.drops > 0) this.drops.inc({ reason: OTHER, location: OTHER, protocol: OTHER, origin: 'software', netns: '' }, r.overflow.drops);
     for (const [cause, n] of r.lost) if (n > 0) this.lost.inc({ cause: this.causes.label(cause.replace(/\d+$/, '').trim() || cause) }, n);
   }
 
