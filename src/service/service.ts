@@ -27,7 +27,7 @@ import { loadKnowledge } from '../core/knowledge.js';
 import { Pipeline, type StopReason } from '../core/pipeline.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { resolveNetns } from '../kernel/setns.js';
+import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
@@ -261,7 +261,7 @@ export class DropService extends EventEmitter {
     planSource(c, this.tables, table);
     if (c.counters.enabled && c.counters.netns !== undefined) {
       try {
-        resolveNetns(c.counters.netns);
+        resolveNetnsSpec(c.counters.netns);
       } catch (err) {
         throw new ConfigError(`counters.netns: ${(err as Error).message}`);
       }
@@ -315,7 +315,7 @@ export class DropService extends EventEmitter {
     let sampler: CounterSampler | undefined;
     if (c.counters.enabled) {
       sampler = new CounterSampler({
-        ...(c.counters.netns !== undefined ? { netns: resolveNetns(c.counters.netns) } : {}),
+        ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
         sockets: 'drops',
         ethtoolDriver: c.counters.driver,
       });

@@ -100,6 +100,7 @@ export class CounterSampler {
   /** The last device statistics read, and when: their deltas span their own interval. */
   private driver: { values: CounterValues; monoMs: number } | undefined;
   private samples = 0;
+  private lastDevice: CounterReading[] = [];
 
   constructor(readonly options: SamplerOptions = {}) {}
 
@@ -123,6 +124,10 @@ export class CounterSampler {
     const general: CounterReading[] = [];
     const driver: CounterReading[] = [];
     for (const r of snap.readings) (isDevice(r) ? driver : general).push(r);
+    if (driverRead) this.lastDevice = driver;
+    // Between device reads the snapshot carries their last values, so that whoever shows the
+    // latest readings (metrics, the API) always sees every family.
+    const full: CounterSnapshot = driverRead ? snap : { ...snap, readings: [...general, ...this.lastDevice] };
     const before = this.previous;
     const seconds = before ? (snap.monoMs - before.monoMs) / 1000 : 0;
     const g = diffAgainst(before?.values, general, seconds);
@@ -133,7 +138,7 @@ export class CounterSampler {
       deltas.push(...d.deltas);
       this.driver = { values: d.values, monoMs: snap.monoMs };
     }
-    return { deltas, seconds, snapshot: snap };
+    return { deltas, seconds, snapshot: full };
   }
 
   /** Take the baseline now (optional: the first sample() does it otherwise). */
