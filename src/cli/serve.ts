@@ -4,7 +4,6 @@
  * recorder, metrics, alerts) + ApiServer (HTTP API, SSE, /metrics, dashboard);
  * signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config file.
  */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import {
   ConfigError,
@@ -18,7 +17,7 @@ import {
 } from '../service/config.js';
 import { ApiServer } from '../service/http.js';
 import { DropService } from '../service/service.js';
-import { listValues, parseSeconds } from './args.js';
+import { listValues, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 
 export const SERVE_HELP = `Usage: dropmon serve [options]
@@ -69,36 +68,26 @@ interface ServeFlags {
 }
 
 function parseServeFlags(argv: string[]): ServeFlags | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string' },
-        listen: { type: 'string' },
-        'token-file': { type: 'string' },
-        source: { type: 'string' },
-        mode: { type: 'string' },
-        interval: { type: 'string', short: 'i' },
-        reason: { type: 'string', short: 'r', multiple: true },
-        protocol: { type: 'string', short: 'p', multiple: true },
-        location: { type: 'string', short: 'l', multiple: true },
-        'no-counters': { type: 'boolean' },
-        netns: { type: 'string' },
-        record: { type: 'string' },
-        'no-record': { type: 'boolean' },
-        'max-age': { type: 'string' },
-        'max-size': { type: 'string' },
-        web: { type: 'string' },
-        stopped: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err), "see 'dropmon serve --help'");
-  }
+  const parsed = parseCommandArgs('serve', argv, {
+    help: { type: 'boolean', short: 'h' },
+    config: { type: 'string' },
+    listen: { type: 'string' },
+    'token-file': { type: 'string' },
+    source: { type: 'string' },
+    mode: { type: 'string' },
+    interval: { type: 'string', short: 'i' },
+    reason: { type: 'string', short: 'r', multiple: true },
+    protocol: { type: 'string', short: 'p', multiple: true },
+    location: { type: 'string', short: 'l', multiple: true },
+    'no-counters': { type: 'boolean' },
+    netns: { type: 'string' },
+    record: { type: 'string' },
+    'no-record': { type: 'boolean' },
+    'max-age': { type: 'string' },
+    'max-size': { type: 'string' },
+    web: { type: 'string' },
+    stopped: { type: 'boolean' },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   if (v.record !== undefined && v['no-record']) throw new UsageError('--record and --no-record exclude each other');

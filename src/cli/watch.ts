@@ -2,7 +2,6 @@
  * `dropmon watch`: live drop points per interval. Thin wiring only:
  * flags → source + filter + pipeline + output.
  */
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { parseProtocol } from '../core/drop.js';
@@ -27,7 +26,7 @@ import { annotateWithCounters } from '../core/annotate.js';
 import { loadKnowledge } from '../core/knowledge.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
 import { JsonOutput } from '../outputs/json.js';
-import { listValues, parseCount, parseSeconds } from './args.js';
+import { listValues, parseCount, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { currentNetnsInode } from '../kernel/setns.js';
 
@@ -148,48 +147,38 @@ interface WatchFlags {
 }
 
 function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        json: { type: 'boolean' },
-        timestamps: { type: 'boolean' },
-        stack: { type: 'boolean' },
-        interval: { type: 'string', short: 'i' },
-        duration: { type: 'string', short: 'd' },
-        count: { type: 'string', short: 'n' },
-        'max-points': { type: 'string' },
-        reason: { type: 'string', short: 'r', multiple: true },
-        protocol: { type: 'string', short: 'p', multiple: true },
-        location: { type: 'string', short: 'l', multiple: true },
-        'list-reasons': { type: 'boolean' },
-        'buffer-kb': { type: 'string' },
-        source: { type: 'string' },
-        mode: { type: 'string' },
-        sw: { type: 'boolean' },
-        hw: { type: 'boolean' },
-        trunc: { type: 'string' },
-        queue: { type: 'string' },
-        force: { type: 'boolean' },
-        passive: { type: 'boolean' },
-        pcap: { type: 'string' },
-        'pcap-format': { type: 'string' },
-        netns: { type: 'string' },
-        interface: { type: 'string' },
-        'no-counters': { type: 'boolean' },
-        'counters-netns': { type: 'string' },
-        'quiet-benign': { type: 'boolean' },
-        all: { type: 'boolean' },
-        packets: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err), "see 'dropmon watch --help'");
-  }
+  const parsed = parseCommandArgs('watch', argv, {
+    help: { type: 'boolean', short: 'h' },
+    json: { type: 'boolean' },
+    timestamps: { type: 'boolean' },
+    stack: { type: 'boolean' },
+    interval: { type: 'string', short: 'i' },
+    duration: { type: 'string', short: 'd' },
+    count: { type: 'string', short: 'n' },
+    'max-points': { type: 'string' },
+    reason: { type: 'string', short: 'r', multiple: true },
+    protocol: { type: 'string', short: 'p', multiple: true },
+    location: { type: 'string', short: 'l', multiple: true },
+    'list-reasons': { type: 'boolean' },
+    'buffer-kb': { type: 'string' },
+    source: { type: 'string' },
+    mode: { type: 'string' },
+    sw: { type: 'boolean' },
+    hw: { type: 'boolean' },
+    trunc: { type: 'string' },
+    queue: { type: 'string' },
+    force: { type: 'boolean' },
+    passive: { type: 'boolean' },
+    pcap: { type: 'string' },
+    'pcap-format': { type: 'string' },
+    netns: { type: 'string' },
+    interface: { type: 'string' },
+    'no-counters': { type: 'boolean' },
+    'counters-netns': { type: 'string' },
+    'quiet-benign': { type: 'boolean' },
+    all: { type: 'boolean' },
+    packets: { type: 'boolean' },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'netdm' && v.source !== 'bpf' && v.source !== 'auto')

@@ -9,14 +9,13 @@
  * handle across a reload that changes the file.
  */
 import { existsSync } from 'node:fs';
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
-import type { CounterDelta, CounterLayer } from '../core/counter.js';
-import { NO_REASON, hexAddress, type DropOrigin } from '../core/drop.js';
+import type { IntervalReport } from '../core/aggregator.js';
 import { Diagnoser } from '../core/diagnosis.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
 import { findingsJson } from '../outputs/diagnosis.js';
 import { describePoint } from '../outputs/describe.js';
+import { diagnoseRecorded } from '../recording/knowledge-adapter.js';
 import { OVERFLOW_REASON, openRecording, type PointTotal, type Recording, type TimeRange } from '../recording/recording.js';
 
 export interface RangeContext {
@@ -166,19 +165,6 @@ export function reasonSeries(ctx: RangeContext, range: Required<TimeRange>, buck
   };
 }
 
-/** A recorded point total back in the shape the diagnosis engine takes. */
-function pointFromTotal(p: PointTotal): DropPoint {
-  return {
-    location: /^0x[0-9a-f]+$/i.test(p.location) ? BigInt(p.location) : 0n,
-    reason: p.reasonCode ?? NO_REASON,
-    reasonName: p.reason,
-    protocol: p.ethertype,
-    origin: (p.origin === 'hardware' ? 'hardware' : 'software') as DropOrigin,
-    ...(p.trap ? { trap: { name: p.trap, ...(p.trapGroup ? { group: p.trapGroup } : {}) } } : {}),
-    count: p.count,
-  };
-}
-
 export function diagnosis(ctx: RangeContext, range: Required<TimeRange>): Record<string, unknown> {
   const fromRec = withRecording(ctx.file, (rec) => ({
     points: rec.topPoints(range, 200),
@@ -186,21 +172,10 @@ export function diagnosis(ctx: RangeContext, range: Required<TimeRange>): Record
     totals: rec.totals(range),
   }));
   if (fromRec) {
-    const symbolOf = new Map(fromRec.points.map((p) => [p.location, p.symbol.replace(/\/0x[0-9a-f]+/i, '')]));
-    const d = new Diagnoser(ctx.kb, (a) => symbolOf.get(hexAddress(a)) ?? hexAddress(a));
     const t = fromRec.totals;
     const seconds = t.firstMs !== null && t.lastMs !== null ? (t.lastMs - t.firstMs) / 1000 : 0;
-    const deltas: CounterDelta[] = fromRec.counters.map((c) => ({
-      name: c.name,
-      scope: c.scope,
-      layer: c.layer as CounterLayer,
-      value: c.lastValue,
-      source: 'recording',
-      delta: c.delta,
-      rate: seconds > 0 ? c.delta / seconds : 0,
-    }));
-    d.add(fromRec.points.map(pointFromTotal), deltas, seconds);
-    return { ...range, source: 'recording', ...findingsJson(d.findings(), { seconds, intervals: t.intervals, drops: t.drops, lost: t.lost, notRead: [] }) };
+    const findings = diagnoseRecorded(ctx.kb, { points: fromRec.points, counters: fromRec.counters, seconds });
+    return { ...range, source: 'recording', ...findingsJson(findings, { seconds, intervals: t.intervals, drops: t.drops, lost: t.lost, notRead: [] }) };
   }
   const d = new Diagnoser(ctx.kb, (a) => formatSymbol(ctx.symbols.lookup(a), a, false));
   let drops = 0;
