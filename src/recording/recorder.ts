@@ -28,7 +28,7 @@ import { decodeHeaders } from '../core/packet.js';
 import type { IntervalOutput, PacketOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { describePoint, describeStack } from '../outputs/describe.js';
-import { SCHEMA_VERSION, checkSchema, createSchema, describeOpenError, isEmptyDatabase } from './schema.js';
+import { SCHEMA_VERSION, checkSchema, createSchema, describeOpenError, isEmptyDatabase, type PointRow } from './schema.js';
 
 /** A counter delta as the recorder stores it (a subset of core/counter.ts's CounterDelta). */
 export type RecordedCounter = Pick<CounterDelta, 'name' | 'scope' | 'layer' | 'delta' | 'value' | 'rate'>;
@@ -100,21 +100,6 @@ interface PacketRow {
   l4: string | null;
   sport: number | null;
   dport: number | null;
-}
-
-interface PointRow {
-  key: string;
-  location: string;
-  symbol: string;
-  reason: string;
-  reason_code: number | null;
-  protocol: number;
-  origin: string;
-  trap: string | null;
-  trap_group: string | null;
-  ifindex: number | null;
-  netns: number | null;
-  stack: string | null;
 }
 
 function dropmonVersion(): string {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { protocolName } from '../core/drop.js';
 import { DropmonError } from '../core/errors.js';
-import { checkSchema, describeOpenError } from './schema.js';
+import { checkSchema, describeOpenError, type PointRow } from './schema.js';
 
 export interface TimeRange {
   readonly from?: number;
@@ -258,23 +258,12 @@ export class Recording {
          FROM interval_points ip JOIN intervals i ON i.id = ip.interval_id JOIN points p ON p.id = ip.point_id
          WHERE ${RANGE} GROUP BY ip.point_id ORDER BY count DESC, p.location LIMIT @limit`,
       )
-      .all({ ...this.bind(range), limit }) as {
-      location: string;
-      symbol: string;
-      reason: string;
-      reason_code: number | null;
-      protocol: number;
-      origin: string;
-      trap: string | null;
-      trap_group: string | null;
-      ifindex: number | null;
-      netns: number | null;
-      stack: string | null;
+      .all({ ...this.bind(range), limit }) as (Omit<PointRow, 'key'> & {
       count: number;
       intervals: number;
       firstMs: number;
       lastMs: number;
-    }[];
+    })[];
     return rows.map((p) => ({
       location: p.location,
       symbol: p.symbol,

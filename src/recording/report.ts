@@ -10,22 +10,11 @@
  * Without it, `diagnosis` is null and the renderers say so.
  */
 import type { CounterTotal, PointTotal, Recording, TimeRange } from './recording.js';
+import type { Finding } from '../core/diagnosis.js';
 import { OVERFLOW_REASON } from './recording.js';
 
 /** What a diagnosis engine reports per cause: a subset of core/diagnosis.ts's Finding. */
-export interface ReportFinding {
-  readonly rank: number;
-  readonly key: string;
-  readonly cause: string;
-  readonly packets: number;
-  /** "no", "usually", "sometimes". */
-  readonly benign: string;
-  readonly benignWhen?: string;
-  readonly blindSpot: boolean;
-  readonly evidence: readonly string[];
-  readonly check: readonly string[];
-  readonly fix: readonly string[];
-}
+export type ReportFinding = Pick<Finding, 'rank' | 'key' | 'cause' | 'packets' | 'benign' | 'benignWhen' | 'blindSpot' | 'evidence' | 'check' | 'fix'>;
 
 export interface DiagnosisInput {
   /** Drop points of the range, most drops first (up to 200). */

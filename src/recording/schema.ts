@@ -192,3 +192,19 @@ export function describeOpenError(err: unknown, file: string): DropmonError {
   if (code === 'ENOENT') return new DropmonError(`${file}: no such file`);
   return new DropmonError(`cannot open recording ${file}: ${msg}`);
 }
+
+/** A row of the points table: one drop point, as written and read back. */
+export interface PointRow {
+  key: string;
+  location: string;
+  symbol: string;
+  reason: string;
+  reason_code: number | null;
+  protocol: number;
+  origin: string;
+  trap: string | null;
+  trap_group: string | null;
+  ifindex: number | null;
+  netns: number | null;
+  stack: string | null;
+}
