@@ -5,18 +5,27 @@
  */
 import type { DropPoint, IntervalReport } from './aggregator.js';
 import { correlate, type KnowledgeView } from './correlate.js';
-import type { CounterSampler } from '../sources/counters/snapshot.js';
+import type { CounterDelta } from './counter.js';
 
 /**
  * flat: every point on its own, nothing marked; apart: benign points moved to
  * `benignPoints` (text prints them on one line); mark: points kept, benign ones
  * also listed in `benignPoints` (JSON); hide: benign points left out.
  */
+/**
+ * What annotation needs of a counter sampler (src/sources/counters/snapshot.ts):
+ * a baseline, then the deltas of each interval, with the families not read.
+ */
+export interface IntervalCounters {
+  baseline(): { readonly errors: readonly string[] };
+  sample(): { readonly deltas: readonly CounterDelta[]; readonly snapshot: { readonly errors: readonly string[] } };
+}
+
 export type NoisePolicy = 'flat' | 'apart' | 'mark' | 'hide';
 
 export interface AnnotateOptions {
   readonly kb: KnowledgeView;
-  readonly sampler?: CounterSampler;
+  readonly sampler?: IntervalCounters;
   /** The kernel function a drop location is in, when symbols are loaded. */
   readonly symbolName: (location: bigint) => string | undefined;
   readonly noise: NoisePolicy;

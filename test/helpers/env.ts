@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { NetdmClient } from '../../src/sources/netdm/client.js';
 
 let cached: string | undefined | null = null;
 
@@ -45,4 +46,15 @@ export const TRACEFS = '/sys/kernel/tracing';
 export function kernelTest(): { skip: string | false } {
   const why = kernelSkipReason();
   return { skip: why ?? false };
+}
+
+/** Does this kernel have NET_DM (the generic netlink family of drop_monitor)? */
+export function netdmPresent(): boolean {
+  try {
+    const c = NetdmClient.tryOpen();
+    c?.close();
+    return c !== undefined;
+  } catch {
+    return false;
+  }
 }

@@ -10,22 +10,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetdmClient } from '../../src/sources/netdm/client.js';
 import { openRecording } from '../../src/recording/recording.js';
 import { PROJECT_ROOT, runDropgen } from '../helpers/dropgen.js';
+import { netdmPresent } from '../helpers/env.js';
 import { Cli } from './cli.js';
 
-function hasNetdm(): boolean {
-  try {
-    const c = NetdmClient.tryOpen();
-    c?.close();
-    return c !== undefined;
-  } catch {
-    return false;
-  }
-}
 const root = process.getuid?.() === 0;
-const netdm = root && hasNetdm();
+const netdm = root && netdmPresent();
 const HERE_SKIP = !root ? 'not root' : !netdm ? 'this kernel has no NET_DM family (the VM test below runs it in one that has)' : false;
 const VM_SKIP = process.env.DROPMON_IN_VM
   ? 'already inside the test VM'

@@ -10,22 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, netdmPresent } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
 import { runDropgen } from '../helpers/dropgen.js';
 import { Served, readEvents } from './serve-helper.js';
-import { NetdmClient } from '../../src/sources/netdm/client.js';
 
-/** Does this kernel have NET_DM (the generic netlink family of drop_monitor)? */
-function netdmPresent(): boolean {
-  try {
-    const c = NetdmClient.tryOpen();
-    c?.close();
-    return c !== undefined;
-  } catch {
-    return false;
-  }
-}
 
 const SKIP = kernelSkipReason();
 
