@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Run a command inside a throwaway qemu VM booting Debian's own kernel
-# (linux-image-amd64), which has NET_DM (drop_monitor), for the tests that
-# the host kernel cannot run. Everything comes from Debian packages and is
-# cached; the project folder is shared into the guest at the same path.
+# Run a command inside a throwaway qemu VM booting one of Debian's own
+# kernels, which have NET_DM (drop_monitor), for the tests that the host
+# kernel cannot run. Everything comes from Debian packages and is cached; the
+# project folder is shared into the guest at the same path.
 #
 #   scripts/kernel-vm.sh COMMAND...        exit code: the command's; 124 timed out; 125 VM failure
 #   scripts/kernel-vm.sh --prepare         download and build only
 #
-# Environment: VM_CACHE (default /var/cache/dropmon-vm), VM_TIMEOUT (600 s),
-# VM_MEM (1024 MiB), VM_SMP (2), VM_ENV ("NAME ..." variables copied in).
+# Environment: VM_KERNEL (6.1: Debian 12's linux-image-amd64, the default;
+# 6.12: the same from bookworm-backports, read through a private apt state so
+# the host's sources are never changed), VM_CACHE (default
+# /var/cache/dropmon-vm/KERNEL), VM_TIMEOUT (600 s), VM_MEM (1024 MiB),
+# VM_SMP (2), VM_ENV ("NAME ..." variables copied in), VM_MODULES (more
+# modules to load at boot), VM_BINS (more host programs to copy in, with
+# their libraries).
 # Guest: busybox, bash, node (the host's binary), ip, devlink, dropwatch, the
 # modules drop_monitor psample veth and netdevsim (built here from Debian's
 # linux-source against its headers, once: Debian does not ship it; its
@@ -16,12 +21,14 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/.." && pwd)
-CACHE=${VM_CACHE:-/var/cache/dropmon-vm}
+KERNEL=${VM_KERNEL:-6.1}
+case "$KERNEL" in 6.1 | 6.12) ;; *) echo "kernel-vm: VM_KERNEL is 6.1 or 6.12, not '$KERNEL'" >&2; exit 125 ;; esac
+CACHE=${VM_CACHE:-/var/cache/dropmon-vm/$KERNEL}
 TIMEOUT=${VM_TIMEOUT:-600}
 MEM=${VM_MEM:-1024}
 SMP=${VM_SMP:-2}
-MODULES="virtio_pci 9pnet_virtio 9p drop_monitor psample veth"
-BINS="bash node ip devlink dropwatch"
+MODULES="virtio_pci 9pnet_virtio 9p drop_monitor psample veth ${VM_MODULES:-}"
+BINS="bash node ip devlink dropwatch ${VM_BINS:-}"
 die() { echo "kernel-vm: $*" >&2; exit 125; }
 [ "$(id -u)" = 0 ] || die "needs root (apt, 9p)"
 
@@ -44,17 +51,30 @@ mkdir -p "$CACHE"
 exec 9> "$CACHE/.lock"
 flock 9
 
+# apt as the host has it (6.1), or with only bookworm-backports in a private
+# list and state under the cache (6.12), from the mirror the host already uses.
+APT=(-o APT::Sandbox::User=root)
+if [ "$KERNEL" = 6.12 ]; then
+  mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) bookworm .*/\2/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+    grep -v -e security -e '^$' | head -n1 || true)
+  [ -n "$mirror" ] || die "no Debian mirror in the host's apt sources"
+  mkdir -p "$CACHE/apt/lists/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm-backports main" > "$CACHE/apt/sources.list"
+  APT+=(-o Dir::Etc::SourceList="$CACHE/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+    -o Dir::State::Lists="$CACHE/apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+fi
+
 # 1. the kernel: Debian's linux-image-amd64, resolved once and kept
 if [ ! -s "$CACHE/kver" ] || [ ! -f "$CACHE/kernel/.done" ]; then
-  apt-get update -qq >&2 || die "apt-get update failed"
+  apt-get "${APT[@]}" update -qq >&2 || die "apt-get update failed"
   pkg=linux-image-amd64
   for _ in 1 2 3; do
-    dep=$(apt-cache depends "$pkg" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-image-/ {print $2; exit}')
+    dep=$(apt-cache "${APT[@]}" depends "$pkg" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-image-/ {print $2; exit}')
     [ -n "$dep" ] || break
     pkg=$dep
   done
   rm -rf "$CACHE/kernel" "$CACHE/deb" && mkdir -p "$CACHE/kernel" "$CACHE/deb"
-  (cd "$CACHE/deb" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >&2) || die "apt-get download $pkg failed"
+  (cd "$CACHE/deb" && apt-get "${APT[@]}" download -qq "$pkg" >&2) || die "apt-get download $pkg failed"
   dpkg-deb -x "$CACHE"/deb/*.deb "$CACHE/kernel"
   rm -rf "$CACHE/deb"
   kver=$(ls "$CACHE/kernel/lib/modules" | head -n1)
@@ -69,12 +89,12 @@ KDIR="$CACHE/kernel/lib/modules/$KVER"
 # 1b. netdevsim.ko for that kernel, from the matching linux-source and headers
 NSIM="$CACHE/netdevsim-$KVER.ko"
 if [ ! -f "$NSIM" ] && [ ! -f "$NSIM.failed" ]; then
-  kpkg=$(apt-cache policy "linux-image-$KVER" | awk '/Candidate:/{print $2; exit}')
+  kpkg=$(apt-cache "${APT[@]}" policy "linux-image-$KVER" | awk '/Candidate:/{print $2; exit}')
   mm=$(echo "$KVER" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
   work=$(mktemp -d "$CACHE/nsim.XXXXXX")
   hdr="linux-headers-$KVER"
-  deps=$(apt-cache depends "$hdr" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
-  if (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$hdr=$kpkg" $(for d in $deps; do echo "$d=$kpkg"; done) "linux-source-$mm=$kpkg" >&2); then
+  deps=$(apt-cache "${APT[@]}" depends "$hdr" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
+  if (cd "$work" && apt-get "${APT[@]}" download -qq "$hdr=$kpkg" $(for d in $deps; do echo "$d=$kpkg"; done) "linux-source-$mm=$kpkg" >&2); then
     mkdir -p "$work/root" "$work/src"
     for d in "$work"/linux-headers-*.deb "$work"/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$work/root"; done
     sed -i "s#/usr/src/#$work/root/usr/src/#g" "$work/root/usr/src/$hdr/Makefile"
