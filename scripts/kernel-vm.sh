@@ -156,8 +156,11 @@ if [ ! -f "$INITRD" ]; then
   (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$INITRD.tmp"
   mv "$INITRD.tmp" "$INITRD"
   rm -rf "$root"
-  ls -t "$CACHE"/initrd-*.cpio | tail -n +3 | xargs -r rm -f
 fi
+# Keep the few newest initramfs images (each module and program set has one;
+# touched on use, so an image another run is about to boot stays).
+touch "$INITRD"
+ls -t "$CACHE"/initrd-*.cpio | tail -n +7 | xargs -r rm -f
 flock -u 9
 [ "${1:-}" = --prepare ] && exit 0
 [ $# -gt 0 ] || die "usage: kernel-vm.sh COMMAND..."
