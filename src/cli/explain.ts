@@ -6,7 +6,8 @@
  */
 import { UsageError } from '../core/errors.js';
 import { parseCommandArgs } from './args.js';
-import { ENTRY_KINDS, loadKnowledge, type EntryKind, type KnowledgeBase, type KnowledgeEntry } from '../core/knowledge.js';
+import { ENTRY_KINDS, entryJson, isKnown, loadKnowledge, type EntryKind, type KnowledgeBase, type KnowledgeEntry } from '../core/knowledge.js';
+import { kernelHasReason } from '../sources/bpf/availability.js';
 
 export const EXPLAIN_HELP = `Usage: dropmon explain NAME [--kind KIND] [--json]
        dropmon explain --list [--kind KIND] [--json]
@@ -68,35 +69,30 @@ export async function explainCommand(argv: string[], out: Writable = process.std
     err.write(EXPLAIN_HELP);
     return 2;
   }
-  const exact = kb.lookup(query, kind);
-  if (exact) {
-    out.write(json ? JSON.stringify({ match: 'exact', query, entry: fullJson(kb, exact) }) + '\n' : entryText(kb, exact));
-    return 0;
-  }
-  const hits = kb.search(query, SUGGESTIONS + 1, kind);
-  if (!hits.length) {
+  const answer = kb.explain(query, SUGGESTIONS, kind, kernelHasReason);
+  if (!answer) {
     if (json) out.write(JSON.stringify({ match: 'none', query }) + '\n');
     err.write(`dropmon explain: nothing in the knowledge base resembles ${JSON.stringify(query)}${kind ? ` among ${kind}s` : ''}\n  hint: 'dropmon explain --list' lists every entry\n`);
     return 1;
   }
-  const [best, ...others] = hits;
+  const { match, entry, hits } = answer;
   if (json) {
     out.write(
       JSON.stringify({
-        match: 'fuzzy',
+        match,
         query,
-        score: round(best.score),
-        entry: fullJson(kb, best.entry),
-        suggestions: others.map((h) => ({ name: h.entry.name, kind: h.entry.kind, score: round(h.score), summary: h.entry.summary })),
+        ...(match === 'fuzzy' ? { score: round(answer.score) } : {}),
+        entry: fullJson(kb, entry),
+        suggestions: hits.map((h) => ({ name: h.entry.name, kind: h.entry.kind, score: round(h.score), summary: h.entry.summary })),
       }) + '\n',
     );
     return 0;
   }
-  out.write(`No entry is named ${JSON.stringify(query)}; the closest is ${best.entry.name}.\n\n`);
-  out.write(entryText(kb, best.entry));
-  if (others.length) {
-    out.write('\nDid you mean:\n');
-    for (const h of others) out.write(`  ${h.entry.name.padEnd(32)} ${KIND_TITLE[h.entry.kind]}: ${h.entry.summary}\n`);
+  if (match === 'fuzzy') out.write(`No entry is named ${JSON.stringify(query)}; the closest is ${entry.name}.\n\n`);
+  out.write(entryText(kb, entry));
+  if (match !== 'exact' && hits.length) {
+    out.write(match === 'unknown' ? '\nEntries with similar names (not the same reason):\n' : '\nDid you mean:\n');
+    for (const h of hits) out.write(`  ${h.entry.name.padEnd(32)} ${KIND_TITLE[h.entry.kind]}: ${h.entry.summary}\n`);
   }
   return 0;
 }
@@ -155,6 +151,7 @@ export function entryText(kb: KnowledgeBase, e: KnowledgeEntry): string {
   if (e.since) tags.push(`since Linux ${e.since}`);
   if (e.until) tags.push(`until Linux ${e.until}`);
   if (e.pattern) tags.push('a family of names');
+  if (!isKnown(e)) tags.push('not in this version\'s knowledge base');
   let s = `${e.name}  (${tags.join(', ')})\n`;
   s += wrap(e.summary, '  ');
   if (e.aliases.length) s += `  also: ${e.aliases.join(', ')}\n`;
@@ -191,10 +188,6 @@ function relatedOf(kb: KnowledgeBase, e: KnowledgeEntry): { counters: string[]; 
 // ---------------------------------------------------------------------------
 // JSON
 
-function entryJson(e: KnowledgeEntry): Record<string, unknown> {
-  const { file: _file, ...rest } = e;
-  return rest;
-}
 
 function fullJson(kb: KnowledgeBase, e: KnowledgeEntry): Record<string, unknown> {
   const related = relatedOf(kb, e);

@@ -29,6 +29,8 @@ export interface EntryKnowledge {
   readonly benignWhen?: string;
   readonly benign?: 'no' | 'usually' | 'sometimes';
   readonly layer?: string;
+  /** false for the generic entry of a reason the knowledge base does not have. */
+  readonly known?: boolean;
 }
 
 export interface CounterKnowledge extends EntryKnowledge {

@@ -13,6 +13,7 @@
 import type { DropPoint } from './aggregator.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
 import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './correlate.js';
+import { unknownReasonEntry } from './knowledge.js';
 
 export type Benignness = 'no' | 'usually' | 'sometimes';
 
@@ -43,6 +44,8 @@ export interface Finding {
   readonly packets: number;
   readonly benign: Benignness;
   readonly benignWhen?: string;
+  /** false when the cause is a drop reason the knowledge base does not have (explained generically). */
+  readonly known: boolean;
   /** Seen only in counters: the tracer cannot see these drops. */
   readonly blindSpot: boolean;
   readonly evidence: readonly string[];
@@ -186,6 +189,7 @@ export class Diagnoser {
         packets: d.packets,
         benign,
         ...(benignWhen ? { benignWhen } : {}),
+        known: entry?.known !== false,
         blindSpot: d.kind === 'counter',
         evidence,
         check,
@@ -211,8 +215,10 @@ export class Diagnoser {
     if (refined) return refined;
     if (reasonName) {
       const r = kb.reason(reasonName);
-      if (sym && (!r || reasonName === 'NOT_SPECIFIED')) return sym;
-      return r ?? sym;
+      // A reason newer than the knowledge base: say so, with what the location tells.
+      if (!r) return unknownReasonEntry(reasonName, sym);
+      if (sym && reasonName === 'NOT_SPECIFIED') return sym;
+      return r;
     }
     if (d.key.startsWith('at ')) return sym;
     if (d.key.startsWith('trap:')) return kb.trap(d.key.slice(5)) ?? kb.counter(d.key);

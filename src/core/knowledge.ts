@@ -54,6 +54,33 @@ export interface KnowledgeEntry {
   readonly kernel?: string;
   /** The kb file it came from, for messages. */
   readonly file: string;
+  /**
+   * false only for an entry made up at run time for a name the knowledge base
+   * does not have (see unknownReasonEntry); absent on every entry from kb/.
+   */
+  readonly known?: false;
+}
+
+/** Is this a real entry of the knowledge base (not one made up for an unknown name)? */
+export function isKnown(e: { readonly known?: boolean }): boolean {
+  return e.known !== false;
+}
+
+/** An entry as JSON for users (explain --json, the API): without its kb file, with `known`. */
+export function entryJson(e: KnowledgeEntry): Record<string, unknown> {
+  const { file: _file, ...rest } = e;
+  return { ...rest, known: isKnown(e) };
+}
+
+/** The answer to "what is NAME?" (dropmon explain, the service's /explain). */
+export interface Explanation {
+  /** exact: an entry is named so; unknown: a reason of the running kernel with no entry; fuzzy: the closest entry. */
+  readonly match: 'exact' | 'unknown' | 'fuzzy';
+  readonly entry: KnowledgeEntry;
+  /** How close the entry's name is to the query, 0..1 (1 for exact and unknown). */
+  readonly score: number;
+  /** Other close entries, best first. */
+  readonly hits: readonly SearchHit[];
 }
 
 export interface SearchHit {
@@ -287,6 +314,56 @@ export function normalizeCounterName(name: string): string {
 }
 
 // ---------------------------------------------------------------------------
+// Reasons the knowledge base does not know
+
+/** What an entry of the drop location's function offers an unknown reason. */
+export interface LocationHint {
+  readonly name: string;
+  readonly summary: string;
+  readonly layer?: string;
+  readonly causes?: readonly string[];
+  readonly check?: readonly string[];
+  readonly fix?: readonly string[];
+}
+
+/**
+ * What dropmon says of a drop reason it has no entry for: kernels add reasons
+ * every release (and subsystems bring their own), so a newer kernel than this
+ * knowledge base reports names it cannot explain. The answer is honest and
+ * still useful: the name, that it is not known to this version, where the
+ * kernel documents it, and whatever the drop location's entry (`at`) says.
+ */
+export function unknownReasonEntry(reasonName: string, at?: LocationHint): KnowledgeEntry {
+  const name = normalizeReasonName(reasonName) || 'UNKNOWN';
+  const slash = name.indexOf('/');
+  // "OPENVSWITCH/OVS_DROP_LAST_ACTION": a subsystem's reason, documented in that subsystem's header.
+  const where =
+    slash > 0
+      ? `the ${name.slice(0, slash).toLowerCase()} subsystem's drop-reason enum (include/net/dropreason.h lists the subsystems; each has its own drop.h)`
+      : `include/net/dropreason-core.h, in the kernel-doc comment of SKB_DROP_REASON_${name}`;
+  const hint = at ? ` The drop location, ${at.name}(), is known: ${at.summary}` : '';
+  return {
+    kind: 'reason',
+    name,
+    aliases: [],
+    layer: at?.layer && (COUNTER_LAYERS as readonly string[]).includes(at.layer) ? (at.layer as CounterLayer) : 'softnet',
+    summary: `${name}: a drop reason not in this version's knowledge base`.slice(0, SUMMARY_MAX),
+    meaning: `The running kernel reports drop reason ${name}, which this version of dropmon does not describe (the kernel is newer than its knowledge base, or the reason belongs to a subsystem it does not cover). The kernel documents it in ${where}.${hint}`,
+    causes: at?.causes ?? [],
+    // Never call an unknown reason benign: it might be the problem.
+    benign: 'no',
+    check: [`dropmon watch -r ${name} --stack   (the kernel functions that drop with it)`, ...(at?.check ?? [])],
+    fix: [...(at?.fix ?? []), `read the kernel-doc of ${name} in ${slash > 0 ? 'its subsystem header' : 'include/net/dropreason-core.h'} of the running kernel's source; a newer dropmon may describe it`],
+    counters: [],
+    reasons: [],
+    symbols: at ? [at.name] : [],
+    kernel: slash > 0 ? 'include/net/dropreason.h' : `include/net/dropreason-core.h SKB_DROP_REASON_${name}`,
+    file: '(not in the knowledge base)',
+    known: false,
+  };
+}
+
+// ---------------------------------------------------------------------------
 // The knowledge base
 
 export class KnowledgeBase {
@@ -332,6 +409,15 @@ export class KnowledgeBase {
     return this.exact('reason', name);
   }
 
+  /**
+   * A reason's entry, or the honest generic one when the knowledge base does
+   * not have it (never undefined), with what the drop location's function
+   * (`symbol`, in any %pS form) says.
+   */
+  explainReason(name: string, symbol?: string): KnowledgeEntry {
+    return this.reason(name) ?? unknownReasonEntry(name, symbol ? this.symbol(symbol) : undefined);
+  }
+
   /** Exact name (case-insensitive, `@scope` ignored), then the families' patterns. */
   counter(name: string): KnowledgeEntry | undefined {
     const exact = this.exact('counter', name);
@@ -365,6 +451,22 @@ export class KnowledgeBase {
       if (t) return t;
     }
     return !kind || kind === 'counter' ? this.counter(name) : undefined;
+  }
+
+  /**
+   * What a name means: an exact entry; else, when the running kernel has a
+   * reason of that name (`isKernelReason`), the honest generic entry rather
+   * than a look-alike; else the closest entries. Undefined when nothing is close.
+   */
+  explain(query: string, limit = 5, kind?: EntryKind, isKernelReason?: (name: string) => boolean): Explanation | undefined {
+    const exact = this.lookup(query, kind);
+    const hits = this.search(query, limit + 1, kind).filter((h) => h.entry !== exact);
+    if (exact) return { match: 'exact', entry: exact, score: 1, hits: hits.slice(0, limit) };
+    if ((!kind || kind === 'reason') && isKernelReason?.(normalizeReasonName(query))) {
+      return { match: 'unknown', entry: unknownReasonEntry(query), score: 1, hits: hits.slice(0, limit) };
+    }
+    if (!hits.length) return undefined;
+    return { match: 'fuzzy', entry: hits[0].entry, score: hits[0].score, hits: hits.slice(1, limit + 1) };
   }
 
   /** All entries, or those of one kind, in file order. */

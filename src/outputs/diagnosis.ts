@@ -64,6 +64,7 @@ export function findingsJson(findings: readonly Finding[], s: DiagnosisSummary):
       packets: f.packets,
       benign: f.benign,
       ...(f.benignWhen ? { benign_when: f.benignWhen } : {}),
+      known: f.known,
       blind_spot: f.blindSpot,
       evidence: f.evidence,
       check: f.check,

@@ -20,7 +20,8 @@ import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KnowledgeEntry } from '../core/knowledge.js';
+import { entryJson } from '../core/knowledge.js';
+import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import { applyRuntimeChange, ConfigError, hasControlCharacters, publicConfig } from './config.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
@@ -134,10 +135,6 @@ async function hostRefuses(p: Promise<void>): Promise<void> {
   }
 }
 
-function entryJson(e: KnowledgeEntry): Record<string, unknown> {
-  const { file: _file, ...rest } = e;
-  return rest;
-}
 
 export class ApiServer {
   readonly server: Server;
@@ -359,13 +356,13 @@ export class ApiServer {
     }
     if (name === '' || name.length > 200 || hasControlCharacters(name)) throw new HttpError(400, 'the name must be 1 to 200 printable characters');
     const kb = this.service.kb;
-    const exact = kb.lookup(name);
-    const hits = kb.search(name, 5).filter((h) => h.entry !== exact);
-    if (!exact && hits.length === 0) throw new HttpError(404, `nothing in the knowledge base is close to ${JSON.stringify(name)}`);
-    const entry = exact ?? hits[0].entry;
+    const answer = kb.explain(name, 5, undefined, kernelHasReason);
+    if (!answer) throw new HttpError(404, `nothing in the knowledge base is close to ${JSON.stringify(name)}`);
+    const { entry, hits } = answer;
     return this.json(res, 200, {
       query: name,
-      exact: exact !== undefined,
+      exact: answer.match === 'exact',
+      match: answer.match,
       entry: {
         ...entryJson(entry),
         related: {
@@ -374,7 +371,7 @@ export class ApiServer {
           symbols: entry.symbols,
         },
       },
-      hits: (exact ? hits : hits.slice(1)).map((h) => ({ kind: h.entry.kind, name: h.entry.name, summary: h.entry.summary, score: Math.round(h.score * 100) / 100 })),
+      hits: hits.map((h) => ({ kind: h.entry.kind, name: h.entry.name, summary: h.entry.summary, score: Math.round(h.score * 100) / 100 })),
     });
   }
 

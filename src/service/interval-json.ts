@@ -27,6 +27,8 @@ export interface PointJson {
   readonly rate: number;
   /** The reason's one-line explanation from the knowledge base; "" when unknown. */
   readonly summary: string;
+  /** false when the reason is not in this version's knowledge base (the summary says so). */
+  readonly known?: boolean;
   readonly benign: 'no' | 'usually' | 'sometimes';
   readonly trap?: string;
   readonly ifindex?: number;
@@ -70,7 +72,7 @@ function round(x: number): number {
 
 export function pointJson(p: DropPoint, seconds: number, symbols: Symbolizer | undefined, kb: KnowledgeBase): PointJson {
   const d = describePoint(p, symbols);
-  const entry = d.reason ? kb.reason(d.reason) : undefined;
+  const entry = d.reason ? kb.explainReason(d.reason, d.function ?? undefined) : undefined;
   return {
     symbol: d.symbol,
     function: d.function,
@@ -82,6 +84,7 @@ export function pointJson(p: DropPoint, seconds: number, symbols: Symbolizer | u
     count: p.count,
     rate: seconds > 0 ? round(p.count / seconds) : p.count,
     summary: entry?.summary ?? '',
+    ...(entry ? { known: entry.known !== false } : {}),
     benign: d.reason ? kb.benign(d.reason, d.function ?? undefined) : 'no',
     ...(p.trap ? { trap: p.trap.group ? `${p.trap.group}/${p.trap.name}` : p.trap.name } : {}),
     ...(p.ifindex !== undefined ? { ifindex: p.ifindex } : {}),

@@ -64,9 +64,9 @@ function functionOf(symbol: string): string | undefined {
   return m?.[1];
 }
 
-function explainPoint<T extends { reason: string; symbol: string }>(kb: KnowledgeBase, p: T): T & { summary: string; benign: string } {
-  const e = p.reason ? kb.reason(p.reason) : undefined;
-  return { ...p, summary: e?.summary ?? '', benign: p.reason ? kb.benign(p.reason, functionOf(p.symbol)) : 'no' };
+function explainPoint<T extends { reason: string; symbol: string }>(kb: KnowledgeBase, p: T): T & { summary: string; benign: string; known?: boolean } {
+  const e = p.reason ? kb.explainReason(p.reason, functionOf(p.symbol)) : undefined;
+  return { ...p, summary: e?.summary ?? '', ...(e ? { known: e.known !== false } : {}), benign: p.reason ? kb.benign(p.reason, functionOf(p.symbol)) : 'no' };
 }
 
 export function topPoints(ctx: RangeContext, range: Required<TimeRange>, top: number): PointsAnswer {

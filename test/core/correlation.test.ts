@@ -112,3 +112,16 @@ test('diagnosis: a full conntrack table outranks fewer closed-port drops (the re
   assert.equal(f[0].benign, 'no');
   assert.match(f[0].cause, /conntrack/i);
 });
+
+test('diagnosis: a reason newer than the knowledge base is a real cause, explained honestly (known: false)', () => {
+  const dg = new Diagnoser(kb, () => 'udp_queue_rcv_one_skb+0x1c');
+  dg.add([point('BRAND_NEW_REASON', 70), point('QUEUE_PURGE', 500, 2n)], [], 1);
+  const f = dg.findings();
+  assert.equal(f[0].key, 'BRAND_NEW_REASON', 'never ranked as benign');
+  assert.equal(f[0].known, false);
+  assert.equal(f[0].benign, 'no');
+  assert.match(f[0].cause, /not in this version's knowledge base/);
+  assert.ok(f[0].check.some((c) => c.includes('dropmon watch -r BRAND_NEW_REASON')));
+  assert.ok(f[0].fix.length > 0);
+  assert.equal(f[1].known, true);
+});

@@ -34,6 +34,25 @@ export function vmlinuxBtf(): Btf {
   return btf;
 }
 
+let kernelReasons: Set<string> | undefined;
+
+/**
+ * Does the running kernel have a core drop reason of this name (without
+ * SKB_DROP_REASON_)? Read once from its BTF, which needs no privileges; false
+ * when there is none, so callers fall back to what they would say otherwise.
+ */
+export function kernelHasReason(name: string): boolean {
+  if (!kernelReasons) {
+    kernelReasons = new Set();
+    try {
+      for (const [n] of vmlinuxBtf().enumValues('skb_drop_reason')) kernelReasons.add(n.replace(/^SKB_DROP_REASON_/, ''));
+    } catch {
+      /* no BTF: no name is known to be the kernel's */
+    }
+  }
+  return kernelReasons.has(name);
+}
+
 /** Effective capabilities of this process, as a bit set. */
 function effectiveCaps(): bigint {
   const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
