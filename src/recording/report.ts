@@ -14,7 +14,7 @@ import type { Finding } from '../core/diagnosis.js';
 import { OVERFLOW_REASON } from './recording.js';
 
 /** What a diagnosis engine reports per cause: a subset of core/diagnosis.ts's Finding. */
-export type ReportFinding = Pick<Finding, 'rank' | 'key' | 'cause' | 'packets' | 'benign' | 'benignWhen' | 'blindSpot' | 'evidence' | 'check' | 'fix'>;
+export type ReportFinding = Pick<Finding, 'rank' | 'key' | 'cause' | 'packets' | 'benign' | 'benignWhen' | 'known' | 'blindSpot' | 'evidence' | 'check' | 'fix'>;
 
 export interface DiagnosisInput {
   /** Drop points of the range, most drops first (up to 200). */

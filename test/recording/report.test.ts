@@ -89,7 +89,7 @@ describe('report model (JSON)', () => {
     const r = buildReport(rec, {
       diagnose: (i) => {
         input = i;
-        return [{ rank: 1, key: 'NO_SOCKET', cause: 'nothing listens on the port', packets: 360, benign: 'no', blindSpot: false, evidence: ['360 drops at x'], check: ['ss -lun'], fix: ['start the service'] }];
+        return [{ rank: 1, key: 'NO_SOCKET', cause: 'nothing listens on the port', packets: 360, benign: 'no', known: true, blindSpot: false, evidence: ['360 drops at x'], check: ['ss -lun'], fix: ['start the service'] }];
       },
     });
     assert.equal(input?.points.length, 12);
