@@ -21,6 +21,9 @@
 // -g SEG UDP GSO: each datagram of -l bytes leaves as segments of SEG bytes,
 // handed to the device in one burst (with the device's own UDP segmentation
 // off, they all reach the receive backlog at once).
+// -r PPS paces each process to PPS packets a second, in bursts of at most 16:
+// scenarios that must make one cause only use it so that a slow or loaded
+// machine does not also overflow the receive backlog (a second cause).
 // Traffic goes only where -a/-i say (default 127.0.0.1 / lo). Every loop is
 // bounded by -n or -d, and alarm() stops the process in any case.
 // Output: one line of key=value pairs; ns_per_pkt is sender CPU per packet
@@ -54,17 +57,17 @@ static double now(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: dropgen -m ethproto|noport|rcvbuf|udp|listen [-d secs | -n count] [-P procs]\n"
-                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1] [-l len] [-s srcaddr] [-g gso_seg]\n");
+                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1] [-l len] [-s srcaddr] [-g gso_seg] [-r pps]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *mode = "ethproto", *addr = "127.0.0.1", *ifname = "lo", *src = NULL;
   int len = 16, gso = 0;
-  double dur = 0;
+  double dur = 0, rate = 0;
   long long count = 0;
   int procs = 1, port = -1, first_cpu = -1, o;
-  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:l:s:g:h")) != -1) {
+  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:l:s:g:r:h")) != -1) {
     switch (o) {
       case 'm': mode = optarg; break;
       case 'd': dur = atof(optarg); break;
@@ -77,13 +80,14 @@ int main(int argc, char **argv) {
       case 'l': len = atoi(optarg); break;
       case 's': src = optarg; break;
       case 'g': gso = atoi(optarg); break;
+      case 'r': rate = atof(optarg); break;
       default: usage();
     }
   }
   int eth = !strcmp(mode, "ethproto"), noport = !strcmp(mode, "noport"), rcvbuf = !strcmp(mode, "rcvbuf"),
       udp = !strcmp(mode, "udp"), listen_mode = !strcmp(mode, "listen");
   if (!(eth || noport || rcvbuf || udp || listen_mode) || procs < 1 || procs > 64 || (dur <= 0) == (count <= 0) ||
-      dur > 600 || count > 1000000000LL || len < 1 || len > 65000 || (listen_mode && (count <= 0 || count > 100000)))
+      dur > 600 || count > 1000000000LL || len < 1 || len > 65000 || rate < 0 || rate > 1e8 || (listen_mode && (count <= 0 || count > 100000)))
     usage();
   if (port < 0) port = noport ? 9 : 47001;
   struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -168,9 +172,17 @@ int main(int argc, char **argv) {
     // with -n, each worker sends its share; the first takes the remainder
     long long quota = count > 0 ? count / procs + (w == 0 ? count % procs : 0) : -1, n = 0;
     double end = t0 + dur;
+    double start = now();
     while (quota < 0 ? now() < end : n < quota) {
-      int b = BATCH;
+      int b = rate > 0 ? 16 : BATCH;
       if (quota >= 0 && quota - n < b) b = (int)(quota - n);
+      if (rate > 0) {  // ahead of the pace: sleep until the next burst is due
+        double due = start + n / rate, ahead = due - now();
+        if (ahead > 0) {
+          struct timespec ts = {.tv_sec = (time_t)ahead, .tv_nsec = (long)((ahead - (time_t)ahead) * 1e9)};
+          nanosleep(&ts, NULL);
+        }
+      }
       int r = sendmmsg(fd, msgs, b, 0);
       if (r < 0) {
         if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;

@@ -86,7 +86,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     choice.name === 'bpf' ? new BpfDropSource({ ...(netns ? { netns: netns.inode } : {}), warn }) : new TracefsDropSource({ warn });
   onCleanup(() => source.close());
 
-  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false));
+  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined);
   let drops = 0;
   let lost = 0;
   let intervals = 0;

@@ -42,6 +42,12 @@ export interface CounterReading {
   readonly gauge?: boolean;
   /** Extra context for a scope, e.g. the process owning a socket ("pid 123 (named)"). */
   readonly detail?: string;
+  /**
+   * The kernel keeps this counter for the whole host, not per network
+   * namespace (softnet_stat, the neighbour tables' statistics): every
+   * namespace reads the same value, so a move says nothing about one of them.
+   */
+  readonly hostWide?: boolean;
 }
 
 /** A unique key of a counter instance, for joining two snapshots. */

@@ -23,6 +23,8 @@ export interface FindingCounter {
   readonly layer: CounterLayer;
   readonly delta: number;
   readonly detail?: string;
+  /** Kept per host, not per namespace (see CounterReading.hostWide). */
+  readonly hostWide?: boolean;
 }
 
 export interface FindingPoint {
@@ -86,6 +88,12 @@ export class Diagnoser {
     private readonly kb: KnowledgeView,
     /** Kernel address to "symbol+off" (or hex when unknown). */
     private readonly symbolize: (location: bigint) => string,
+    /**
+     * The diagnosis is of one namespace (diagnose --netns): a host-wide
+     * counter (softnet_stat) that moved with no drop of this namespace to
+     * pair with was moved by someone else, so it is no cause of its own.
+     */
+    private readonly oneNamespace = false,
   ) {}
 
   /** Add one interval: its drop points and the counters that moved in it. */
@@ -105,7 +113,7 @@ export class Diagnoser {
       const key = `${d.name}@${d.scope}`;
       const c = this.counters.get(key);
       if (c) c.delta += d.delta;
-      else this.counters.set(key, { name: d.name, scope: d.scope, layer: d.layer, delta: d.delta, ...(d.detail ? { detail: d.detail } : {}) });
+      else this.counters.set(key, { name: d.name, scope: d.scope, layer: d.layer, delta: d.delta, ...(d.detail ? { detail: d.detail } : {}), ...(d.hostWide ? { hostWide: true } : {}) });
     }
   }
 
@@ -144,6 +152,7 @@ export class Diagnoser {
         continue;
       }
       if (!k.drop) continue;
+      if (this.oneNamespace && c.hostWide) continue;
       // Counters of one blind reason (ListenOverflows and ListenDrops) make one cause.
       const key = related[0] ?? c.name;
       const d = drafts.get(key);

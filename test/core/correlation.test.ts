@@ -125,3 +125,18 @@ test('diagnosis: a reason newer than the knowledge base is a real cause, explain
   assert.ok(f[0].fix.length > 0);
   assert.equal(f[1].known, true);
 });
+
+test('diagnosis of one namespace: a host-wide counter with no drop of its own is not a cause there', () => {
+  const softnet = delta('softnet:dropped', 320, 'cpu0', { layer: 'softnet', hostWide: true });
+  const one = new Diagnoser(kb, () => 'udp_queue_rcv_one_skb+0x1c', true);
+  one.add([point('SOCKET_RCVBUFF', 50)], [softnet], 1);
+  assert.deepEqual(one.findings().map((f) => f.key), ['SOCKET_RCVBUFF'], 'another namespace moved softnet_stat');
+  // The whole host: the same counter is a blind spot worth reporting.
+  const host = new Diagnoser(kb, () => 'udp_queue_rcv_one_skb+0x1c');
+  host.add([point('SOCKET_RCVBUFF', 50)], [softnet], 1);
+  assert.ok(host.findings().some((f) => f.counters.some((c) => c.name === 'softnet:dropped')));
+  // Paired with a drop of the namespace, it stays evidence.
+  const paired = new Diagnoser(kb, () => 'enqueue_to_backlog+0x1c', true);
+  paired.add([point('CPU_BACKLOG', 300)], [softnet], 1);
+  assert.ok(paired.findings()[0].counters.some((c) => c.name === 'softnet:dropped'));
+});

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { kernelSkipReason } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
 import { DropmonProcess } from '../helpers/dropmon.js';
+import { dropgenBinary } from '../helpers/dropgen.js';
 import { SCENARIOS, buildNet } from './scenarios.js';
 
 interface JsonFinding {
@@ -26,6 +27,8 @@ const SKIP = kernelSkipReason();
 
 describe('diagnose ranks the true cause first', { skip: SKIP }, () => {
   after(() => TestNetns.cleanupAll());
+  // Built before any diagnosis starts: compiling inside a scenario's window would delay its cause.
+  if (!SKIP) dropgenBinary();
   let serial = 0;
   for (const sc of SCENARIOS) {
     const why = SKIP ? undefined : sc.skip?.();
@@ -35,10 +38,12 @@ describe('diagnose ranks the true cause first', { skip: SKIP }, () => {
       try {
         sc.setup?.(net);
         const ns = sc.counters === 'a' ? net.a : net.b;
-        const dm = new DropmonProcess(['diagnose', '--duration', '3', '--interval', '1', '--netns', ns.name, '--json']);
-        await dm.ready(15_000, 'diagnosing');
+        // However slow the machine, every drop falls inside the diagnosis: it runs until
+        // the cause is over, then Ctrl-C ends it with a last interval (drops and counters).
+        const dm = new DropmonProcess(['diagnose', '--duration', '120', '--interval', '1', '--netns', ns.name, '--json']);
+        await dm.ready(30_000, 'diagnosing');
         await sc.cause(net);
-        const done = await dm.finished();
+        const done = await dm.stop('SIGINT', 30_000);
         assert.equal(done.code, 0, done.stderr);
         const out = JSON.parse(done.stdout) as { findings: JsonFinding[] };
         const real = out.findings.filter((f) => f.benign !== 'usually');

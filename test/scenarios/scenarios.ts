@@ -73,6 +73,24 @@ let keep: Background | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Wait (bounded) until a UDP socket is bound to `port` in `ns`: a process started in the background takes its time. */
+async function udpBound(ns: TestNetns, port: number, ms = 20_000): Promise<void> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) {
+    if (ns.exec('cat', ['/proc/net/udp']).includes(hex)) return;
+  }
+  throw new Error(`nothing bound UDP port ${port} in ${ns.name} within ${ms} ms`);
+}
+
+/**
+ * Senders are paced: an unpaced burst of thousands of packets through a veth
+ * also overflows the per-CPU receive backlog on a slow or loaded machine
+ * (ksoftirqd does not run while the sender spins), which makes a second cause
+ * (CPU_BACKLOG) that can outnumber the scenario's own. At 10,000 packets a
+ * second in bursts of 16 the backlog (1000 by default) never fills.
+ */
+const PACED = ['-r', '10000'];
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'tiny socket receive buffer',
@@ -81,9 +99,9 @@ export const SCENARIOS: readonly Scenario[] = [
       // A UDP socket with the smallest receive buffer that never reads, alive while dropmon samples it.
       keep = new Background(b, 'python3', ['-c', 'import socket,time\ns=socket.socket(2,2)\ns.setsockopt(1,8,1)\ns.bind(("10.1.0.2",47001))\ntime.sleep(30)']);
     },
-    cause: async ({ a }) => {
-      await sleep(300);
-      runDropgen(['-m', 'udp', '-n', '2000', '-a', '10.1.0.2', '-p', '47001', '-l', '200'], a.name);
+    cause: async ({ a, b }) => {
+      await udpBound(b, 47001);
+      runDropgen(['-m', 'udp', '-n', '2000', '-a', '10.1.0.2', '-p', '47001', '-l', '200', ...PACED], a.name);
     },
     restore: () => keep?.stop(),
     cause_key: 'SOCKET_RCVBUFF',
@@ -94,7 +112,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'closed UDP port',
     counters: 'b',
-    cause: ({ a }) => void runDropgen(['-m', 'noport', '-n', '300', '-a', '10.1.0.2'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'noport', '-n', '300', '-a', '10.1.0.2', ...PACED], a.name),
     cause_key: 'NO_SOCKET',
     kind: 'drops',
     counterDeltas: [{ name: 'Udp:NoPorts', min: 300 }],
@@ -107,7 +125,7 @@ export const SCENARIOS: readonly Scenario[] = [
       b.exec('nft', ['add', 'chain', 'inet', 'dmtest', 'in', '{ type filter hook input priority 0; }']);
       b.exec('nft', ['add', 'rule', 'inet', 'dmtest', 'in', 'udp', 'dport', '47002', 'counter', 'drop']);
     },
-    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '300', '-a', '10.1.0.2', '-p', '47002'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '300', '-a', '10.1.0.2', '-p', '47002', ...PACED], a.name),
     cause_key: 'NETFILTER_DROP',
     kind: 'drops',
   },
@@ -134,7 +152,7 @@ export const SCENARIOS: readonly Scenario[] = [
       // B would not answer ARP for a source that fails rp_filter: tell A B's address.
       a.ip('neigh', 'add', '10.1.0.2', 'lladdr', macOf(b, 'b0'), 'dev', 'a0');
     },
-    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.2', '-s', '10.9.0.5'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.2', '-s', '10.9.0.5', ...PACED], a.name),
     cause_key: 'IP_RPFILTER',
     kind: 'drops',
     counterDeltas: [{ name: 'TcpExt:IPReversePathFilter', min: 200 }],
@@ -143,7 +161,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'tbf qdisc over its rate',
     counters: 'a',
     setup: ({ a }) => a.exec('tc', ['qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '1mbit', 'burst', '2k', 'limit', '3k']),
-    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '1000', '-a', '10.1.0.2', '-l', '1000'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '1000', '-a', '10.1.0.2', '-l', '1000', ...PACED], a.name),
     cause_key: 'QDISC_DROP',
     kind: 'drops',
     counterDeltas: [{ name: 'qdisc:drops', min: 900 }],
@@ -151,7 +169,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'unknown EtherType',
     counters: 'b',
-    cause: ({ a }) => void runDropgen(['-m', 'ethproto', '-n', '400', '-i', 'a0'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'ethproto', '-n', '400', '-i', 'a0', ...PACED], a.name),
     cause_key: 'UNHANDLED_PROTO',
     kind: 'drops',
     counterDeltas: [{ name: 'link:rx_dropped', min: 400 }],
@@ -160,7 +178,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'neighbour that never answers',
     counters: 'a',
     setup: ({ a }) => a.sysctl('net.ipv4.neigh.a0.unres_qlen_bytes', '2000'),
-    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.77', '-l', '200'], a.name),
+    cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.77', '-l', '200', ...PACED], a.name),
     cause_key: 'NEIGH_QUEUEFULL',
     kind: 'drops',
   },

@@ -37,11 +37,15 @@ export interface ProcReadResult {
 
 const DEFAULT_PROC_NET = '/proc/thread-self/net';
 
-/** The per-CPU tables of /proc/net/stat: file, counter family, layer. */
-const STAT_TABLES: readonly (readonly [string, string, CounterLayer])[] = [
-  ['nf_conntrack', 'conntrack', 'netfilter'],
-  ['arp_cache', 'arp_cache', 'neighbour'],
-  ['ndisc_cache', 'ndisc_cache', 'neighbour'],
+/**
+ * The per-CPU tables of /proc/net/stat: file, counter family, layer, and
+ * whether the kernel keeps them per host (the neighbour tables' statistics
+ * are global; conntrack's are per namespace).
+ */
+const STAT_TABLES: readonly (readonly [string, string, CounterLayer, boolean])[] = [
+  ['nf_conntrack', 'conntrack', 'netfilter', false],
+  ['arp_cache', 'arp_cache', 'neighbour', true],
+  ['ndisc_cache', 'ndisc_cache', 'neighbour', true],
 ];
 
 export function readProcCounters(opts: ProcReadOptions = {}): ProcReadResult {
@@ -80,8 +84,9 @@ export function readProcCounters(opts: ProcReadOptions = {}): ProcReadResult {
   add(each(`${procNet}/netstat`, label('netstat'), parseSnmp));
   add(each(`${procNet}/snmp6`, label('snmp6'), parseSnmp6));
   add(each(`${procNet}/softnet_stat`, label('softnet_stat'), parseSoftnetStat));
-  for (const [file, family, layer] of STAT_TABLES) {
-    add(each(`${procNet}/stat/${file}`, label(`stat/${file}`), (t, s) => parseStatTable(t, family, layer, s)));
+  for (const [file, family, layer, hostWide] of STAT_TABLES) {
+    const parse = (t: string, s: string) => parseStatTable(t, family, layer, s).map((r) => (hostWide ? { ...r, hostWide } : r));
+    add(each(`${procNet}/stat/${file}`, label(`stat/${file}`), parse));
   }
   for (const which of ['count', 'max']) {
     const path = `${procSys}/net/netfilter/nf_conntrack_${which}`;

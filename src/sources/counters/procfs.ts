@@ -186,7 +186,8 @@ export function parseSoftnetStat(text: string, source = '/proc/net/softnet_stat'
     for (let c = 0; c < values.length; c++) {
       const name = c < SOFTNET_COLUMNS.length ? SOFTNET_COLUMNS[c] : `column${c + 1}`;
       if (name === null || c === SOFTNET_CPU_COLUMN) continue;
-      const r: CounterReading = { name: `softnet:${name}`, scope, layer: 'softnet', value: values[c], source };
+      // softnet_data is per CPU, shared by every namespace.
+      const r: CounterReading = { name: `softnet:${name}`, scope, layer: 'softnet', value: values[c], source, hostWide: true };
       out.push(SOFTNET_GAUGES.has(name) ? { ...r, gauge: true } : r);
     }
     row++;
