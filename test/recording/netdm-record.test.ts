@@ -1,32 +1,22 @@
 /**
  * Recording NET_DM packet mode: packet summaries (reason, interface, decoded
  * headers), bounded per interval with the rest counted. Runs where the kernel
- * has NET_DM; on a host without it, the host test boots Debian's kernel with
- * scripts/kernel-vm.sh and runs this same file inside (as test/netdm/vm.test.ts does).
+ * has NET_DM: on a host without it, in Debian's kernels under qemu
+ * (test/vm/kernels.test.ts, entry "netdm-record" of test/vm/guest-plan.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRecording } from '../../src/recording/recording.js';
-import { PROJECT_ROOT, runDropgen } from '../helpers/dropgen.js';
+import { runDropgen } from '../helpers/dropgen.js';
 import { netdmPresent } from '../helpers/env.js';
 import { Cli } from './cli.js';
 
 const root = process.getuid?.() === 0;
 const netdm = root && netdmPresent();
-const HERE_SKIP = !root ? 'not root' : !netdm ? 'this kernel has no NET_DM family (the VM test below runs it in one that has)' : false;
-const VM_SKIP = process.env.DROPMON_IN_VM
-  ? 'already inside the test VM'
-  : !root
-    ? 'not root: the VM runner needs apt and 9p'
-    : netdm
-      ? 'the host kernel has NET_DM: the test runs here directly'
-      : process.env.DROPMON_VM_TESTS === '0'
-        ? 'DROPMON_VM_TESTS=0'
-        : false;
+const HERE_SKIP = !root ? 'not root' : !netdm ? 'this kernel has no NET_DM family (test/vm/kernels.test.ts runs it in Debian kernels under qemu)' : false;
 
 test('record --source netdm --mode packet: summaries of dropped packets, bounded per interval', { skip: HERE_SKIP }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dropmon-netdm-rec-'));
@@ -67,19 +57,4 @@ test('record --source netdm --mode packet: summaries of dropped packets, bounded
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test('the same in a Debian kernel under qemu', { skip: VM_SKIP, timeout: 600_000 }, () => {
-  const dist = join(PROJECT_ROOT, 'dist');
-  // The guest has no compiler: build the drop generator here, in the shared folder.
-  execFileSync('cc', ['-O2', '-Wall', '-o', join(dist, 'dropgen'), join(PROJECT_ROOT, 'bench', 'dropgen.c')]);
-  const r = spawnSync(join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'), ['node', '--test', '--test-reporter=tap', 'dist/test/recording/netdm-record.test.js'], {
-    encoding: 'utf8',
-    env: { ...process.env, VM_TIMEOUT: '540', VM_ENV: 'DROPMON_DROPGEN DROPMON_IN_VM', DROPMON_DROPGEN: join(dist, 'dropgen'), DROPMON_IN_VM: '1' },
-    timeout: 600_000,
-  });
-  const out = `${r.stdout}\n${r.stderr}`;
-  process.stdout.write(out.split('\n').map((l) => `# vm: ${l}`).join('\n') + '\n');
-  assert.equal(r.status, 0, 'the recording test passed in the VM');
-  assert.match(out, /# pass 1/);
 });

@@ -1,0 +1,47 @@
+/**
+ * What runs inside the test VM (scripts/kernel-vm.sh), once per kernel: the
+ * tests that need what the host kernel lacks (NET_DM, netdevsim, modules) or
+ * another kernel's layout (BPF offsets, reason numbers, tracepoint
+ * prototypes). One boot per kernel runs every entry (booting is the slow
+ * part under emulation); test/vm/kernels.test.ts boots and judges each entry
+ * on its own, and scripts/vm-suite.ts runs them in the guest.
+ *
+ * A new kernel-dependent test file is one entry here.
+ */
+export interface GuestRun {
+  /** Short name, for the host's subtest and the artifacts. */
+  readonly name: string;
+  /** Compiled test files, relative to the project root. */
+  readonly files: readonly string[];
+  /** Only tests whose names match (node --test-name-pattern). */
+  readonly patterns?: readonly string[];
+  /** Extra environment in the guest. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Kernels this entry runs on (default: every kernel of the run). */
+  readonly kernels?: readonly string[];
+  /** Nothing may be skipped in the VM (it was made to have what these tests need). */
+  readonly noSkip?: boolean;
+  /** Test names (TAP "ok N - NAME" lines) that must have passed. */
+  readonly mustPass?: readonly string[];
+}
+
+/** The Debian kernels the VM tests boot: Debian 12's own and its backports'. */
+export const VM_KERNELS = ['6.1', '6.12'] as const;
+
+export const GUEST_RUNS: readonly GuestRun[] = [
+  { name: 'netdm', files: ['dist/test/netdm/netdm-kernel.test.js'], noSkip: true },
+  { name: 'netdm-record', files: ['dist/test/recording/netdm-record.test.js'], mustPass: ['record --source netdm --mode packet: summaries of dropped packets, bounded per interval'] },
+  { name: 'devlink', files: ['dist/test/vm/devlink-kernel.test.js'], noSkip: true },
+  {
+    name: 'bpf-source',
+    files: ['dist/test/sources/bpf/bpf-source.test.js'],
+    patterns: ['two namespaces', 'kill -9'],
+    mustPass: ['drops in two namespaces are told apart', 'kill -9 leaves nothing attached'],
+  },
+  {
+    name: 'bpf-toolkit',
+    files: ['dist/test/kernel/bpf-btf.test.js', 'dist/test/kernel/bpf-maps.test.js'],
+    env: { DROPMON_FUZZ_RUNS: '50' },
+    mustPass: ['the raw_tp flavour (bpf_probe_read_kernel) counts what the tp_btf one counts', 'live vmlinux BTF: parsed, the offsets and the prototype found'],
+  },
+];
