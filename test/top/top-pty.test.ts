@@ -9,6 +9,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { bpfUnavailableReason } from '../../src/sources/bpf/availability.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
@@ -26,7 +29,7 @@ function skip(): { skip: string | false } {
 /** A namespace whose lo drops UDP to port 9 (no socket: NO_SOCKET) and port 7777 (an nft rule: NETFILTER_DROP), paced. */
 function dropper(label: string): { ns: TestNetns; start: () => ChildProcess } {
   const ns = new TestNetns(label);
-  ns.exec('nft', ['-f', '-'], 'table inet dmtop { chain c { type filter hook input priority 0; udp dport 7777 drop; } }\n');
+  ns.exec('nft', ['-f', '-'], 'table inet dmtop {\n  chain c {\n    type filter hook input priority 0;\n    udp dport 7777 drop\n  }\n}\n');
   return {
     ns,
     // 40 NO_SOCKET and 10 NETFILTER_DROP a second for at most 40 s.
@@ -128,17 +131,19 @@ test('SIGTERM restores the terminal too; NO_COLOR leaves colours out', skip(), a
 test('remote: top --remote reads a dropmon serve with its token; without the token it says so', skip(), async () => {
   const token = 'top-test-token-0123456789';
   const { ns, start } = dropper('remote');
-  const served = await new Served(['--source', 'bpf', '-r', 'NO_SOCKET'], { record: false, token }).ready();
+  const dir = mkdtempSync(join(tmpdir(), 'dropmon-top-token-'));
+  writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+  const served = await new Served(['--source', 'bpf', '-r', 'NO_SOCKET', '--token-file', join(dir, 'token')], { record: false, token }).ready();
   const traffic = start();
   const url = `http://127.0.0.1:${served.port}`;
   let top: PtyScreen | undefined;
   try {
-    const refused = topInShell(['--remote', url], { DROPMON_TOKEN: undefined });
+    const refused = topInShell(['--remote', url], { DROPMON_TOKEN: '' });
     await refused.end();
     assert.match(refused.raw, /wants a token[\s\S]*EXIT=1/);
-    top = topInShell(['--remote', url], { DROPMON_TOKEN: token });
+    top = topInShell(['--remote', url, '--token-file', join(dir, 'token')]);
     const s = await top.waitFor((t) => t.split('\n').some((l) => /NO_SOCKET +__udp4_lib_rcv/.test(l) && l.includes(ns.name.slice(0, 6))));
-    assert.match(s.split('\n')[0], new RegExp(`remote http://127\\.0\\.0\\.1:${served.port}/`));
+    assert.match(s.split('\n')[0], new RegExp(`via 127\\.0\\.0\\.1:${served.port}`));
     assert.match(s.split('\n')[0], /source bpf/);
     top.key('q');
     const out = await top.end();
@@ -149,5 +154,6 @@ test('remote: top --remote reads a dropmon serve with its token; without the tok
     top?.proc.kill('SIGKILL');
     await served.stop();
     ns.delete();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -90,10 +90,11 @@ export function tableFrame(s: TableState, w: number, h: number): Line[] {
   const m = s.model;
   const o = s.origin;
   const lines: Line[] = [];
-  const where = o.remote ? `remote ${printable(o.remote)}` : `host ${printable(o.host)}`;
+  // A remote is named by host:port when it is plain http at the root (the common case), else by its URL.
+  const remote = o.remote?.replace(/^http:\/\/([^/]+)\/$/, '$1');
   lines.push([
     seg('dropmon top', BOLD),
-    seg(`  ${where}${o.remote && o.host ? ` (${printable(o.host)})` : ''}  kernel ${printable(o.kernel) || '?'}  source ${printable(o.source) || '?'}  every ${o.intervalMs / 1000} s`),
+    seg(`  host ${printable(o.host) || '?'}${remote ? ` via ${printable(remote)}` : ''}  kernel ${printable(o.kernel) || '?'}  source ${printable(o.source) || '?'}`),
   ]);
   const rateNow = m.lastSeconds > 0 ? m.lastDrops / m.lastSeconds : 0;
   const figures: Segment[] = [
@@ -110,7 +111,7 @@ export function tableFrame(s: TableState, w: number, h: number): Line[] {
   if (m.lastOverflow.drops > 0) figures.push(seg(`  +${shortCount(m.lastOverflow.drops)} over --max-points`, YELLOW));
   lines.push(figures);
   const settings: Segment[] = [
-    seg(`sort ${m.sort}  group ${m.group}  benign ${m.hideBenign ? 'hidden' : 'dimmed'}`),
+    seg(`every ${o.intervalMs / 1000} s  sort ${m.sort}  group ${m.group}  benign ${m.hideBenign ? 'hidden' : 'dimmed'}`),
     ...(m.filter ? [seg('  filter '), seg(printable(m.filter), BOLD)] : []),
     ...(m.paused ? [seg('  PAUSED', BOLD | REVERSE), seg(m.waitingIntervals ? ` ${m.waitingIntervals} waiting` : '')] : []),
     ...(s.status ? [seg('  '), seg(printable(s.status), YELLOW)] : []),
