@@ -124,9 +124,9 @@ export function tableFrame(s: TableState, w: number, h: number): Line[] {
       fit('FUNCTION', c.fn),
       fit('NETNS', c.netns),
       fit('IFACE', c.iface),
-      fit('PROTO', c.proto),
+      fit('PROTO', c.proto).replace(/^PRO~$/, 'PROT'),
       fit('RATE/s', c.rate, true),
-      fit('LAST MINUTE', c.spark),
+      fit(c.spark >= 11 ? 'LAST MINUTE' : 'LAST MIN', c.spark),
       fit('TOTAL', c.total, true),
     ]
       .filter((x) => x.length > 0)
@@ -184,9 +184,25 @@ export function tableFrame(s: TableState, w: number, h: number): Line[] {
   lines.push(
     s.editing !== undefined
       ? [seg('/ filter: ', BOLD), seg(printable(s.editing)), seg(' ', REVERSE), seg('   Enter apply  Esc cancel', DIM)]
-      : [seg(fit('q quit  ? help  Enter explain  s sort  g group  / filter  b benign  p pause  c clear', w - 1), DIM)],
+      : footer(w - 1),
   );
   return lines;
+}
+
+const KEYS: readonly [string, string][] = [['q', 'quit'], ['?', 'help'], ['Enter', 'explain'], ['s', 'sort'], ['g', 'group'], ['/', 'filter'], ['b', 'benign'], ['p', 'pause'], ['c', 'clear']];
+
+/** The key line: keys bold, what they do dim; one space apart below 100 columns. */
+function footer(w: number): Line {
+  const gap = w >= 100 ? '  ' : ' ';
+  const out: Segment[] = [];
+  let used = 0;
+  for (const [k, what] of KEYS) {
+    const len = k.length + 1 + what.length + (out.length ? gap.length : 0);
+    if (used + len > w) break;
+    out.push(seg(`${out.length ? gap : ''}${k}`, BOLD), seg(` ${what}`, DIM));
+    used += len;
+  }
+  return out;
 }
 
 function entryLines(title: string, e: KnowledgeEntry, w: number): Line[] {
