@@ -138,16 +138,22 @@ export class RemoteClient {
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           if (generation !== this.generation) return;
+          const parsed: Array<{ interval: LiveInterval } | { state: RemoteState }> = [];
           try {
             for (const e of parser.push(chunk)) {
-              if (e.event === 'interval') h.interval(parseIntervalEvent(JSON.parse(e.data)));
-              else if (e.event === 'state') h.state(parseStateEvent(JSON.parse(e.data)));
+              if (e.event === 'interval') parsed.push({ interval: parseIntervalEvent(JSON.parse(e.data)) });
+              else if (e.event === 'state') parsed.push({ state: parseStateEvent(JSON.parse(e.data)) });
             }
             if (parser.retryMs !== undefined) this.retryMs = Math.min(Math.max(parser.retryMs, 500), 60_000);
           } catch (err) {
             // Bad data from the other end: said on screen, the stream read again from a clean start.
             res.destroy();
             retry(`bad data: ${(err as Error).message}`);
+          }
+          // Outside the try: an error of the view is dropmon's own (an internal error), not the service's.
+          for (const p of parsed) {
+            if ('interval' in p) h.interval(p.interval);
+            else h.state(p.state);
           }
         });
         res.on('end', () => retry('the service closed the stream'));
