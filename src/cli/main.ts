@@ -15,6 +15,8 @@ A network drop monitor for Linux: every packet the kernel drops, where and why.
 Commands:
   watch       show drops live, per drop point and reason, with the counters
               that moved beside them (dropmon watch --help)
+  top         a full-screen live view of every drop, local or of a remote
+              'dropmon serve' (dropmon top --help)
   diagnose    watch for a while, then rank the causes, with evidence and fixes
   counters    every kernel drop counter in one place, grouped by layer, explained
   record      watch and write the drops and counters to a recording (SQLite)
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'watch':
       return (await import('./watch.js')).watchCommand(rest);
+    case 'top':
+      return (await import('./top.js')).topCommand(rest);
     case 'netdm':
       return (await import('./netdm.js')).netdmCommand(rest);
     case 'counters':

@@ -32,6 +32,11 @@ export interface PointJson {
   readonly benign: 'no' | 'usually' | 'sometimes';
   readonly trap?: string;
   readonly ifindex?: number;
+  /** Attribution (BPF source): interface name, namespace inode, its name ("init" for the initial one), container. */
+  readonly ifname?: string;
+  readonly netns?: number;
+  readonly netnsName?: string;
+  readonly container?: string;
 }
 
 export interface CounterMovedJson {
@@ -88,6 +93,9 @@ export function pointJson(p: DropPoint, seconds: number, symbols: Symbolizer | u
     benign: d.reason ? kb.benign(d.reason, d.function ?? undefined) : 'no',
     ...(p.trap ? { trap: p.trap.group ? `${p.trap.group}/${p.trap.name}` : p.trap.name } : {}),
     ...(p.ifindex !== undefined ? { ifindex: p.ifindex } : {}),
+    ...(d.ifname !== null ? { ifname: d.ifname } : {}),
+    ...(d.netns !== null ? { netns: d.netns, netnsName: d.initNetns ? 'init' : (d.netnsName ?? String(d.netns)) } : {}),
+    ...(d.container !== null ? { container: d.container } : {}),
   };
 }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseProtocol, type DropSource } from '../core/drop.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
 import type { KallsymsTable } from '../kernel/kallsyms.js';
-import { resolveLocations } from '../cli/watch.js';
+import { resolveLocations } from '../cli/watch-source.js';
 import { BpfDropSource, reasonNamesFromBtf } from '../sources/bpf/source.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
 import { chooseSource, type SourceChoice } from '../sources/select.js';
