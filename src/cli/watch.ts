@@ -15,7 +15,8 @@ import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
 import { findTracefs } from '../sources/tracefs/tracefs.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
-import { BpfDropSource, reasonNamesFromBtf } from '../sources/bpf/source.js';
+import { BpfDropSource, dropReasonsFromBtf } from '../sources/bpf/source.js';
+import { DropReasons } from '../kernel/drop-reasons.js';
 import { interfaceIndex, resolveNetnsSpec } from '../kernel/namespaces.js';
 import type { AlertMode, Origins } from '../sources/netdm/protocol.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
@@ -284,8 +285,13 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   } catch (err) {
     if (choice.name === 'tracefs' || flags.listReasons) throw err;
   }
-  let reasonTable = layout?.kfree.symbolic.get('reason') ?? new Map<number, string>();
-  if (reasonTable.size === 0 && choice.name === 'bpf') reasonTable = reasonNamesFromBtf();
+  // One namer for the source and the filters: core reasons from the format's
+  // table (else BTF), subsystem reasons (OPENVSWITCH/...) from BTF.
+  const coreTable = layout?.kfree.symbolic.get('reason');
+  const reasonNamer = coreTable?.size ? new DropReasons({ core: coreTable }) : choice.name === 'bpf' ? dropReasonsFromBtf() : new DropReasons();
+  // The whole table (subsystems too) costs a BTF parse: only for --list-reasons and --reason.
+  let reasonTable: ReadonlyMap<number, string> = coreTable ?? new Map<number, string>();
+  if (flags.listReasons || flags.reasons.length) reasonTable = reasonNamer.table();
   if (flags.listReasons) {
     if (reasonTable.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
     for (const [n, name] of [...reasonTable].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
@@ -340,6 +346,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
           // --interface alone means dropmon's namespace: filter on it too, ifindexes repeat across namespaces.
           ...(flags.interface !== undefined && !netnsTarget ? { netns: currentNetnsInode() } : {}),
           ...(flags.packets ? { packets: {} } : {}),
+          reasons: reasonNamer,
           warn,
         })
       : choice.name === 'tracefs'
@@ -349,6 +356,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
           filter,
           stack: flags.stack,
           ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+          reasons: reasonNamer,
           warn,
         })
       : new NetdmDropSource({
@@ -359,6 +367,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
           force: flags.force,
           passive: flags.passive,
           keepRaw: flags.pcap !== undefined,
+          reasons: reasonNamer,
           warn,
         });
   onCleanup(() => source.close());

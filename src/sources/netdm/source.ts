@@ -14,6 +14,7 @@ import { parseGenl } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
 import { NetdmClient, originsText } from './client.js';
 import { decodeAlert, type AlertMode, type Origins, type PacketAlert } from './protocol.js';
+import { DropReasons } from '../../kernel/drop-reasons.js';
 
 export interface NetdmSourceOptions {
   readonly mode?: AlertMode;
@@ -32,6 +33,12 @@ export interface NetdmSourceOptions {
   /** Socket receive buffer for alerts. */
   readonly rcvbuf?: number;
   readonly warn?: (message: string) => void;
+  /**
+   * Maps the reason strings of packet alerts onto the names the other
+   * sources give (a subsystem's reason gets its SUBSYS/ prefix); by default
+   * over the kernel's BTF, read at the first reason that is not a core one.
+   */
+  readonly reasons?: DropReasons;
 }
 
 export class NetdmDropSource implements DropSource {
@@ -50,7 +57,10 @@ export class NetdmDropSource implements DropSource {
   /** Alerts received, by kind. */
   readonly stats = { summaryAlerts: 0, packetAlerts: 0, malformed: 0 };
 
+  private readonly reasons: DropReasons;
+
   constructor(private readonly opts: NetdmSourceOptions = {}) {
+    this.reasons = opts.reasons ?? new DropReasons();
     this.mode = opts.mode ?? 'summary';
     this.origins = opts.origins ?? { sw: true, hw: false };
   }
@@ -163,7 +173,7 @@ export class NetdmDropSource implements DropSource {
     return {
       location: a.pc ?? 0n,
       reason: NO_REASON,
-      reasonName: a.reason ?? '',
+      reasonName: a.reason ? this.reasons.netdmName(a.reason) : '',
       protocol: a.proto ?? 0,
       origin: a.origin,
       count: 1,
