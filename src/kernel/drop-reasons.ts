@@ -31,6 +31,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Btf, BtfKind } from './bpf/btf.js';
+import { ParseError } from '../core/errors.js';
 
 export const SUBSYS_SHIFT = 16;
 export const SUBSYS_MASK = 0xffff0000;
@@ -164,9 +165,15 @@ export class DropReasons {
     const out = new Map<number, string>();
     const btf = this.vmlinux();
     if (btf) {
-      for (const [name, value] of btf.enumValues('skb_drop_reason')) {
-        if (name === 'SKB_DROP_REASON_MAX') continue;
-        out.set(value >>> 0, name.replace(/^SKB_DROP_REASON_/, ''));
+      try {
+        for (const [name, value] of btf.enumValues('skb_drop_reason')) {
+          if (name === 'SKB_DROP_REASON_MAX') continue;
+          out.set(value >>> 0, name.replace(/^SKB_DROP_REASON_/, ''));
+        }
+      } catch (err) {
+        // A damaged enum: no core names (numbers are still shown).
+        if (!(err instanceof ParseError)) throw err;
+        out.clear();
       }
     }
     this.core = out;
@@ -200,10 +207,15 @@ export class DropReasons {
     const subs = new Map<number, Subsystem>();
     const btf = this.vmlinux();
     if (btf) {
-      for (const [full, id] of btf.enumValues('skb_drop_reason_subsys')) {
-        const name = full.replace(/^SKB_DROP_REASON_SUBSYS_/, '');
-        if (id <= 0 || id > 0xffff || name === 'NUM' || name === full) continue;
-        subs.set(id, { id, name, names: new Map(), lookedAt: -Infinity, complete: false });
+      try {
+        for (const [full, id] of btf.enumValues('skb_drop_reason_subsys')) {
+          const name = full.replace(/^SKB_DROP_REASON_SUBSYS_/, '');
+          if (id <= 0 || id > 0xffff || name === 'NUM' || name === full || !/^[A-Z0-9_]{1,64}$/.test(name)) continue;
+          subs.set(id, { id, name, names: new Map(), lookedAt: -Infinity, complete: false });
+        }
+      } catch (err) {
+        if (!(err instanceof ParseError)) throw err;
+        subs.clear();
       }
     }
     this.subsystems = subs;
@@ -228,14 +240,19 @@ export class DropReasons {
     const vmlinux = this.vmlinux();
     if (!vmlinux) return false;
     const found = new Map<number, string>();
-    collectSubsystemNames(vmlinux, sub.id, found);
+    try {
+      collectSubsystemNames(vmlinux, sub.id, found);
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+    }
     for (const module of moduleCandidates(sub.name)) {
       const path = join(this.btfDir, module);
       if (!existsSync(path)) continue;
       try {
         collectSubsystemNames(Btf.parse(readFileSync(path), vmlinux), sub.id, found);
-      } catch {
-        /* a module BTF we cannot read (unloaded meanwhile, damaged): numbers for now */
+      } catch (err) {
+        // A module BTF we cannot read (unloaded meanwhile, damaged): numbers for now.
+        if (!(err instanceof ParseError) && !(err as NodeJS.ErrnoException).code) throw err;
       }
     }
     if (found.size === 0) return false;

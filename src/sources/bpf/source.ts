@@ -237,7 +237,8 @@ export class BpfDropSource implements DropSource {
     this.reportState();
   }
 
-  private sample(k: DataView, count: number): DropSample {
+  /** A key of the counts map (the program's layout, KEY) and its count as a sample. */
+  sample(k: DataView, count: number): DropSample {
     const reason = k.getUint32(KEY.reason, true);
     return {
       location: k.getBigUint64(KEY.location, true),
