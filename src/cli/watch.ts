@@ -288,7 +288,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   // One namer for the source and the filters: core reasons from the format's
   // table (else BTF), subsystem reasons (OPENVSWITCH/...) from BTF.
   const coreTable = layout?.kfree.symbolic.get('reason');
-  const reasonNamer = coreTable?.size ? new DropReasons({ core: coreTable }) : choice.name === 'bpf' ? dropReasonsFromBtf() : new DropReasons();
+  // (The BPF source shares its parsed vmlinux BTF with the namer.)
+  const reasonNamer = choice.name === 'bpf' ? dropReasonsFromBtf(coreTable) : new DropReasons(coreTable?.size ? { core: coreTable } : {});
   // The whole table (subsystems too) costs a BTF parse: only for --list-reasons and --reason.
   let reasonTable: ReadonlyMap<number, string> = coreTable ?? new Map<number, string>();
   if (flags.listReasons || flags.reasons.length) reasonTable = reasonNamer.table();

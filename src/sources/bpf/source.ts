@@ -78,9 +78,9 @@ interface Tracked {
   idle: number;
 }
 
-/** The reason namer of the running kernel over the BPF source's (cached) vmlinux BTF. */
-export function dropReasonsFromBtf(): DropReasons {
-  return new DropReasons({ vmlinux: vmlinuxBtf });
+/** The reason namer of the running kernel over the BPF source's (cached) vmlinux BTF; `core` when the caller has that table. */
+export function dropReasonsFromBtf(core?: ReadonlyMap<number, string>): DropReasons {
+  return new DropReasons({ vmlinux: vmlinuxBtf, ...(core?.size ? { core } : {}) });
 }
 
 /**
