@@ -19,7 +19,8 @@ import { currentNetnsInode } from '../kernel/setns.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
 import { findTracefs } from '../sources/tracefs/tracefs.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
-import { BpfDropSource, reasonNamesFromBtf } from '../sources/bpf/source.js';
+import { BpfDropSource, dropReasonsFromBtf } from '../sources/bpf/source.js';
+import { DropReasons } from '../kernel/drop-reasons.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
 import { onCleanup } from './lifecycle.js';
@@ -89,8 +90,14 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
   } catch (err) {
     if (choice.name === 'tracefs' || flags.listReasons) throw err;
   }
-  let reasonTable = layout?.kfree.symbolic.get('reason') ?? new Map<number, string>();
-  if (reasonTable.size === 0 && choice.name === 'bpf') reasonTable = reasonNamesFromBtf();
+  // One namer for the source and the filters: core reasons from the format's
+  // table (else BTF), subsystem reasons (OPENVSWITCH/...) from BTF.
+  const coreTable = layout?.kfree.symbolic.get('reason');
+  // (The BPF source shares its parsed vmlinux BTF with the namer.)
+  const reasonNamer = choice.name === 'bpf' ? dropReasonsFromBtf(coreTable) : new DropReasons(coreTable?.size ? { core: coreTable } : {});
+  // The whole table (subsystems too) costs a BTF parse: only for --list-reasons and --reason.
+  let reasonTable: ReadonlyMap<number, string> = coreTable ?? new Map<number, string>();
+  if (flags.listReasons || flags.reasons.length) reasonTable = reasonNamer.table();
   if (flags.listReasons) {
     if (reasonTable.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
     for (const [n, name] of [...reasonTable].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
@@ -145,6 +152,7 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
           // --interface alone means dropmon's namespace: filter on it too, ifindexes repeat across namespaces.
           ...(flags.interface !== undefined && !netnsTarget ? { netns: currentNetnsInode() } : {}),
           ...(flags.packets ? { packets: {} } : {}),
+          reasons: reasonNamer,
           warn,
         })
       : choice.name === 'tracefs'
@@ -154,6 +162,7 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
           filter,
           stack: flags.stack,
           ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+          reasons: reasonNamer,
           warn,
         })
       : new NetdmDropSource({
@@ -164,6 +173,7 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
           force: flags.force,
           passive: flags.passive,
           keepRaw: flags.pcap !== undefined,
+          reasons: reasonNamer,
           warn,
         });
   onCleanup(() => source.close());

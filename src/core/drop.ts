@@ -13,6 +13,13 @@ export type DropOrigin = 'software' | 'hardware';
 /** A reason code the kernel did not give (old kernels without drop reasons). */
 export const NO_REASON = -1;
 
+/**
+ * The name of a reason value of the running kernel ("" when unknown). Core
+ * reasons are spelled as the kernel does without SKB_DROP_REASON_; reasons of
+ * other subsystems as SUBSYS/REASON (OPENVSWITCH/OVS_DROP_LAST_ACTION).
+ */
+export type ReasonNamer = (reason: number) => string;
+
 export interface DropSample {
   /** Kernel address of the code that freed the packet (the kfree_skb caller). */
   readonly location: bigint;

@@ -34,7 +34,9 @@ export function matches(f: DropFilter, s: DropSample): boolean {
 
 /**
  * Resolve reason names given by a user against the running kernel's table.
- * Accepts "NO_SOCKET", "no_socket", "SKB_DROP_REASON_NO_SOCKET" or a number.
+ * Accepts "NO_SOCKET", "no_socket", "SKB_DROP_REASON_NO_SOCKET" or a number;
+ * a subsystem's reason as "OPENVSWITCH/OVS_DROP_LAST_ACTION" or without its
+ * subsystem when that names one reason.
  * Returns the numbers, or throws with the unknown name and near matches.
  */
 export function resolveReasons(inputs: readonly string[], table: ReadonlyMap<number, string>): number[] {
@@ -47,7 +49,8 @@ export function resolveReasons(inputs: readonly string[], table: ReadonlyMap<num
       out.push(Number(t));
       continue;
     }
-    const n = byName.get(t);
+    // A subsystem's reason may be named without its SUBSYS/ (as NET_DM spells it).
+    const n = byName.get(t) ?? bySubsystemReason(byName, t);
     if (n === undefined) {
       const near = [...byName.keys()].filter((k) => k.includes(t) || t.includes(k)).slice(0, 6);
       throw new Error(
@@ -58,4 +61,11 @@ export function resolveReasons(inputs: readonly string[], table: ReadonlyMap<num
     out.push(n);
   }
   return [...new Set(out)];
+}
+
+/** The value of the one table entry named SUBSYS/`reason`, or undefined (none, or several subsystems). */
+function bySubsystemReason(byName: ReadonlyMap<string, number>, reason: string): number | undefined {
+  if (reason.includes('/')) return undefined;
+  const hits = [...byName].filter(([name]) => name.endsWith(`/${reason}`));
+  return hits.length === 1 ? hits[0][1] : undefined;
 }

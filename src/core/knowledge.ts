@@ -95,6 +95,11 @@ const FILES: Record<EntryKind, string> = {
   trap: 'traps.yaml',
   symbol: 'symbols.yaml',
 };
+/** Every kb file and the kind of its entries: the reasons of other subsystems (SUBSYS/REASON) have their own file. */
+const KB_FILES: ReadonlyArray<{ readonly kind: EntryKind; readonly file: string; readonly optional?: boolean }> = [
+  ...ENTRY_KINDS.map((kind) => ({ kind, file: FILES[kind] })),
+  { kind: 'reason', file: 'subsystems.yaml', optional: true },
+];
 
 const FIELDS = new Set([
   'name', 'aliases', 'pattern', 'layer', 'since', 'until', 'summary', 'meaning', 'causes', 'benign', 'benignWhen',
@@ -134,7 +139,7 @@ export function loadKnowledge(dir?: string): KnowledgeBase {
   const root = dir ?? defaultDir();
   const hit = cache.get(root);
   if (hit) return hit;
-  const texts = ENTRY_KINDS.map((kind) => readKbFile(root, kind));
+  const texts = KB_FILES.map(({ file, optional }) => (optional && !existsSync(join(root, file)) ? '' : readKbFile(root, file)));
   const hash = createHash('sha256');
   for (const t of texts) hash.update(t).update('\0');
   const digest = hash.digest('hex');
@@ -149,7 +154,8 @@ export function loadKnowledge(dir?: string): KnowledgeBase {
     }
   }
   if (!entries) {
-    entries = ENTRY_KINDS.flatMap((kind, i) => parseKbFile(texts[i], kind));
+    entries = KB_FILES.flatMap(({ kind, file }, i) => parseKbFile(texts[i], kind, file));
+    rejectDuplicates(entries);
     if (compiled) {
       try {
         writeFileSync(compiled, JSON.stringify({ digest, entries }));
@@ -163,8 +169,7 @@ export function loadKnowledge(dir?: string): KnowledgeBase {
   return kb;
 }
 
-function readKbFile(dir: string, kind: EntryKind): string {
-  const file = FILES[kind];
+function readKbFile(dir: string, file: string): string {
   try {
     return readFileSync(join(dir, file), 'utf8');
   } catch (err) {
@@ -178,8 +183,19 @@ function yamlParse(text: string): unknown {
   return yaml.parse(text);
 }
 
-function parseKbFile(text: string, kind: EntryKind): KnowledgeEntry[] {
-  const file = FILES[kind];
+/** A name defined in two files of one kind (each file checks its own duplicates). */
+function rejectDuplicates(entries: readonly KnowledgeEntry[]): void {
+  const seen = new Map<string, string>();
+  for (const e of entries) {
+    const key = `${e.kind}:${e.name.toLowerCase()}`;
+    const other = seen.get(key);
+    if (other !== undefined && other !== e.file)
+      throw new DropmonError(`knowledge base: kb/${e.file} entry ${e.name}: field "name" is a duplicate of an entry of kb/${other}`, 'see kb/README.md for the schema');
+    seen.set(key, e.file);
+  }
+}
+
+function parseKbFile(text: string, kind: EntryKind, file: string): KnowledgeEntry[] {
   let data: unknown;
   try {
     data = yamlParse(text);
@@ -405,8 +421,21 @@ export class KnowledgeBase {
     return this.byKind.get(kind)!.get(this.key(kind, name));
   }
 
+  /**
+   * A reason by name or alias. A subsystem's reason (OPENVSWITCH/OVS_DROP_METER)
+   * is also found by its bare name (an alias, as NET_DM spells it), and one
+   * this kb does not list (OPENVSWITCH/code 12, a newer kernel's reason)
+   * falls back to its subsystem's entry (SUBSYS_OPENVSWITCH).
+   */
   reason(name: string): KnowledgeEntry | undefined {
-    return this.exact('reason', name);
+    return this.exact('reason', name) ?? this.subsystemEntry(name);
+  }
+
+  private subsystemEntry(name: string): KnowledgeEntry | undefined {
+    const slash = name.indexOf('/');
+    if (slash <= 0) return undefined;
+    const subsys = normalizeReasonName(name.slice(0, slash));
+    return /^[A-Z0-9_]+$/.test(subsys) ? this.exact('reason', `SUBSYS_${subsys}`) : undefined;
   }
 
   /**

@@ -7,7 +7,7 @@
  * the tracefs source's design notes. A batch is turned into `DropSample`s
  * (with BigInt locations) once per drop point, not once per drop.
  */
-import { NO_REASON, type DropOrigin, type DropSample } from './drop.js';
+import { NO_REASON, type DropOrigin, type DropSample, type ReasonNamer } from './drop.js';
 
 interface Entry {
   readonly lo: number;
@@ -37,11 +37,15 @@ export class DropTally {
   private readonly slow = new Map<string, Entry>();
   private readonly stacks = new Map<string, StackEntry>();
   private total = 0;
+  private readonly nameOf: ReasonNamer;
 
   constructor(
-    private readonly reasonNames: ReadonlyMap<number, string>,
+    /** A value → name table, or the sources' namer (which also decodes subsystem reasons). */
+    reasonNames: ReadonlyMap<number, string> | ReasonNamer,
     private readonly origin: DropOrigin = 'software',
-  ) {}
+  ) {
+    this.nameOf = typeof reasonNames === 'function' ? reasonNames : (r) => reasonNames.get(r) ?? '';
+  }
 
   /** Drops counted since the last `take()`. */
   get pending(): number {
@@ -96,7 +100,7 @@ export class DropTally {
       out.push({
         location: (BigInt(e.hi >>> 0) << 32n) | BigInt(e.lo >>> 0),
         reason: e.reason,
-        reasonName: e.reason === NO_REASON ? '' : (this.reasonNames.get(e.reason) ?? ''),
+        reasonName: e.reason === NO_REASON ? '' : this.nameOf(e.reason),
         protocol: e.protocol,
         origin: this.origin,
         count: e.count,

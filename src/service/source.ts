@@ -13,7 +13,8 @@ import { parseProtocol, type DropSource } from '../core/drop.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
 import type { KallsymsTable } from '../kernel/kallsyms.js';
 import { resolveLocations } from '../cli/watch-source.js';
-import { BpfDropSource, reasonNamesFromBtf } from '../sources/bpf/source.js';
+import { BpfDropSource, dropReasonsFromBtf } from '../sources/bpf/source.js';
+import { DropReasons } from '../kernel/drop-reasons.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
 import { chooseSource, type SourceChoice } from '../sources/select.js';
 import { TracefsDropSource, readLayout } from '../sources/tracefs/source.js';
@@ -24,23 +25,30 @@ import { ConfigError, type ServiceConfig } from './config.js';
 export interface KernelTables {
   readonly root?: string;
   readonly layout?: ReturnType<typeof readLayout>;
+  /** Value → name: the core reasons, and the subsystems' whose modules were loaded at start. */
   readonly reasons: ReadonlyMap<number, string>;
+  /** The namer every source uses (subsystem reasons decoded from BTF when they show up). */
+  readonly namer: DropReasons;
 }
 
 export function readKernelTables(): KernelTables {
   try {
     const root = findTracefs();
     const layout = readLayout(join(root, 'events'));
-    return { root, layout, reasons: layout.kfree.symbolic.get('reason') ?? new Map() };
+    const core = layout.kfree.symbolic.get('reason') ?? new Map<number, string>();
+    const namer = new DropReasons(core.size ? { core } : {});
+    return { root, layout, reasons: core, namer };
   } catch {
     // No tracefs: BPF or NET_DM may still work; the tracefs source says why it cannot start.
     let reasons: ReadonlyMap<number, string> = new Map();
+    let namer = new DropReasons();
     try {
-      reasons = reasonNamesFromBtf();
+      namer = dropReasonsFromBtf();
+      reasons = namer.table();
     } catch {
       /* no BTF either: reasons cannot be checked */
     }
-    return { reasons };
+    return { reasons, namer };
   }
 }
 
@@ -64,8 +72,10 @@ export function planSource(config: ServiceConfig, tables: KernelTables, kallsyms
   if (f.reasons.length && tables.layout && !tables.layout.kfree.fields.has('reason'))
     throw new ConfigError('filters.reasons: this kernel reports no drop reasons (they appeared in Linux 5.17)');
   let reasons: number[] = [];
+  // Subsystem names (OPENVSWITCH/...) are checked only when asked for: reading them costs a BTF parse.
+  const table = f.reasons.length ? tables.namer.table() : tables.reasons;
   try {
-    if (tables.reasons.size) reasons = resolveReasons(f.reasons, tables.reasons);
+    if (table.size) reasons = resolveReasons(f.reasons, table);
   } catch (err) {
     throw new ConfigError(`filters.reasons: ${(err as Error).message}`);
   }
@@ -87,7 +97,7 @@ export function planSource(config: ServiceConfig, tables: KernelTables, kallsyms
     reasons,
     reasonNames: f.reasons
       .map((r) => r.trim().toUpperCase().replace(/^SKB_DROP_REASON_/, ''))
-      .concat(reasons.map((n) => tables.reasons.get(n) ?? ''))
+      .concat(reasons.map((n) => table.get(n) ?? ''))
       .filter(Boolean),
     protocols,
     locations,
@@ -97,14 +107,15 @@ export function planSource(config: ServiceConfig, tables: KernelTables, kallsyms
     filter,
     create: (warn) =>
       choice.name === 'bpf'
-        ? new BpfDropSource({ warn })
+        ? new BpfDropSource({ reasons: tables.namer, warn })
         : choice.name === 'tracefs'
         ? new TracefsDropSource({
             ...(tables.root ? { root: tables.root } : {}),
             ...(tables.layout ? { layout: tables.layout } : {}),
             filter,
+            reasons: tables.namer,
             warn,
           })
-        : new NetdmDropSource({ mode: config.mode, origins: { sw: true, hw: false }, warn }),
+        : new NetdmDropSource({ mode: config.mode, origins: { sw: true, hw: false }, reasons: tables.namer, warn }),
   };
 }

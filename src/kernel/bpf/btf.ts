@@ -8,6 +8,11 @@
  * variable-length records (type id = position, from 1) and a string section.
  * Only offsets into the blob are kept per type, so parsing 5 MB of vmlinux
  * BTF (~150k types) costs tens of milliseconds.
+ *
+ * A module's BTF (/sys/kernel/btf/MODULE) is "split" BTF on top of vmlinux:
+ * its type ids continue after vmlinux's last one and its string offsets
+ * after the end of vmlinux's string section, so it is parsed with vmlinux as
+ * its base and lookups below those bounds go to the base.
  */
 import { readFileSync } from 'node:fs';
 import { ParseError } from '../../core/errors.js';
@@ -35,6 +40,13 @@ export interface MemberLocation {
   readonly size: number;
 }
 
+/** One enumerator of an enum (ENUM or ENUM64). */
+export interface Enumerator {
+  readonly name: string;
+  /** The value; ENUM64 values beyond 2^53 are rounded (no kernel enum needs them). */
+  readonly value: number;
+}
+
 export interface ProtoParam {
   readonly name: string;
   readonly type: number;
@@ -54,10 +66,18 @@ export class Btf {
   readonly count: number;
   private readonly found = new Map<string, number | undefined>();
 
+  /** The first type id of this blob: 1, or for a split BTF the base's count. */
+  readonly firstId: number;
+  /** String offsets below this are the base's (0 without a base). */
+  private readonly strBase: number;
+
   private constructor(
     private readonly b: Uint8Array,
-    /** Type ids of a split BTF (modules) would start after the base; vmlinux starts at 1. */
+    /** vmlinux, for a module's split BTF. */
+    private readonly base?: Btf,
   ) {
+    this.firstId = base ? base.count : 1;
+    this.strBase = base ? base.strBase + (base.strEnd - base.strStart) : 0;
     this.d = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const fail = (where: number, detail: string) => new ParseError('BTF', `byte ${where}`, detail);
     if (b.length < 24) throw fail(0, `${b.length} bytes is shorter than the BTF header`);
@@ -80,7 +100,7 @@ export class Btf {
     const at = new Uint32Array(maxTypes);
     const kinds = new Uint8Array(maxTypes);
     const nameOffs = new Uint32Array(maxTypes);
-    let n = 1;
+    let n = 1; // local index: type id - firstId + 1
     let p = tStart;
     while (p < tEnd) {
       if (p + 12 > tEnd) throw fail(p, 'type record truncated');
@@ -95,9 +115,9 @@ export class Btf {
         case BtfKind.ENUM: case BtfKind.FUNC_PROTO: extra = 8 * vlen; break;
         case BtfKind.PTR: case BtfKind.FWD: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST:
         case BtfKind.RESTRICT: case BtfKind.FUNC: case BtfKind.FLOAT: case BtfKind.TYPE_TAG: extra = 0; break;
-        default: throw fail(p, `unknown type kind ${kind} (type ${n})`);
+        default: throw fail(p, `unknown type kind ${kind} (type ${n + this.firstId - 1})`);
       }
-      if (p + 12 + extra > tEnd) throw fail(p, `type ${n} (${KIND_NAMES[kind]}) runs past the type section`);
+      if (p + 12 + extra > tEnd) throw fail(p, `type ${n + this.firstId - 1} (${KIND_NAMES[kind]}) runs past the type section`);
       at[n] = p;
       kinds[n] = kind;
       nameOffs[n++] = this.d.getUint32(p, true);
@@ -106,11 +126,12 @@ export class Btf {
     this.recordAt = at;
     this.kinds = kinds;
     this.nameOffs = nameOffs;
-    this.count = n;
+    this.count = n + this.firstId - 1;
   }
 
-  static parse(blob: Uint8Array): Btf {
-    return new Btf(blob);
+  /** Parse a blob; `base` (vmlinux) for a module's split BTF. */
+  static parse(blob: Uint8Array, base?: Btf): Btf {
+    return new Btf(blob, base);
   }
 
   /** The running kernel's BTF; throws a DropmonError-friendly ParseError or the fs error. */
@@ -118,13 +139,21 @@ export class Btf {
     return new Btf(readFileSync(path));
   }
 
+  /** Byte offset of an own type's record; ids of the base are the caller's to delegate. */
   private rec(id: number): number {
-    if (!Number.isInteger(id) || id <= 0 || id >= this.count) throw new ParseError('BTF', `type ${id}`, `type id ${id} does not exist (${this.count - 1} types)`);
-    return this.recordAt[id];
+    if (!Number.isInteger(id) || id < this.firstId || id >= this.count) throw new ParseError('BTF', `type ${id}`, `type id ${id} does not exist (${this.count - 1} types)`);
+    return this.recordAt[id - this.firstId + 1];
   }
 
-  /** The string at `off` of the string section. */
+  /** The base BTF when `id` is one of its types. */
+  private inBase(id: number): Btf | undefined {
+    return this.base && id > 0 && id < this.firstId ? this.base : undefined;
+  }
+
+  /** The string at `off` of the string section (of the base below its length). */
   str(off: number): string {
+    if (this.base && off < this.strBase) return this.base.str(off);
+    off -= this.strBase;
     const s = this.strStart + off;
     if (off < 0 || s >= this.strEnd) throw new ParseError('BTF', `string ${off}`, 'string offset outside the string section');
     let e = s;
@@ -133,10 +162,14 @@ export class Btf {
   }
 
   kind(id: number): number {
+    const base = this.inBase(id);
+    if (base) return base.kind(id);
     return id === 0 ? 0 : (this.d.getUint32(this.rec(id) + 4, true) >>> 24) & 0x1f;
   }
 
   name(id: number): string {
+    const base = this.inBase(id);
+    if (base) return base.name(id);
     return id === 0 ? '' : this.str(this.d.getUint32(this.rec(id), true));
   }
 
@@ -150,6 +183,8 @@ export class Btf {
 
   /** size (INT, STRUCT, UNION, ENUM, FLOAT, DATASEC) or type (PTR, TYPEDEF, modifiers, FUNC, VAR...). */
   private sizeOrType(id: number): number {
+    const base = this.inBase(id);
+    if (base) return base.sizeOrType(id);
     return this.d.getUint32(this.rec(id) + 8, true);
   }
 
@@ -163,17 +198,34 @@ export class Btf {
     if (this.found.has(key)) return this.found.get(key);
     const want = Buffer.from(name, 'latin1');
     let hit: number | undefined;
-    const kinds = this.kinds, nameOffs = this.nameOffs, b = this.b, first = want[0];
-    for (let id = 1; id < this.count && hit === undefined; id++) {
-      if (kinds[id] !== kind) continue;
-      const s = this.strStart + nameOffs[id];
-      if (b[s] !== first || s + want.length >= this.strEnd || b[s + want.length] !== 0) continue;
-      let i = 0;
-      while (i < want.length && this.b[s + i] === want[i]) i++;
-      if (i === want.length) hit = id;
+    const kinds = this.kinds, nameOffs = this.nameOffs;
+    for (let i = 1; i < this.count - this.firstId + 1 && hit === undefined; i++) {
+      if (kinds[i] === kind && this.nameIs(nameOffs[i], want)) hit = i + this.firstId - 1;
     }
     this.found.set(key, hit);
     return hit;
+  }
+
+  /** Is the string at `off` exactly `want`? Compared in place, no string built. */
+  private nameIs(off: number, want: Uint8Array): boolean {
+    if (this.base && off < this.strBase) return this.base.nameIs(off, want);
+    const s = this.strStart + off - this.strBase;
+    const b = this.b;
+    if (s < this.strStart || s + want.length >= this.strEnd || b[s] !== want[0] || b[s + want.length] !== 0) return false;
+    let i = 0;
+    while (i < want.length && b[s + i] === want[i]) i++;
+    return i === want.length;
+  }
+
+  /** The own enum types (ENUM and ENUM64, not the base's) whose name passes `keep`. */
+  enumTypes(keep: (name: string) => boolean = () => true): number[] {
+    const out: number[] = [];
+    for (let i = 1; i < this.count - this.firstId + 1; i++) {
+      if (this.kinds[i] !== BtfKind.ENUM && this.kinds[i] !== BtfKind.ENUM64) continue;
+      const id = i + this.firstId - 1;
+      if (keep(this.name(id))) out.push(id);
+    }
+    return out;
   }
 
   /** Follow typedefs and const/volatile/restrict/type_tag to the underlying type. */
@@ -202,6 +254,8 @@ export class Btf {
       case BtfKind.INT: case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.ENUM: case BtfKind.ENUM64: case BtfKind.FLOAT: case BtfKind.DATASEC:
         return this.sizeOrType(t);
       case BtfKind.ARRAY: {
+        const base = this.inBase(t);
+        if (base) return base.sizeOf(t, depth + 1);
         const p = this.rec(t) + 12;
         return this.sizeOf(this.d.getUint32(p, true), depth + 1) * this.d.getUint32(p + 8, true);
       }
@@ -229,6 +283,8 @@ export class Btf {
   /** Members of a struct or union: name, type, bit offset, bitfield size. */
   members(id: number): Array<{ name: string; type: number; bitOffset: number; bitSize: number }> {
     const t = this.resolve(id);
+    const owner = this.inBase(t);
+    if (owner) return owner.members(t);
     const k = this.kind(t);
     if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) throw new ParseError('BTF', `type ${id}`, `${this.typeName(t)} is not a struct or union`);
     const out = [];
@@ -300,7 +356,7 @@ export class Btf {
     if (id === undefined) throw new ParseError('BTF', typedefName, `no typedef ${typedefName} in this kernel's BTF`);
     let t = this.resolve(this.sizeOrType(id));
     if (this.kind(t) === BtfKind.PTR) t = this.resolve(this.sizeOrType(t));
-    if (this.kind(t) !== BtfKind.FUNC_PROTO) throw new ParseError('BTF', typedefName, `${typedefName} is not a function pointer`);
+    if (this.kind(t) !== BtfKind.FUNC_PROTO || this.inBase(t)) throw new ParseError('BTF', typedefName, `${typedefName} is not a function pointer of this BTF`);
     const params: ProtoParam[] = [];
     const base = this.rec(t) + 12;
     for (let i = 0, n = this.vlen(t); i < n; i++) {
@@ -311,13 +367,38 @@ export class Btf {
     return { id, params };
   }
 
-  /** Enumerators of an enum type, name → value. */
+  /**
+   * The enumerators of an enum type (ENUM or ENUM64), in order. The kind flag
+   * says whether values are signed; ENUM64 values are lo/hi 32-bit halves.
+   */
+  enumerators(id: number): Enumerator[] {
+    const base = this.inBase(id);
+    if (base) return base.enumerators(id);
+    const k = this.kind(id);
+    if (k !== BtfKind.ENUM && k !== BtfKind.ENUM64) throw new ParseError('BTF', `type ${id}`, `${this.typeName(id)} is not an enum`);
+    const signed = this.kflag(id);
+    const p0 = this.rec(id) + 12;
+    const out: Enumerator[] = [];
+    for (let i = 0, n = this.vlen(id); i < n; i++) {
+      if (k === BtfKind.ENUM) {
+        const p = p0 + 8 * i;
+        out.push({ name: this.str(this.d.getUint32(p, true)), value: signed ? this.d.getInt32(p + 4, true) : this.d.getUint32(p + 4, true) });
+      } else {
+        const p = p0 + 12 * i;
+        const lo = this.d.getUint32(p + 4, true);
+        const hi = signed ? this.d.getInt32(p + 8, true) : this.d.getUint32(p + 8, true);
+        out.push({ name: this.str(this.d.getUint32(p, true)), value: hi * 0x1_0000_0000 + lo });
+      }
+    }
+    return out;
+  }
+
+  /** Enumerators of the enum named `name` (ENUM kind), name → value; empty when absent. */
   enumValues(name: string): Map<string, number> {
     const id = this.find(BtfKind.ENUM, name);
     const out = new Map<string, number>();
     if (id === undefined) return out;
-    const base = this.rec(id) + 12;
-    for (let i = 0, n = this.vlen(id); i < n; i++) out.set(this.str(this.d.getUint32(base + 8 * i, true)), this.d.getInt32(base + 8 * i + 4, true));
+    for (const e of this.enumerators(id)) out.set(e.name, e.value);
     return out;
   }
 }

@@ -19,6 +19,7 @@ import { attribution } from '../../kernel/namespaces.js';
 import { KEY, RECORD, RECORD_HAS_MAC, STATE, dropProgram, type ProgramFlavour } from './programs.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
+import { DropReasons } from '../../kernel/drop-reasons.js';
 
 export const PROGRAM_NAME = 'dropmon_drops';
 /**
@@ -60,6 +61,8 @@ export interface BpfSourceOptions {
   /** Ring-buffer poll period. */
   readonly pollMs?: number;
   readonly warn?: (message: string) => void;
+  /** Reason namer (tests); by default over the kernel's BTF. */
+  readonly reasons?: DropReasons;
 }
 
 /** Start-up timings (ms), to check the start-up budget. */
@@ -75,20 +78,24 @@ interface Tracked {
   idle: number;
 }
 
-/** Reason names of the running kernel from BTF (enum skb_drop_reason, prefix stripped). */
+/** The reason namer of the running kernel over the BPF source's (cached) vmlinux BTF; `core` when the caller has that table. */
+export function dropReasonsFromBtf(core?: ReadonlyMap<number, string>): DropReasons {
+  return new DropReasons({ vmlinux: vmlinuxBtf, ...(core?.size ? { core } : {}) });
+}
+
+/**
+ * Reason names of the running kernel from BTF: enum skb_drop_reason (prefix
+ * stripped), and the reasons of subsystems whose enums are readable now.
+ */
 export function reasonNamesFromBtf(): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const [name, value] of vmlinuxBtf().enumValues('skb_drop_reason')) {
-    if (name === 'SKB_DROP_REASON_MAX') continue;
-    out.set(value, name.replace(/^SKB_DROP_REASON_/, ''));
-  }
-  return out;
+  return dropReasonsFromBtf().table();
 }
 
 export class BpfDropSource implements DropSource {
   readonly name = 'bpf';
   readonly layout: KernelLayout;
-  readonly reasonNames: ReadonlyMap<number, string>;
+  /** Names reason values, core and subsystem (OPENVSWITCH/OVS_DROP_LAST_ACTION). */
+  readonly reasons: DropReasons;
   readonly startup: BpfStartup = { btfMs: 0, loadMs: 0, attachMs: 0 };
   /** The flavour that loaded, and how it was attached. */
   flavour: ProgramFlavour | undefined;
@@ -115,7 +122,8 @@ export class BpfDropSource implements DropSource {
     const t0 = performance.now();
     const cached = btfParseMs() > 0;
     this.layout = readKernelLayout(vmlinuxBtf());
-    this.reasonNames = reasonNamesFromBtf();
+    this.reasons = opts.reasons ?? dropReasonsFromBtf();
+    this.reasons.coreTable();
     // The parse counts even when `--source auto` did it earlier (it is cached).
     this.startup.btfMs = performance.now() - t0 + (cached ? btfParseMs() : 0);
     this.cpus = possibleCpus(readFileSync('/sys/devices/system/cpu/possible', 'latin1'));
@@ -229,12 +237,13 @@ export class BpfDropSource implements DropSource {
     this.reportState();
   }
 
-  private sample(k: DataView, count: number): DropSample {
+  /** A key of the counts map (the program's layout, KEY) and its count as a sample. */
+  sample(k: DataView, count: number): DropSample {
     const reason = k.getUint32(KEY.reason, true);
     return {
       location: k.getBigUint64(KEY.location, true),
       reason,
-      reasonName: this.reasonNames.get(reason) ?? '',
+      reasonName: this.reasons.name(reason),
       protocol: k.getUint16(KEY.protocol, false),
       origin: 'software',
       count,
@@ -314,7 +323,7 @@ export class BpfDropSource implements DropSource {
       out.push({
         location: v.getBigUint64(o + KEY.location, true),
         reason,
-        reasonName: this.reasonNames.get(reason) ?? '',
+        reasonName: this.reasons.name(reason),
         protocol,
         origin: 'software',
         count: 0,

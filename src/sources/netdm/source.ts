@@ -14,6 +14,7 @@ import { parseGenl } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
 import { NetdmClient, originsText } from './client.js';
 import { decodeAlert, type AlertMode, type Origins, type PacketAlert } from './protocol.js';
+import { DropReasons } from '../../kernel/drop-reasons.js';
 
 export interface NetdmSourceOptions {
   readonly mode?: AlertMode;
@@ -32,6 +33,12 @@ export interface NetdmSourceOptions {
   /** Socket receive buffer for alerts. */
   readonly rcvbuf?: number;
   readonly warn?: (message: string) => void;
+  /**
+   * Maps the reason strings of packet alerts onto the names the other
+   * sources give (a subsystem's reason gets its SUBSYS/ prefix); by default
+   * over the kernel's BTF, read at the first reason that is not a core one.
+   */
+  readonly reasons?: DropReasons;
 }
 
 export class NetdmDropSource implements DropSource {
@@ -50,7 +57,10 @@ export class NetdmDropSource implements DropSource {
   /** Alerts received, by kind. */
   readonly stats = { summaryAlerts: 0, packetAlerts: 0, malformed: 0 };
 
+  private readonly reasons: DropReasons;
+
   constructor(private readonly opts: NetdmSourceOptions = {}) {
+    this.reasons = opts.reasons ?? new DropReasons();
     this.mode = opts.mode ?? 'summary';
     this.origins = opts.origins ?? { sw: true, hw: false };
   }
@@ -144,7 +154,7 @@ export class NetdmDropSource implements DropSource {
               samples.push({ location: 0n, reason: NO_REASON, reasonName: '', protocol: 0, origin: 'hardware', count: h.count, trap: { name: h.trap } });
           } else {
             this.stats.packetAlerts++;
-            samples.push(this.packetSample(alert, this.opts.keepRaw ? dgram.slice(0, m.length) : undefined));
+            samples.push(packetAlertSample(alert, this.opts.keepRaw ? dgram.slice(0, m.length) : undefined, this.reasons));
           }
         } catch (err) {
           this.badMessage(err);
@@ -159,26 +169,7 @@ export class NetdmDropSource implements DropSource {
     if (this.stats.malformed++ < 5) this.opts.warn?.(`skipping a malformed NET_DM message: ${err.message}`);
   }
 
-  private packetSample(a: PacketAlert, raw: Uint8Array | undefined): DropSample {
-    return {
-      location: a.pc ?? 0n,
-      reason: NO_REASON,
-      reasonName: a.reason ?? '',
-      protocol: a.proto ?? 0,
-      origin: a.origin,
-      count: 1,
-      ...(a.trapName ? { trap: { name: a.trapName, ...(a.trapGroup ? { group: a.trapGroup } : {}) } } : {}),
-      packet: {
-        ...(a.timestamp !== undefined ? { timestamp: a.timestamp } : {}),
-        ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}),
-        ...(a.ifname !== undefined ? { ifname: a.ifname } : {}),
-        ...(a.origLen !== undefined ? { origLen: a.origLen } : {}),
-        ...(a.payload !== undefined ? { payload: a.payload.slice() } : {}),
-        ...(a.symbol !== undefined ? { kernelSymbol: a.symbol } : {}),
-        ...(raw ? { raw } : {}),
-      },
-    };
-  }
+
 
   drain(): void {
     if (this.closed) return;
@@ -228,4 +219,26 @@ export class NetdmDropSource implements DropSource {
     this.events?.close();
     this.client?.close();
   }
+}
+
+/** A packet alert as a sample of one drop; its reason named like the other sources name it. */
+export function packetAlertSample(a: PacketAlert, raw: Uint8Array | undefined, reasons: DropReasons): DropSample {
+  return {
+    location: a.pc ?? 0n,
+    reason: NO_REASON,
+    reasonName: a.reason ? reasons.netdmName(a.reason) : '',
+    protocol: a.proto ?? 0,
+    origin: a.origin,
+    count: 1,
+    ...(a.trapName ? { trap: { name: a.trapName, ...(a.trapGroup ? { group: a.trapGroup } : {}) } } : {}),
+    packet: {
+      ...(a.timestamp !== undefined ? { timestamp: a.timestamp } : {}),
+      ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}),
+      ...(a.ifname !== undefined ? { ifname: a.ifname } : {}),
+      ...(a.origLen !== undefined ? { origLen: a.origLen } : {}),
+      ...(a.payload !== undefined ? { payload: a.payload.slice() } : {}),
+      ...(a.symbol !== undefined ? { kernelSymbol: a.symbol } : {}),
+      ...(raw ? { raw } : {}),
+    },
+  };
 }

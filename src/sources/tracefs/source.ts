@@ -22,6 +22,7 @@ import { PageDecoder, kernelStackLayout, kfreeSkbLayout } from './ringbuffer.js'
 import { INSTANCE_PREFIX, TracefsInstance, reclaimStaleInstances } from './instance.js';
 import { compileTracefsFilter } from './filter.js';
 import { findTracefs, tracefsError } from './tracefs.js';
+import { DropReasons } from '../../kernel/drop-reasons.js';
 
 export const KFREE_SKB = 'skb/kfree_skb';
 /** Longest pause between two polls when no drops come. */
@@ -52,6 +53,8 @@ export interface TracefsSourceOptions {
   readonly layout?: TracefsLayout;
   /** Called with a one-line message for conditions worth telling but not fatal. */
   readonly warn?: (message: string) => void;
+  /** Reason namer (tests); by default the format's table, and BTF for subsystem reasons. */
+  readonly reasons?: DropReasons;
 }
 
 /** Counters of the source's own health, cumulative since start. */
@@ -114,8 +117,14 @@ export class TracefsDropSource implements DropSource {
   readonly name = 'tracefs';
   readonly root: string;
   readonly kfreeFormat: EventFormat;
-  /** Reason number → name of the running kernel (empty before 5.17). */
+  /** Reason number → name of the running kernel's core reasons (empty before 5.17). */
   readonly reasonNames: ReadonlyMap<number, string>;
+  /**
+   * Names every reason value: the format's __print_symbolic table lists core
+   * reasons only, so subsystem values (openvswitch, mac80211) are decoded
+   * from BTF, read only when one shows up.
+   */
+  readonly reasons: DropReasons;
   readonly stats: TracefsSourceStats = { pages: 0, bytes: 0, drops: 0, malformedPages: 0, missedPages: 0, reads: 0 };
   /** Instances of dead dropmon processes removed at start-up. */
   reclaimed: string[] = [];
@@ -145,7 +154,8 @@ export class TracefsDropSource implements DropSource {
     this.kfreeFormat = this.layout.kfree;
     this.reasonNames = this.kfreeFormat.symbolic.get('reason') ?? new Map();
     if (opts.stack && !this.layout.stack) throw new DropmonError('this kernel has no ftrace:kernel_stack event: --stack is not available');
-    this.tally = new DropTally(this.reasonNames);
+    this.reasons = opts.reasons ?? new DropReasons({ core: this.reasonNames });
+    this.tally = new DropTally((r) => this.reasons.name(r));
     this.pageSize = 0;
     this.buf = Buffer.alloc(0);
     this.u32 = new Uint32Array(0);

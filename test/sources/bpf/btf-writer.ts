@@ -8,20 +8,45 @@ export type TypeSpec =
   | { kind: 'int'; name: string; size: number }
   | { kind: 'ptr'; to: number }
   | { kind: 'struct' | 'union'; name: string; size: number; members: Array<{ name: string; type: number; bitOffset: number; bitSize?: number }> }
-  | { kind: 'enum'; name: string; size: number; values: Array<[string, number]> }
+  | { kind: 'enum'; name: string; size: number; values: Array<[string, number]>; signed?: boolean }
+  | { kind: 'enum64'; name: string; size: number; values: Array<[string, bigint]>; signed?: boolean }
   | { kind: 'typedef'; name: string; to: number }
   | { kind: 'const'; to: number }
   | { kind: 'array'; elem: number; n: number }
   | { kind: 'func_proto'; ret: number; params: Array<{ name: string; type: number }> };
 
-const KIND = { int: 1, ptr: 2, array: 3, struct: 4, union: 5, enum: 6, typedef: 8, const: 10, func_proto: 13 } as const;
+const KIND = { int: 1, ptr: 2, array: 3, struct: 4, union: 5, enum: 6, typedef: 8, const: 10, func_proto: 13, enum64: 19 } as const;
 
-/** Types are numbered from 1 in the order given. */
-export function writeBtf(types: readonly TypeSpec[]): Uint8Array {
-  const strs: string[] = [''];
-  const strOff = new Map<string, number>([['', 0]]);
-  let strLen = 1;
+/** The string section of a BTF blob, string → offset. */
+function stringsOf(blob: Uint8Array): { offsets: Map<string, number>; length: number } {
+  const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  const hdr = dv.getUint32(4, true), off = dv.getUint32(16, true), len = dv.getUint32(20, true);
+  const offsets = new Map<string, number>();
+  let start = 0;
+  for (let i = 0; i < len; i++) {
+    if (blob[hdr + off + i] !== 0) continue;
+    const s = Buffer.from(blob.subarray(hdr + off + start, hdr + off + i)).toString('latin1');
+    if (!offsets.has(s)) offsets.set(s, start);
+    start = i + 1;
+  }
+  return { offsets, length: len };
+}
+
+/**
+ * Types are numbered from 1 in the order given, or for a split BTF on top of
+ * `base` from the base's last id + 1 (type references are the caller's); a
+ * split BTF uses the base's strings when it has them, as pahole's
+ * deduplication does, and its own string offsets continue after the base's
+ * string section.
+ */
+export function writeBtf(types: readonly TypeSpec[], base?: Uint8Array): Uint8Array {
+  const baseStrs = base ? stringsOf(base) : undefined;
+  const strs: string[] = base ? [] : [''];
+  const strOff = new Map<string, number>(base ? [] : [['', 0]]);
+  let strLen = base ? 0 : 1;
   const str = (s: string) => {
+    const inBase = baseStrs?.offsets.get(s);
+    if (inBase !== undefined) return inBase;
     let o = strOff.get(s);
     if (o === undefined) {
       o = strLen;
@@ -29,7 +54,7 @@ export function writeBtf(types: readonly TypeSpec[]): Uint8Array {
       strs.push(s);
       strLen += Buffer.byteLength(s) + 1;
     }
-    return o;
+    return o + (baseStrs?.length ?? 0);
   };
   const words: number[] = [];
   const rec = (name: string, kind: number, vlen: number, kflag: boolean, sizeOrType: number) =>
@@ -59,8 +84,12 @@ export function writeBtf(types: readonly TypeSpec[]): Uint8Array {
         break;
       }
       case 'enum':
-        rec(t.name, KIND.enum, t.values.length, false, t.size);
+        rec(t.name, KIND.enum, t.values.length, t.signed ?? false, t.size);
         for (const [n, v] of t.values) words.push(str(n), v);
+        break;
+      case 'enum64':
+        rec(t.name, KIND.enum64, t.values.length, t.signed ?? false, t.size);
+        for (const [n, v] of t.values) words.push(str(n), Number(BigInt.asUintN(64, v) & 0xffffffffn), Number(BigInt.asUintN(64, v) >> 32n));
         break;
       case 'func_proto':
         rec('', KIND.func_proto, t.params.length, false, t.ret);
@@ -136,4 +165,59 @@ export function kernelLikeBtf(opts: { withReason?: boolean; skbArgType?: 'sk_buf
     { kind: 'int', name: 'unsigned char', size: 1 },
     { kind: 'ptr', to: 18 },
   ]);
+}
+
+/** Subsystem numbering of Linux 6.4-6.12 (MAC80211_MONITOR still there). */
+export const SUBSYS_6_12 = { MAC80211_UNUSABLE: 1, MAC80211_MONITOR: 2, OPENVSWITCH: 3 } as const;
+/** Numbering of later kernels: MAC80211_MONITOR removed, OPENVSWITCH moved down, QDISC added. */
+export const SUBSYS_LATER = { MAC80211_UNUSABLE: 1, OPENVSWITCH: 2, QDISC: 3 } as const;
+
+export const OVS_REASONS = ['OVS_DROP_LAST_ACTION', 'OVS_DROP_ACTION_ERROR', 'OVS_DROP_EXPLICIT', 'OVS_DROP_EXPLICIT_WITH_ERROR', 'OVS_DROP_METER'];
+export const MAC80211_U = ['RX_DROP_U_MIC_FAIL', 'RX_DROP_U_REPLAY', 'RX_DROP_U_BAD_MMIE'];
+export const MAC80211_M = ['RX_DROP_M_UNEXPECTED_4ADDR_FRAME', 'RX_DROP_M_BAD_BCN_KEYIDX'];
+
+/**
+ * A vmlinux with the drop-reason enums (core and subsystem) and the split
+ * BTF of the openvswitch and mac80211 modules, shaped like the kernel's:
+ * the module enums hold whole values (subsystem << 16 | code) with their
+ * bounds (__OVS_DROP_REASON, OVS_DROP_MAX), and mac80211 has the ___-prefixed
+ * twin enum it keeps for sparse. `subsys` numbers the subsystems.
+ */
+export function dropReasonBtf(subsys: Record<string, number> = SUBSYS_6_12): { vmlinux: Uint8Array; openvswitch: Uint8Array; mac80211: Uint8Array } {
+  const subsysValues: Array<[string, number]> = [['SKB_DROP_REASON_SUBSYS_CORE', 0]];
+  for (const [n, v] of Object.entries(subsys)) subsysValues.push([`SKB_DROP_REASON_SUBSYS_${n}`, v]);
+  subsysValues.push(['SKB_DROP_REASON_SUBSYS_NUM', Math.max(...Object.values(subsys)) + 1]);
+  // ids: 1 int, 2 enum skb_drop_reason, 3 enum skb_drop_reason_subsys, 4 an unrelated enum with values in the subsystem ranges
+  const vmlinux = writeBtf([
+    { kind: 'int', name: 'int', size: 4 },
+    {
+      kind: 'enum', name: 'skb_drop_reason', size: 4,
+      values: [['SKB_NOT_DROPPED_YET', 0], ['SKB_CONSUMED', 1], ['SKB_DROP_REASON_NOT_SPECIFIED', 2], ['SKB_DROP_REASON_NO_SOCKET', 3], ['SKB_DROP_REASON_MAX', 4]],
+    },
+    { kind: 'enum', name: 'skb_drop_reason_subsys', size: 4, values: subsysValues },
+    { kind: 'enum', name: 'unrelated_flags', size: 4, values: [['UNRELATED_A', 0x10001], ['UNRELATED_B', 0x20001], ['UNRELATED_C', 0x30001]] },
+  ]);
+  // Module ids continue at 5; "int" is the base's string, id 1 the base's type.
+  const ovs = (subsys.OPENVSWITCH ?? 0) << 16;
+  const openvswitch = writeBtf([
+    { kind: 'typedef', name: 'int', to: 1 },
+    {
+      kind: 'enum', name: 'ovs_drop_reason', size: 4,
+      values: [['__OVS_DROP_REASON', ovs], ...OVS_REASONS.map((n, i): [string, number] => [n, ovs + 1 + i]), ['OVS_DROP_MAX', ovs + 1 + OVS_REASONS.length]],
+    },
+  ], vmlinux);
+  const u = (subsys.MAC80211_UNUSABLE ?? 0) << 16, m = (subsys.MAC80211_MONITOR ?? 0) << 16;
+  const twin: Array<[string, number]> = [['___RX_CONTINUE', 1], ['___RX_QUEUED', 0]];
+  const plain: Array<[string, number]> = [['RX_CONTINUE', 1], ['RX_QUEUED', 0]];
+  if (m) {
+    twin.push(['___RX_DROP_MONITOR', m], ...MAC80211_M.map((n, i): [string, number] => [`___${n}`, m + 1 + i]));
+    plain.push(['RX_DROP_MONITOR', m], ...MAC80211_M.map((n, i): [string, number] => [n, m + 1 + i]));
+  }
+  twin.push(['___RX_DROP_UNUSABLE', u], ...MAC80211_U.map((n, i): [string, number] => [`___${n}`, u + 1 + i]));
+  plain.push(...MAC80211_U.map((n, i): [string, number] => [n, u + 1 + i]));
+  const mac80211 = writeBtf([
+    { kind: 'enum', name: '___mac80211_drop_reason', size: 4, values: twin },
+    { kind: 'enum', name: 'mac80211_drop_reason', size: 4, values: plain },
+  ], vmlinux);
+  return { vmlinux, openvswitch, mac80211 };
 }
