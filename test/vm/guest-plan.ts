@@ -12,77 +12,21 @@ export interface GuestRun {
   /** Short name, for the host's subtest and the artifacts. */
   readonly name: string;
   /** Compiled test files, relative to the project root. */
-  readonly files: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly files: readonly string[];
   /** Only tests whose names match (node --test-name-pattern). */
-  readonly patterns?: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly patterns?: readonly string[];
   /** Extra environment in the guest. */
   readonly env?: Readonly<Record<string, string>>;
   /** Kernels this entry runs on (default: every kernel of the run). */
-  readonly kernels?: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly kernels?: readonly string[];
   /** Nothing may be skipped in the VM (it was made to have what these tests need): always, or on these kernels. */
-  readonly noSkip?: boolean | readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly noSkip?: boolean | readonly string[];
   /** Modules the VM loads at boot for this entry (the boot loads every entry's). */
-  readonly modules?: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly modules?: readonly string[];
   /** Host programs the VM needs for this entry (copied in with their libraries). */
-  readonly bins?: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly bins?: readonly string[];
   /** Test names (TAP "ok N - NAME" lines) that must have passed. */
-  readonly mustPass?: readonly string[  // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
-  { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
-];
-
-/** What the VM must load and carry for every entry that runs on `kernel`. */
-export function vmNeeds(kernel: string): { modules: string[]; bins: string[] } {
-  const runs = GUEST_RUNS.filter((r) => !r.kernels || r.kernels.includes(kernel));
-  return { modules: [...new Set(runs.flatMap((r) => r.modules ?? []))], bins: [...new Set(runs.flatMap((r) => r.bins ?? []))] };
-}
+  readonly mustPass?: readonly string[];
 }
 
 /** The Debian kernels the VM tests boot: Debian 12's own and its backports'. */
