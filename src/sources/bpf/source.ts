@@ -11,12 +11,15 @@
  * the maps.
  */
 import { readFileSync } from 'node:fs';
+import { arch } from 'node:os';
 import { DropmonError } from '../../core/errors.js';
 import type { DropSample, DropSink, DropSource, DroppedPacket } from '../../core/drop.js';
 import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, possibleCpus, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
 import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
 import { attribution } from '../../kernel/namespaces.js';
-import { KEY, RECORD, RECORD_HAS_MAC, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { MappedArray } from '../../kernel/bpf/mapped.js';
+import { KEY, RECORD, RECORD_HAS_MAC, SLOT, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { SlotReader } from './slots.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
 
@@ -45,6 +48,11 @@ export function withEthernetHeader(bytes: Uint8Array, protocol: number): Uint8Ar
   return out;
 }
 
+const keyView = (hex: string) => {
+  const b = Buffer.from(hex, 'hex');
+  return new DataView(b.buffer, b.byteOffset, b.length);
+};
+
 export interface BpfSourceOptions {
   /** Count only drops of this network namespace (inode), filtered in the kernel. */
   readonly netns?: number;
@@ -57,6 +65,8 @@ export interface BpfSourceOptions {
   readonly attribution?: boolean;
   /** tp_btf (default, falls back to raw_tp when the kernel refuses it) or raw_tp. */
   readonly flavour?: ProgramFlavour;
+  /** Count runs of the same key in per-CPU slots before the hash map (default true; false: the slower program, for benchmarks). */
+  readonly slots?: boolean;
   /** Ring-buffer poll period. */
   readonly pollMs?: number;
   readonly warn?: (message: string) => void;
@@ -70,8 +80,8 @@ export interface BpfStartup {
 }
 
 interface Tracked {
-  /** Sum over CPUs at the last read. */
-  last: number;
+  /** Drops reported so far: the highest total (map + slots) read. */
+  reported: number;
   idle: number;
 }
 
@@ -96,6 +106,8 @@ export class BpfDropSource implements DropSource {
   private readonly cpus: number;
   private counts: BpfMap | undefined;
   private state: BpfMap | undefined;
+  private slots: MappedArray | undefined;
+  private slotReader: SlotReader | undefined;
   private ring: RingBuffer | undefined;
   private progFd = -1;
   private linkFd = -1;
@@ -131,6 +143,7 @@ export class BpfDropSource implements DropSource {
       const maxKeys = this.opts.maxKeys ?? DEFAULT_MAX_KEYS;
       this.counts = new BpfMap({ type: MapType.PERCPU_HASH, keySize: KEY.size, valueSize: 8, maxEntries: maxKeys, name: 'dropmon_counts' }, this.cpus);
       this.state = new BpfMap({ type: MapType.PERCPU_ARRAY, keySize: 4, valueSize: STATE.size, maxEntries: 1, name: 'dropmon_state' }, this.cpus);
+      if (this.opts.slots !== false) this.mapSlots();
       const packets = this.opts.packets;
       if (packets) this.ring = new RingBuffer(RING_BYTES, 'dropmon_packets');
       const build = (flavour: ProgramFlavour) =>
@@ -139,6 +152,7 @@ export class BpfDropSource implements DropSource {
           layout: this.layout,
           countsMapFd: this.counts!.fd,
           stateMapFd: this.state!.fd,
+          ...(this.slots ? { slotsMapFd: this.slots.map.fd, fencedSlots: arch() !== 'x64' } : {}),
           attribution: this.opts.attribution ?? true,
           ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
           ...(this.opts.ifindex !== undefined ? { ifindex: this.opts.ifindex } : {}),
@@ -182,6 +196,16 @@ export class BpfDropSource implements DropSource {
     if (this.ring) this.schedule();
   }
 
+  /** The per-CPU slots, mapped; without them (the kernel refuses) the program counts in the map directly. */
+  private mapSlots(): void {
+    try {
+      this.slots = new MappedArray(SLOT.size, this.cpus, 'dropmon_slots');
+      this.slotReader = new SlotReader(this.slots.words, this.cpus);
+    } catch (err) {
+      this.warn(`per-CPU slots unavailable (${(err as Error).message}): every drop goes to the hash map`);
+    }
+  }
+
   private schedule(): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
@@ -205,23 +229,36 @@ export class BpfDropSource implements DropSource {
     if (!this.counts || this.closed || !this.sink) return;
     this.pollPackets();
     const samples: DropSample[] = [];
-    const seen = new Set<string>();
     const cpus = this.cpus;
+    const totals = new Map<string, number>();
+    // Slots' seqs, then the map, then the slots: see slots.ts for why this order is exact.
+    const before = this.slotReader?.before();
     this.counts.forEach((key, value, off) => {
       let total = 0;
       for (let c = 0; c < cpus; c++) total += Number(value.getBigUint64(off + 8 * c, true));
-      const k = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
-      seen.add(k);
-      const t = this.tracked.get(k);
-      const delta = total - (t?.last ?? 0);
-      if (t) {
-        t.last = total;
-        t.idle = delta > 0 ? 0 : t.idle + 1;
-      } else this.tracked.set(k, { last: total, idle: 0 });
-      if (delta > 0) samples.push(this.sample(new DataView(key.buffer, key.byteOffset, key.length), delta));
+      totals.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex'), total);
     });
-    for (const k of this.tracked.keys()) if (!seen.has(k)) this.tracked.delete(k);
-    this.prune(samples);
+    const slots = before ? this.slotReader!.read(before) : [];
+    const held = new Set<string>();
+    for (const r of slots) {
+      if (!r.consistent || r.count === 0) continue;
+      const k = Buffer.from(r.key).toString('hex');
+      held.add(k);
+      totals.set(k, (totals.get(k) ?? 0) + r.count);
+    }
+    for (const [k, total] of totals) {
+      const t = this.tracked.get(k);
+      const delta = total - (t?.reported ?? 0);
+      if (t) {
+        if (delta > 0) t.reported = total;
+        t.idle = delta > 0 ? 0 : t.idle + 1;
+      } else this.tracked.set(k, { reported: total, idle: 0 });
+      if (delta > 0) samples.push(this.sample(keyView(k), delta));
+    }
+    // Keys seen neither in the map nor in a slot this time stay tracked: a slot read
+    // skipped as torn can hide a run for one drain. Only prune() forgets keys.
+    for (const [k, t] of this.tracked) if (!totals.has(k)) t.idle++;
+    this.prune(samples, held, slots.every((r) => r.consistent));
     // Biggest first: the aggregator keeps the first --max-points points of an
     // interval, and the map's order says nothing about size.
     samples.sort((x, y) => y.count - x.count);
@@ -245,20 +282,22 @@ export class BpfDropSource implements DropSource {
   /**
    * Keep the map from filling up with drop points that stopped: when it is
    * half full, remove keys idle for IDLE_DRAINS reads, counting what they
-   * gained since the last read. (A drop landing on a key in the microseconds
-   * between its last read and its removal would be lost; idle keys make that
-   * unlikely, and a full map is counted, never silent.)
+   * gained since the last read. A key some CPU's slot holds is kept (its run
+   * will move into the map), and nothing is removed when a slot could not be
+   * read (it might hold the key). (A drop landing in the map on a key in the
+   * microseconds between its read and its removal would be lost; idle keys
+   * make that unlikely, and a full map is counted, never silent.)
    */
-  private prune(samples: DropSample[]): void {
+  private prune(samples: DropSample[], held: ReadonlySet<string>, slotsRead: boolean): void {
     const map = this.counts!;
-    if (this.tracked.size < map.spec.maxEntries / 2) return;
+    if (this.tracked.size < map.spec.maxEntries / 2 || !slotsRead) return;
     for (const [k, t] of this.tracked) {
-      if (t.idle < IDLE_DRAINS) continue;
+      if (t.idle < IDLE_DRAINS || held.has(k)) continue;
       map.key.bytes.set(Buffer.from(k, 'hex'));
       if (map.lookupAndDelete()) {
         let total = 0;
         for (let c = 0; c < this.cpus; c++) total += Number(map.value.view.getBigUint64(8 * c, true));
-        if (total > t.last) samples.push(this.sample(new DataView(map.key.bytes.buffer, map.key.bytes.byteOffset, KEY.size), total - t.last));
+        if (total > t.reported) samples.push(this.sample(keyView(k), total - t.reported));
       }
       this.tracked.delete(k);
     }
@@ -337,5 +376,7 @@ export class BpfDropSource implements DropSource {
     this.ring?.close();
     this.counts?.close();
     this.state?.close();
+    this.slots?.close();
+    this.slotReader = undefined;
   }
 }
