@@ -21,11 +21,12 @@ function skipReason(): string | false {
 const SKIP = skipReason();
 if (SKIP) process.stderr.write(`# skipping the BPF VM run: ${SKIP}\n`);
 
-test('BPF source on Debian\'s 6.1 kernel under qemu', { skip: SKIP, timeout: 900_000 }, () => {
+const KERNEL = process.env.VM_KERNEL ?? '6.1';
+test(`BPF source on Debian's ${KERNEL} kernel under qemu`, { skip: SKIP, timeout: 900_000 }, () => {
   const dist = join(PROJECT_ROOT, 'dist');
   // The guest has no compiler: build the drop generator here, in the shared folder.
   execFileSync('cc', ['-O2', '-Wall', '-o', join(dist, 'dropgen'), join(PROJECT_ROOT, 'bench', 'dropgen.c')]);
-  const patterns = ['two namespaces', 'kill -9'].flatMap((p) => ['--test-name-pattern', p]);
+  const patterns = ['two namespaces', 'kill -9', 'taking turns', 'hammered', 'full map'].flatMap((p) => ['--test-name-pattern', p]);
   const r = spawnSync(
     join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'),
     ['node', '--test', '--test-reporter=tap', '--test-timeout=600000', ...patterns, 'dist/test/sources/bpf/bpf-source.test.js'],
@@ -53,6 +54,9 @@ test('BPF source on Debian\'s 6.1 kernel under qemu', { skip: SKIP, timeout: 900
   }
   assert.match(`${r.stdout}`, /ok \d+ - drops in two namespaces are told apart/);
   assert.match(`${r.stdout}`, /ok \d+ - kill -9 leaves nothing attached/);
+  assert.match(`${r.stdout}`, /ok \d+ - two drop points taking turns on one CPU/);
+  assert.match(`${r.stdout}`, /ok \d+ - one drop point hammered from every CPU/);
+  assert.match(`${r.stdout}`, /ok \d+ - a full map: the drops it could not hold are counted as a loss/);
   assert.match(`${r2.stdout}`, /ok \d+ - the raw_tp flavour \(bpf_probe_read_kernel\) counts what the tp_btf one counts/);
   assert.match(`${r2.stdout}`, /ok \d+ - live vmlinux BTF: parsed quickly/);
 });

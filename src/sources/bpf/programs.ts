@@ -44,12 +44,9 @@ export const STATE = {
  * Only the program on that CPU writes the slot (it never nests on a CPU).
  * Taking a new key is bracketed by two steps of `seq`: odd while the old run
  * is moved into the hash map and the key changes, even when stable. The hash
- * map's value of this CPU changes only inside such a bracket, so user space
- * (reading the slot from mapped memory: seq, key, count, seq again) can tell
- * (a) a torn read (seq odd or changed: ignore the slot this time), and
- * (b) whether the map was read between two stable readings of seq (then map
- * plus slot is this CPU's exact count at that moment); otherwise map plus slot
- * is still never more than the true count, and a later read catches up.
+ * map's value of this CPU changes only inside such a bracket, so user space,
+ * reading the map and then the slot from mapped memory (seq, key, count, seq
+ * again), can tell a torn read and never counts a run twice (slots.ts).
  */
 export const SLOT = {
   size: 64, // a cache line: CPUs never write the same line

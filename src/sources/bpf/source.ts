@@ -19,7 +19,7 @@ import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
 import { attribution } from '../../kernel/namespaces.js';
 import { MappedArray } from '../../kernel/bpf/mapped.js';
 import { KEY, RECORD, RECORD_HAS_MAC, SLOT, STATE, dropProgram, type ProgramFlavour } from './programs.js';
-import { SlotReader } from './slots.js';
+import { RunTally, SlotReader } from './slots.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
 
@@ -79,12 +79,6 @@ export interface BpfStartup {
   attachMs: number;
 }
 
-interface Tracked {
-  /** Drops reported so far: the highest total (map + slots) read. */
-  reported: number;
-  idle: number;
-}
-
 /** Reason names of the running kernel from BTF (enum skb_drop_reason, prefix stripped). */
 export function reasonNamesFromBtf(): Map<number, string> {
   const out = new Map<number, string>();
@@ -113,7 +107,7 @@ export class BpfDropSource implements DropSource {
   private linkFd = -1;
   private sink: DropSink | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly tracked = new Map<string, Tracked>();
+  private readonly tally = new RunTally();
   private lastState = { mapFull: 0, rateLimited: 0, ringFull: 0 };
   /** CLOCK_MONOTONIC → epoch offset (ns) for packet timestamps. */
   private readonly epochOffsetNs: bigint;
@@ -200,7 +194,7 @@ export class BpfDropSource implements DropSource {
   private mapSlots(): void {
     try {
       this.slots = new MappedArray(SLOT.size, this.cpus, 'dropmon_slots');
-      this.slotReader = new SlotReader(this.slots.words, this.cpus);
+      this.slotReader = SlotReader.of(this.slots.words, this.cpus);
     } catch (err) {
       this.warn(`per-CPU slots unavailable (${(err as Error).message}): every drop goes to the hash map`);
     }
@@ -231,33 +225,15 @@ export class BpfDropSource implements DropSource {
     const samples: DropSample[] = [];
     const cpus = this.cpus;
     const totals = new Map<string, number>();
-    // Slots' seqs, then the map, then the slots: see slots.ts for why this order is exact.
-    const before = this.slotReader?.before();
+    // The map, then the slots: see slots.ts for why this order counts each drop once.
     this.counts.forEach((key, value, off) => {
       let total = 0;
       for (let c = 0; c < cpus; c++) total += Number(value.getBigUint64(off + 8 * c, true));
       totals.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex'), total);
     });
-    const slots = before ? this.slotReader!.read(before) : [];
-    const held = new Set<string>();
-    for (const r of slots) {
-      if (!r.consistent || r.count === 0) continue;
-      const k = Buffer.from(r.key).toString('hex');
-      held.add(k);
-      totals.set(k, (totals.get(k) ?? 0) + r.count);
-    }
-    for (const [k, total] of totals) {
-      const t = this.tracked.get(k);
-      const delta = total - (t?.reported ?? 0);
-      if (t) {
-        if (delta > 0) t.reported = total;
-        t.idle = delta > 0 ? 0 : t.idle + 1;
-      } else this.tracked.set(k, { reported: total, idle: 0 });
-      if (delta > 0) samples.push(this.sample(keyView(k), delta));
-    }
-    // Keys seen neither in the map nor in a slot this time stay tracked: a slot read
-    // skipped as torn can hide a run for one drain. Only prune() forgets keys.
-    for (const [k, t] of this.tracked) if (!totals.has(k)) t.idle++;
+    const slots = this.slotReader?.read() ?? [];
+    const { grown, held } = this.tally.update(totals, slots);
+    for (const [k, delta] of grown) samples.push(this.sample(keyView(k), delta));
     this.prune(samples, held, slots.every((r) => r.consistent));
     // Biggest first: the aggregator keeps the first --max-points points of an
     // interval, and the map's order says nothing about size.
@@ -290,8 +266,9 @@ export class BpfDropSource implements DropSource {
    */
   private prune(samples: DropSample[], held: ReadonlySet<string>, slotsRead: boolean): void {
     const map = this.counts!;
-    if (this.tracked.size < map.spec.maxEntries / 2 || !slotsRead) return;
-    for (const [k, t] of this.tracked) {
+    const tracked = this.tally.tracked;
+    if (tracked.size < map.spec.maxEntries / 2 || !slotsRead) return;
+    for (const [k, t] of tracked) {
       if (t.idle < IDLE_DRAINS || held.has(k)) continue;
       map.key.bytes.set(Buffer.from(k, 'hex'));
       if (map.lookupAndDelete()) {
@@ -299,7 +276,7 @@ export class BpfDropSource implements DropSource {
         for (let c = 0; c < this.cpus; c++) total += Number(map.value.view.getBigUint64(8 * c, true));
         if (total > t.reported) samples.push(this.sample(keyView(k), total - t.reported));
       }
-      this.tracked.delete(k);
+      tracked.delete(k);
     }
   }
 
