@@ -248,7 +248,7 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
     const timer = setInterval(() => {
       src.drain();
       drains++;
-    }, 3);
+    }, process.env.DROPMON_IN_VM ? 20 : 3);
     try {
       await gen();
     } finally {
@@ -261,6 +261,8 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
   const dropgenAsync = (args: string[], ns: TestNetns) =>
     promisify(execFile)('ip', ['netns', 'exec', ns.name, dropgenBinary(), ...args], { timeout: 120_000 }).then((r) => parseDropgen(r.stdout));
   const count = (ss: DropSample[], reason: string) => ss.filter((s) => s.reasonName === reason).reduce((n, s) => n + s.count, 0);
+  // Under qemu's emulation everything is 20-50x slower: fewer drops, same races.
+  const scale = process.env.DROPMON_IN_VM ? 0.1 : 1;
 
   test('two drop points taking turns on one CPU: each counted as the kernel counts it', async () => {
     const ns = new TestNetns('turns');
@@ -269,13 +271,14 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
     // never reads (SOCKET_RCVBUFF once its buffer is full): the key changes on almost
     // every drop, all on cpu0, so nearly every drop moves a run into the map.
     let sent = 0;
+    const n = 40_000 * scale;
     const r = await drainingDuring({ netns: netnsInode(ns) }, async () => {
-      sent = (await dropgenAsync(['-m', 'rcvbuf', '-p', '47013', '-A', '9', '-n', '40000', '-a', '127.0.0.1', '-c', '0'], ns)).sent;
+      sent = (await dropgenAsync(['-m', 'rcvbuf', '-p', '47013', '-A', '9', '-n', String(n), '-a', '127.0.0.1', '-c', '0'], ns)).sent;
     });
     const noPorts = ns.snmp('Udp', 'NoPorts') - noPorts0, rcvbuf = ns.snmp('Udp', 'RcvbufErrors') - rcvbuf0;
     ns.delete();
-    assert.equal(sent, 40000);
-    assert.ok(noPorts === 20000 && rcvbuf > 10000, `the kernel counted ${noPorts} NoPorts and ${rcvbuf} RcvbufErrors`);
+    assert.equal(sent, n);
+    assert.ok(noPorts === n / 2 && rcvbuf > n / 4, `the kernel counted ${noPorts} NoPorts and ${rcvbuf} RcvbufErrors`);
     assert.ok(r.drains > 3, `drained ${r.drains} times while the drops happened`);
     assert.deepEqual(r.losses, []);
     assert.equal(count(r.samples, 'NO_SOCKET'), noPorts, 'NO_SOCKET as Udp NoPorts');
@@ -286,7 +289,7 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
   test('one drop point hammered from every CPU: the sum is the packets sent and the device\'s rx_dropped', async () => {
     const cpus = Math.min(4, availableParallelism());
     const { a, b } = vethPair('hammer');
-    const n = 120_000;
+    const n = 120_000 * scale;
     let sent = 0;
     const r = await drainingDuring({ netns: netnsInode(b) }, async () => {
       // One sender pinned to each CPU: the same key counted in every CPU's slot at once.
