@@ -20,7 +20,8 @@
 // to bind (it must be local: e.g. to look like another network for rp_filter),
 // -g SEG UDP GSO: each datagram of -l bytes leaves as segments of SEG bytes,
 // handed to the device in one burst (with the device's own UDP segmentation
-// off, they all reach the receive backlog at once).
+// off, they all reach the receive backlog at once), -A PORT every other
+// datagram goes to PORT instead (two drop points taking turns on one CPU).
 // -r PPS paces each process to PPS packets a second, in bursts of at most 16:
 // scenarios that must make one cause only use it so that a slow or loaded
 // machine does not also overflow the receive backlog (a second cause).
@@ -57,7 +58,7 @@ static double now(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: dropgen -m ethproto|noport|rcvbuf|udp|listen [-d secs | -n count] [-P procs]\n"
-                  "               [-a ipv4addr] [-p port] [-i ifname] [-c first_cpu|-1] [-l len] [-s srcaddr] [-g gso_seg] [-r pps]\n");
+                  "               [-a ipv4addr] [-p port] [-A alt_port] [-i ifname] [-c first_cpu|-1] [-l len] [-s srcaddr] [-g gso_seg] [-r pps]\n");
   exit(2);
 }
 
@@ -66,8 +67,8 @@ int main(int argc, char **argv) {
   int len = 16, gso = 0;
   double dur = 0, rate = 0;
   long long count = 0;
-  int procs = 1, port = -1, first_cpu = -1, o;
-  while ((o = getopt(argc, argv, "m:d:n:P:a:p:i:c:l:s:g:r:h")) != -1) {
+  int procs = 1, port = -1, alt_port = -1, first_cpu = -1, o;
+  while ((o = getopt(argc, argv, "m:d:n:P:a:p:A:i:c:l:s:g:r:h")) != -1) {
     switch (o) {
       case 'm': mode = optarg; break;
       case 'd': dur = atof(optarg); break;
@@ -75,6 +76,7 @@ int main(int argc, char **argv) {
       case 'P': procs = atoi(optarg); break;
       case 'a': addr = optarg; break;
       case 'p': port = atoi(optarg); break;
+      case 'A': alt_port = atoi(optarg); break;
       case 'i': ifname = optarg; break;
       case 'c': first_cpu = atoi(optarg); break;
       case 'l': len = atoi(optarg); break;
@@ -90,8 +92,11 @@ int main(int argc, char **argv) {
       dur > 600 || count > 1000000000LL || len < 1 || len > 65000 || rate < 0 || rate > 1e8 || (listen_mode && (count <= 0 || count > 100000)))
     usage();
   if (port < 0) port = noport ? 9 : 47001;
+  if (alt_port > 65535 || (alt_port >= 0 && (eth || listen_mode))) usage();
   struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1) usage();
+  struct sockaddr_in alt = dst;
+  if (alt_port >= 0) alt.sin_port = htons(alt_port);
   alarm((unsigned)(dur > 0 ? dur + 30 : 120));
   struct sockaddr_in srcaddr = {.sin_family = AF_INET};
   if (src && inet_pton(AF_INET, src, &srcaddr.sin_addr) != 1) usage();
@@ -166,7 +171,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < BATCH; i++) {
       msgs[i].msg_hdr.msg_iov = &iov;
       msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = eth ? (void *)&ll : (void *)&dst;
+      msgs[i].msg_hdr.msg_name = eth ? (void *)&ll : (void *)(i % 2 ? &alt : &dst);  // BATCH is even: turns survive batches
       msgs[i].msg_hdr.msg_namelen = eth ? sizeof ll : sizeof dst;
     }
     // with -n, each worker sends its share; the first takes the remainder

@@ -68,6 +68,8 @@ test('single encodings: tp_btf loads, 32-bit jumps, byte swap, 64-bit immediates
   assert.deepEqual(one((a) => a.call('probe_read_kernel')), ['85 00 00 00 71 00 00 00']);
   assert.deepEqual(one((a) => a.call('ringbuf_reserve')), ['85 00 00 00 83 00 00 00']);
   assert.deepEqual(one((a) => a.alu64Reg('sub', R2, R1)), ['1f 12 00 00 00 00 00 00']);
+  // atomic fetch-and-add, 64-bit: *(u64 *)(r7 +0) += r1, r1 = the old value
+  assert.deepEqual(one((a) => a.fetchAdd(8, R7, 0, R1)), ['db 17 00 00 01 00 00 00']);
   assert.deepEqual(one((a) => a.ldImm64(R1, 0x1122334455667788n)), ['18 01 00 00 88 77 66 55', '00 00 00 00 44 33 22 11']);
   // jmp32 jne with an inode number above 2^31 (the imm is its 32 bits, signed)
   assert.deepEqual(one((a) => a.label('l').jmp32Imm('jne', R2, 4026531833 | 0, 'l')), ['56 02 ff ff f9 ff ff ef']);
@@ -83,21 +85,30 @@ test('labels: backward jumps, and errors for undefined or duplicate labels and o
   assert.throws(() => new Asm().movImm(R0, 0).ja('end').label('end').assemble(), AsmError, 'a label past the last instruction');
 });
 
-test('the drop programs assemble in every variant from a BTF-derived layout; the whole key is zeroed first', () => {
+test('the drop programs assemble in every variant from a BTF-derived layout; every byte of the key is defined', () => {
   const layout = readKernelLayout(Btf.parse(kernelLikeBtf()));
   const sizes = new Map<string, number>();
   for (const flavour of ['tp_btf', 'raw_tp'] as const)
     for (const packets of [undefined, { ringMapFd: 5, snapLen: 128, perSecondPerCpu: 1000 }])
       for (const filters of [{}, { netns: 4026531833, ifindex: 2 }])
-        for (const attribution of [true, false]) {
-          const code = dropProgram({ flavour, layout, countsMapFd: 3, stateMapFd: 4, attribution, ...filters, ...(packets ? { packets } : {}) });
-          const lines = hexDump(code);
-          // after the three ctx loads: *(u64 *)(r10 -24/-16/-8) = 0
-          assert.deepEqual(lines.slice(3, 6), ['7a 0a e8 ff 00 00 00 00', '7a 0a f0 ff 00 00 00 00', '7a 0a f8 ff 00 00 00 00']);
-          assert.equal(lines.at(-1), '95 00 00 00 00 00 00 00');
-          sizes.set(`${flavour} packets=${!!packets} filters=${Object.keys(filters).length > 0} attribution=${attribution}`, lines.length);
-        }
-  // raw_tp reads through bpf_probe_read_kernel: longer; attribution adds loads
-  assert.ok(sizes.get('raw_tp packets=false filters=false attribution=true')! > sizes.get('tp_btf packets=false filters=false attribution=true')!);
-  assert.ok(sizes.get('tp_btf packets=false filters=false attribution=true')! > sizes.get('tp_btf packets=false filters=false attribution=false')!);
+        for (const attribution of [true, false])
+          for (const slots of [undefined, { slotsMapFd: 6 }, { slotsMapFd: 6, fencedSlots: false }]) {
+            const code = dropProgram({ flavour, layout, countsMapFd: 3, stateMapFd: 4, attribution, ...filters, ...(packets ? { packets } : {}), ...slots });
+            const lines = hexDump(code);
+            if (flavour === 'raw_tp') {
+              // after the three ctx loads: *(u64 *)(r10 -24/-16/-8) = 0 (unwritten padding would split a drop point)
+              assert.deepEqual(lines.slice(3, 6), ['7a 0a e8 ff 00 00 00 00', '7a 0a f0 ff 00 00 00 00', '7a 0a f8 ff 00 00 00 00']);
+            } else {
+              // the key in registers: w8 = w8 (the reason's upper half zeroed), r9 = skb->protocol << 32
+              assert.deepEqual(lines.slice(3, 6), ['bc 88 00 00 00 00 00 00', `69 69 ${layout.skbProtocol.offset.toString(16).padStart(2, '0')} 00 00 00 00 00`, '67 09 00 00 20 00 00 00']);
+            }
+            const fetchAdds = lines.filter((l) => l.startsWith('db ')).length;
+            assert.equal(fetchAdds, slots && slots.fencedSlots !== false ? 4 : 0, 'the slot seq steps are fenced unless asked not to be');
+            assert.equal(lines.at(-1), '95 00 00 00 00 00 00 00');
+            sizes.set(`${flavour} packets=${!!packets} filters=${Object.keys(filters).length > 0} attribution=${attribution} slots=${!!slots}`, lines.length);
+          }
+  // raw_tp reads through bpf_probe_read_kernel: longer; attribution adds loads; slots add the fast path
+  assert.ok(sizes.get('raw_tp packets=false filters=false attribution=true slots=false')! > sizes.get('tp_btf packets=false filters=false attribution=true slots=false')!);
+  assert.ok(sizes.get('tp_btf packets=false filters=false attribution=true slots=false')! > sizes.get('tp_btf packets=false filters=false attribution=false slots=false')!);
+  assert.ok(sizes.get('tp_btf packets=false filters=false attribution=true slots=true')! > sizes.get('tp_btf packets=false filters=false attribution=true slots=false')!);
 });

@@ -39,8 +39,14 @@ export const GUEST_RUNS: readonly GuestRun[] = [
   {
     name: 'bpf-source',
     files: ['dist/test/sources/bpf/bpf-source.test.js'],
-    patterns: ['two namespaces', 'kill -9'],
-    mustPass: ['drops in two namespaces are told apart', 'kill -9 leaves nothing attached'],
+    patterns: ['two namespaces', 'kill -9', 'taking turns', 'hammered', 'full map'],
+    mustPass: [
+      'drops in two namespaces are told apart',
+      'kill -9 leaves nothing attached',
+      'two drop points taking turns on one CPU',
+      'one drop point hammered from every CPU',
+      'a full map: the drops it could not hold are counted as a loss',
+    ],
   },
   {
     name: 'bpf-toolkit',

@@ -22,7 +22,9 @@ export type Size = 1 | 2 | 4 | 8;
 // instruction classes
 const LD = 0x00, LDX = 0x01, ST = 0x02, STX = 0x03, ALU = 0x04, JMP = 0x05, JMP32 = 0x06, ALU64 = 0x07;
 // modes and sources
-const MEM = 0x60, IMM = 0x00, K = 0x00, X = 0x08;
+const MEM = 0x60, ATOMIC = 0xc0, IMM = 0x00, K = 0x00, X = 0x08;
+/** imm of a BPF_ATOMIC instruction: the operation, BPF_FETCH (0x01) to get the old value back. */
+const ATOMIC_ADD = 0x00, FETCH = 0x01;
 const SIZE_BITS: Record<Size, number> = { 4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18 };
 
 export const AluOp = { add: 0x00, sub: 0x10, mul: 0x20, div: 0x30, or: 0x40, and: 0x50, lsh: 0x60, rsh: 0x70, neg: 0x80, mod: 0x90, xor: 0xa0, mov: 0xb0, arsh: 0xc0 } as const;
@@ -138,6 +140,14 @@ export class Asm {
   /** *(size *)(dst + off) = imm */
   st(size: Size, dst: Reg, off: number, imm: number): this {
     return this.emit(ST | MEM | SIZE_BITS[size], dst, 0, off, imm);
+  }
+  /**
+   * src = atomic fetch-and-add: *(size *)(dst + off) += src, src gets the old
+   * value (Linux 5.12+). With BPF_FETCH it is a full memory barrier on every
+   * architecture: the stores before it are visible before it, those after it after.
+   */
+  fetchAdd(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
+    return this.emit(STX | ATOMIC | SIZE_BITS[size], dst, src, off, ATOMIC_ADD | FETCH);
   }
   /** dst = a 64-bit constant (two slots). */
   ldImm64(dst: Reg, value: bigint, src = 0): this {

@@ -37,6 +37,24 @@ export const STATE = {
   windowCount: 32,
 } as const;
 
+/**
+ * One CPU's slot: the key of that CPU's last drop and the drops counted under
+ * it since it took the slot (its run), not yet in the hash map.
+ *
+ * Only the program on that CPU writes the slot (it never nests on a CPU).
+ * Taking a new key is bracketed by two steps of `seq`: odd while the old run
+ * is moved into the hash map and the key changes, even when stable. The hash
+ * map's value of this CPU changes only inside such a bracket, so user space,
+ * reading the map and then the slot from mapped memory (seq, key, count, seq
+ * again), can tell a torn read and never counts a run twice (slots.ts).
+ */
+export const SLOT = {
+  size: 64, // a cache line: CPUs never write the same line
+  seq: 0, // u64
+  key: 8, // KEY.size bytes, the counts map's key
+  count: 32, // u64 drops of the current run
+} as const;
+
 /** A packet record in the ring buffer: the key, then timestamp, lengths, bytes. */
 export const RECORD = {
   key: 0, // KEY.size bytes, same layout as the counts key
@@ -61,12 +79,24 @@ export interface DropProgramOptions {
   readonly netns?: number;
   /** Count only drops on this interface index (with netns: of that namespace). */
   readonly ifindex?: number;
+  /**
+   * The per-CPU slots (an array map of SLOT.size values, one per possible CPU):
+   * absent, every drop goes to the hash map directly (the slower program).
+   */
+  readonly slotsMapFd?: number;
+  /**
+   * Change a slot's sequence number with fetch-and-add, a full barrier, so that a
+   * reader on another CPU sees the slot's stores in order (default). x86-64 keeps
+   * stores in order anyway (TSO): plain stores are enough there.
+   */
+  readonly fencedSlots?: boolean;
   /** Per-packet records: the ring buffer map, bytes per packet, rate per CPU. */
   readonly packets?: { readonly ringMapFd: number; readonly snapLen: number; readonly perSecondPerCpu: number };
 }
 
-// Stack frame: key at fp-24..fp-1, the insert value at fp-32, a probe_read scratch at fp-40, an array key at fp-48.
-const FP_KEY = -24, FP_VALUE = -32, FP_SCRATCH = -40, FP_ARRAY_KEY = -48;
+// Stack frame: key at fp-24..fp-1, the insert value at fp-32, a probe_read scratch at fp-40,
+// an array key at fp-48, the key a slot gives back at fp-72..fp-49.
+const FP_KEY = -24, FP_VALUE = -32, FP_SCRATCH = -40, FP_ARRAY_KEY = -48, FP_OLD = -72;
 /** BPF_RB_NO_WAKEUP: dropmon polls the ring buffer on a timer, so no wake-up per record. */
 const RB_NO_WAKEUP = 1;
 
@@ -74,13 +104,22 @@ export function packetRecordSize(snapLen: number): number {
   return (RECORD.data + snapLen + 7) & ~7;
 }
 
-/** Assemble the drop program. Returns its bytes. */
+/**
+ * Assemble the drop program. Returns its bytes.
+ *
+ * The path of almost every drop: build the key in registers, compare it with
+ * this CPU's slot, add one to the slot's count. Only when the key differs
+ * from the slot's (the drop point changed on this CPU) is the hash map
+ * touched: the slot's run is added to its key in the map, and the slot takes
+ * the new key. See SLOT for what user space reads and why it is exact.
+ */
 export function dropProgram(o: DropProgramOptions): Uint8Array {
   const a = new Asm();
   const L = o.layout;
+  const btf = o.flavour === 'tp_btf';
   /** dst = *(size *)(base + field), by a direct load (tp_btf) or through bpf_probe_read_kernel (raw_tp; clobbers r0-r5). */
   const load = (dst: Reg, base: Reg, f: Field, size: Size = f.size) => {
-    if (o.flavour === 'tp_btf') {
+    if (btf) {
       a.ldx(size, dst, base, f.offset);
       return;
     }
@@ -96,40 +135,126 @@ export function dropProgram(o: DropProgramOptions): Uint8Array {
     a.ldMapFd(R1, o.stateMapFd).mov(R2, R10).addImm(R2, FP_ARRAY_KEY).call('map_lookup_elem');
     a.jmpImm('jeq', R0, 0, miss);
   };
+  const attribute = o.attribution !== false || o.netns !== undefined || o.ifindex !== undefined;
+  const keyToStack = () => a.stx(8, R10, FP_KEY, R7).stx(8, R10, FP_KEY + 8, R8).stx(8, R10, FP_KEY + 16, R9);
 
   // ctx: [skb, location, reason, ...] (the prototype was checked before assembling).
-  a.ldx(8, R6, R1, 0).ldx(8, R7, R1, 8).ldx(8, R8, R1, 16);
-  // Zero the whole key first: unwritten padding would split one drop point into many.
-  a.st(8, R10, FP_KEY, 0).st(8, R10, FP_KEY + 8, 0).st(8, R10, FP_KEY + 16, 0);
-  a.stx(8, R10, FP_KEY + KEY.location, R7).stx(4, R10, FP_KEY + KEY.reason, R8);
-  load(R2, R6, L.skbProtocol);
-  a.stx(2, R10, FP_KEY + KEY.protocol, R2);
-  if (o.attribution !== false || o.netns !== undefined || o.ifindex !== undefined) {
-    load(R7, R6, L.skbDev);
-    a.jmpImm('jeq', R7, 0, 'no_dev');
-    load(R2, R7, L.devIfindex);
-    a.stx(4, R10, FP_KEY + KEY.ifindex, R2);
-    load(R8, R7, L.devNet);
-    a.ja('have_net');
-    a.label('no_dev');
-    // No device yet (a packet dropped on its way out): the socket's namespace, if any.
-    if (L.skbSk && L.skNet) {
-      load(R7, R6, L.skbSk);
-      a.jmpImm('jeq', R7, 0, 'attributed');
-      load(R8, R7, L.skNet);
-    } else {
-      a.movImm(R8, 0);
+  // The key ends up as three words in r7, r8, r9, laid out as KEY:
+  //   r7 = location, r8 = reason | ifindex << 32, r9 = netns | protocol << 32.
+  if (btf) {
+    // Direct loads into registers: no stack round trip (a word reloaded from two
+    // 4-byte stores would stall store forwarding on every drop).
+    a.ldx(8, R6, R1, 0).ldx(8, R7, R1, 8).ldx(8, R8, R1, 16);
+    a.alu32Reg('mov', R8, R8); // the reason is 32-bit: zero the upper half
+    load(R9, R6, L.skbProtocol);
+    a.alu64Imm('lsh', R9, 32);
+    if (attribute) {
+      load(R2, R6, L.skbDev);
+      a.jmpImm('jeq', R2, 0, 'no_dev');
+      load(R3, R2, L.devIfindex);
+      if (o.ifindex !== undefined) a.jmp32Imm('jne', R3, o.ifindex | 0, 'out');
+      a.alu64Imm('lsh', R3, 32).alu64Reg('or', R8, R3);
+      load(R2, R2, L.devNet);
+      a.ja('have_net');
+      a.label('no_dev');
+      // No device yet (a packet dropped on its way out): the socket's namespace, if any.
+      if (o.ifindex !== undefined) a.ja('out'); // interface index 0 matches no interface
+      else if (L.skbSk && L.skNet) {
+        load(R2, R6, L.skbSk);
+        a.jmpImm('jeq', R2, 0, 'attributed');
+        load(R2, R2, L.skNet);
+      } else a.ja('attributed');
+      a.label('have_net');
+      a.jmpImm('jeq', R2, 0, 'attributed');
+      load(R3, R2, L.netInum);
+      a.alu64Reg('or', R9, R3);
+      a.label('attributed');
     }
-    a.label('have_net');
-    a.jmpImm('jeq', R8, 0, 'attributed');
-    load(R2, R8, L.netInum);
-    a.stx(4, R10, FP_KEY + KEY.netns, R2);
-    a.label('attributed');
+    if (o.netns !== undefined) a.jmp32Imm('jne', R9, o.netns | 0, 'out');
+  } else {
+    // Every kernel read is a helper call (clobbering r1-r5): the key is built on the stack.
+    a.ldx(8, R6, R1, 0).ldx(8, R7, R1, 8).ldx(8, R8, R1, 16);
+    // Zero the whole key first: unwritten padding would split one drop point into many.
+    a.st(8, R10, FP_KEY, 0).st(8, R10, FP_KEY + 8, 0).st(8, R10, FP_KEY + 16, 0);
+    a.stx(8, R10, FP_KEY + KEY.location, R7).stx(4, R10, FP_KEY + KEY.reason, R8);
+    load(R2, R6, L.skbProtocol);
+    a.stx(2, R10, FP_KEY + KEY.protocol, R2);
+    if (attribute) {
+      load(R7, R6, L.skbDev);
+      a.jmpImm('jeq', R7, 0, 'no_dev');
+      load(R2, R7, L.devIfindex);
+      a.stx(4, R10, FP_KEY + KEY.ifindex, R2);
+      load(R8, R7, L.devNet);
+      a.ja('have_net');
+      a.label('no_dev');
+      if (L.skbSk && L.skNet) {
+        load(R7, R6, L.skbSk);
+        a.jmpImm('jeq', R7, 0, 'attributed');
+        load(R8, R7, L.skNet);
+      } else {
+        a.movImm(R8, 0);
+      }
+      a.label('have_net');
+      a.jmpImm('jeq', R8, 0, 'attributed');
+      load(R2, R8, L.netInum);
+      a.stx(4, R10, FP_KEY + KEY.netns, R2);
+      a.label('attributed');
+    }
+    // Filters, in the kernel: other namespaces' and interfaces' drops cost only these compares.
+    if (o.netns !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.netns).jmp32Imm('jne', R2, o.netns | 0, 'out');
+    if (o.ifindex !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.ifindex).jmp32Imm('jne', R2, o.ifindex | 0, 'out');
+    a.ldx(8, R7, R10, FP_KEY).ldx(8, R8, R10, FP_KEY + 8).ldx(8, R9, R10, FP_KEY + 16);
   }
-  // Filters, in the kernel: other namespaces' and interfaces' drops cost only these compares.
-  if (o.netns !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.netns).jmp32Imm('jne', R2, o.netns | 0, 'out');
-  if (o.ifindex !== undefined) a.ldx(4, R2, R10, FP_KEY + KEY.ifindex).jmp32Imm('jne', R2, o.ifindex | 0, 'out');
 
+  if (o.slotsMapFd !== undefined) {
+    /** slot.seq += 1 with the slot pointer in `ptr`: a fetch-add (full barrier) where stores may be reordered. */
+    const seqStep = (ptr: Reg) => {
+      if (o.fencedSlots ?? true) a.movImm(R1, 1).fetchAdd(8, ptr, SLOT.seq, R1);
+      else a.ldx(8, R1, ptr, SLOT.seq).addImm(R1, 1).stx(8, ptr, SLOT.seq, R1);
+    };
+    // r0 = this CPU's slot (an array indexed by CPU: user space maps it and reads it without a syscall).
+    a.call('get_smp_processor_id').stx(4, R10, FP_ARRAY_KEY, R0);
+    a.ldMapFd(R1, o.slotsMapFd).mov(R2, R10).addImm(R2, FP_ARRAY_KEY).call('map_lookup_elem');
+    a.jmpImm('jeq', R0, 0, 'direct_from_regs');
+    a.ldx(8, R1, R0, SLOT.key).jmpReg('jne', R1, R7, 'slot_miss');
+    a.ldx(8, R1, R0, SLOT.key + 8).jmpReg('jne', R1, R8, 'slot_miss');
+    a.ldx(8, R1, R0, SLOT.key + 16).jmpReg('jne', R1, R9, 'slot_miss');
+    // The same key as this CPU's previous drop: one add, single writer (the program never nests on a CPU).
+    a.ldx(8, R1, R0, SLOT.count).addImm(R1, 1).stx(8, R0, SLOT.count, R1);
+    if (o.packets && btf) keyToStack();
+    a.ja('counted');
+
+    a.label('slot_miss');
+    if (btf) keyToStack();
+    a.mov(R7, R0); // r7 = slot, r8 = its pending count
+    a.ldx(8, R8, R7, SLOT.count);
+    a.jmpImm('jeq', R8, 0, 'claim'); // a slot never used (every run counts at least 1)
+    seqStep(R7); // odd: the slot and its key's counts in the map are changing
+    for (let i = 0; i < KEY.size; i += 8) a.ldx(8, R1, R7, SLOT.key + i).stx(8, R10, FP_OLD + i, R1);
+    a.ldMapFd(R1, o.countsMapFd).mov(R2, R10).addImm(R2, FP_OLD).call('map_lookup_elem');
+    a.jmpImm('jeq', R0, 0, 'flush_insert');
+    a.ldx(8, R1, R0, 0).alu64Reg('add', R1, R8).stx(8, R0, 0, R1);
+    a.ja('take_slot');
+    a.label('flush_insert');
+    a.stx(8, R10, FP_VALUE, R8);
+    a.ldMapFd(R1, o.countsMapFd).mov(R2, R10).addImm(R2, FP_OLD).mov(R3, R10).addImm(R3, FP_VALUE).movImm(R4, 0).call('map_update_elem');
+    a.jmpImm('jeq', R0, 0, 'take_slot');
+    // The map is full: the slot keeps its key and its count (user space keeps seeing
+    // them), and this drop is counted without it.
+    seqStep(R7);
+    a.ja('direct');
+    a.label('claim');
+    seqStep(R7);
+    a.label('take_slot');
+    for (let i = 0; i < KEY.size; i += 8) a.ldx(8, R1, R10, FP_KEY + i).stx(8, R7, SLOT.key + i, R1);
+    a.st(8, R7, SLOT.count, 1);
+    seqStep(R7); // even: stable again
+    a.ja('counted');
+  }
+
+  a.label('direct_from_regs');
+  if (btf) keyToStack();
+  a.label('direct');
   // counts[key] += 1 on this CPU: per-CPU slot, and a program never nests on a CPU, so no atomics.
   a.ldMapFd(R1, o.countsMapFd).mov(R2, R10).addImm(R2, FP_KEY).call('map_lookup_elem');
   a.jmpImm('jeq', R0, 0, 'insert');

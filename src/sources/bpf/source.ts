@@ -11,12 +11,15 @@
  * the maps.
  */
 import { readFileSync } from 'node:fs';
+import { arch } from 'node:os';
 import { DropmonError } from '../../core/errors.js';
 import type { DropSample, DropSink, DropSource, DroppedPacket } from '../../core/drop.js';
 import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, possibleCpus, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
 import { RingBuffer } from '../../kernel/bpf/ringbuf.js';
 import { attribution } from '../../kernel/namespaces.js';
-import { KEY, RECORD, RECORD_HAS_MAC, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { MappedArray } from '../../kernel/bpf/mapped.js';
+import { KEY, RECORD, RECORD_HAS_MAC, SLOT, STATE, dropProgram, type ProgramFlavour } from './programs.js';
+import { RunTally, SlotReader } from './slots.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
 import { DropReasons } from '../../kernel/drop-reasons.js';
@@ -46,6 +49,11 @@ export function withEthernetHeader(bytes: Uint8Array, protocol: number): Uint8Ar
   return out;
 }
 
+const keyView = (hex: string) => {
+  const b = Buffer.from(hex, 'hex');
+  return new DataView(b.buffer, b.byteOffset, b.length);
+};
+
 export interface BpfSourceOptions {
   /** Count only drops of this network namespace (inode), filtered in the kernel. */
   readonly netns?: number;
@@ -58,6 +66,8 @@ export interface BpfSourceOptions {
   readonly attribution?: boolean;
   /** tp_btf (default, falls back to raw_tp when the kernel refuses it) or raw_tp. */
   readonly flavour?: ProgramFlavour;
+  /** Count runs of the same key in per-CPU slots before the hash map (default true; false: the slower program, for benchmarks). */
+  readonly slots?: boolean;
   /** Ring-buffer poll period. */
   readonly pollMs?: number;
   readonly warn?: (message: string) => void;
@@ -70,12 +80,6 @@ export interface BpfStartup {
   btfMs: number;
   loadMs: number;
   attachMs: number;
-}
-
-interface Tracked {
-  /** Sum over CPUs at the last read. */
-  last: number;
-  idle: number;
 }
 
 /** The reason namer of the running kernel over the BPF source's (cached) vmlinux BTF; `core` when the caller has that table. */
@@ -103,12 +107,14 @@ export class BpfDropSource implements DropSource {
   private readonly cpus: number;
   private counts: BpfMap | undefined;
   private state: BpfMap | undefined;
+  private slots: MappedArray | undefined;
+  private slotReader: SlotReader | undefined;
   private ring: RingBuffer | undefined;
   private progFd = -1;
   private linkFd = -1;
   private sink: DropSink | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly tracked = new Map<string, Tracked>();
+  private readonly tally = new RunTally();
   private lastState = { mapFull: 0, rateLimited: 0, ringFull: 0 };
   /** CLOCK_MONOTONIC → epoch offset (ns) for packet timestamps. */
   private readonly epochOffsetNs: bigint;
@@ -139,6 +145,7 @@ export class BpfDropSource implements DropSource {
       const maxKeys = this.opts.maxKeys ?? DEFAULT_MAX_KEYS;
       this.counts = new BpfMap({ type: MapType.PERCPU_HASH, keySize: KEY.size, valueSize: 8, maxEntries: maxKeys, name: 'dropmon_counts' }, this.cpus);
       this.state = new BpfMap({ type: MapType.PERCPU_ARRAY, keySize: 4, valueSize: STATE.size, maxEntries: 1, name: 'dropmon_state' }, this.cpus);
+      if (this.opts.slots !== false) this.mapSlots();
       const packets = this.opts.packets;
       if (packets) this.ring = new RingBuffer(RING_BYTES, 'dropmon_packets');
       const build = (flavour: ProgramFlavour) =>
@@ -147,6 +154,7 @@ export class BpfDropSource implements DropSource {
           layout: this.layout,
           countsMapFd: this.counts!.fd,
           stateMapFd: this.state!.fd,
+          ...(this.slots ? { slotsMapFd: this.slots.map.fd, fencedSlots: arch() !== 'x64' } : {}),
           attribution: this.opts.attribution ?? true,
           ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
           ...(this.opts.ifindex !== undefined ? { ifindex: this.opts.ifindex } : {}),
@@ -190,6 +198,16 @@ export class BpfDropSource implements DropSource {
     if (this.ring) this.schedule();
   }
 
+  /** The per-CPU slots, mapped; without them (the kernel refuses) the program counts in the map directly. */
+  private mapSlots(): void {
+    try {
+      this.slots = new MappedArray(SLOT.size, this.cpus, 'dropmon_slots');
+      this.slotReader = SlotReader.of(this.slots.words, this.cpus);
+    } catch (err) {
+      this.warn(`per-CPU slots unavailable (${(err as Error).message}): every drop goes to the hash map`);
+    }
+  }
+
   private schedule(): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
@@ -213,23 +231,18 @@ export class BpfDropSource implements DropSource {
     if (!this.counts || this.closed || !this.sink) return;
     this.pollPackets();
     const samples: DropSample[] = [];
-    const seen = new Set<string>();
     const cpus = this.cpus;
+    const totals = new Map<string, number>();
+    // The map, then the slots: see slots.ts for why this order counts each drop once.
     this.counts.forEach((key, value, off) => {
       let total = 0;
       for (let c = 0; c < cpus; c++) total += Number(value.getBigUint64(off + 8 * c, true));
-      const k = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
-      seen.add(k);
-      const t = this.tracked.get(k);
-      const delta = total - (t?.last ?? 0);
-      if (t) {
-        t.last = total;
-        t.idle = delta > 0 ? 0 : t.idle + 1;
-      } else this.tracked.set(k, { last: total, idle: 0 });
-      if (delta > 0) samples.push(this.sample(new DataView(key.buffer, key.byteOffset, key.length), delta));
+      totals.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex'), total);
     });
-    for (const k of this.tracked.keys()) if (!seen.has(k)) this.tracked.delete(k);
-    this.prune(samples);
+    const slots = this.slotReader?.read() ?? [];
+    const { grown, held } = this.tally.update(totals, slots);
+    for (const [k, delta] of grown) samples.push(this.sample(keyView(k), delta));
+    this.prune(samples, held, slots.every((r) => r.consistent));
     // Biggest first: the aggregator keeps the first --max-points points of an
     // interval, and the map's order says nothing about size.
     samples.sort((x, y) => y.count - x.count);
@@ -254,22 +267,25 @@ export class BpfDropSource implements DropSource {
   /**
    * Keep the map from filling up with drop points that stopped: when it is
    * half full, remove keys idle for IDLE_DRAINS reads, counting what they
-   * gained since the last read. (A drop landing on a key in the microseconds
-   * between its last read and its removal would be lost; idle keys make that
-   * unlikely, and a full map is counted, never silent.)
+   * gained since the last read. A key some CPU's slot holds is kept (its run
+   * will move into the map), and nothing is removed when a slot could not be
+   * read (it might hold the key). (A drop landing in the map on a key in the
+   * microseconds between its read and its removal would be lost; idle keys
+   * make that unlikely, and a full map is counted, never silent.)
    */
-  private prune(samples: DropSample[]): void {
+  private prune(samples: DropSample[], held: ReadonlySet<string>, slotsRead: boolean): void {
     const map = this.counts!;
-    if (this.tracked.size < map.spec.maxEntries / 2) return;
-    for (const [k, t] of this.tracked) {
-      if (t.idle < IDLE_DRAINS) continue;
+    const tracked = this.tally.tracked;
+    if (tracked.size < map.spec.maxEntries / 2 || !slotsRead) return;
+    for (const [k, t] of tracked) {
+      if (t.idle < IDLE_DRAINS || held.has(k)) continue;
       map.key.bytes.set(Buffer.from(k, 'hex'));
       if (map.lookupAndDelete()) {
         let total = 0;
         for (let c = 0; c < this.cpus; c++) total += Number(map.value.view.getBigUint64(8 * c, true));
-        if (total > t.last) samples.push(this.sample(new DataView(map.key.bytes.buffer, map.key.bytes.byteOffset, KEY.size), total - t.last));
+        if (total > t.reported) samples.push(this.sample(keyView(k), total - t.reported));
       }
-      this.tracked.delete(k);
+      tracked.delete(k);
     }
   }
 
@@ -346,5 +362,7 @@ export class BpfDropSource implements DropSource {
     this.ring?.close();
     this.counts?.close();
     this.state?.close();
+    this.slots?.close();
+    this.slotReader = undefined;
   }
 }
