@@ -73,6 +73,10 @@ Source:
                           bpf where it can run (root, kernel BTF, 5.17+), else
                           tracefs; netdm only for the NET_DM options below;
                           it says which and why
+      --sw, --hw          software drops (default) and/or hardware drops that
+                          devices report through devlink traps (every source:
+                          the devlink_trap_report tracepoint, or NET_DM's
+                          hardware alerts); --hw alone: hardware only
       --buffer-kb KB      tracefs: ring buffer per CPU (default: 64 MiB shared
                           by the CPUs, 4-16 MiB each)
 
@@ -88,8 +92,6 @@ NET_DM (--source netdm):
       --mode MODE         summary (default: the kernel batches drops per
                           location, no reasons) or packet (every dropped
                           packet with its reason, interface and bytes)
-      --sw, --hw          software drops (default) and/or hardware drops
-                          reported by devices through devlink traps
       --trunc BYTES       packet mode: bytes of each packet to receive (0: all)
       --queue N           packet mode: the kernel's per-CPU queue (default 1000)
       --force             take over NET_DM monitoring started by another
@@ -222,7 +224,7 @@ function parseWatchFlags(argv: string[]): WatchFlags | 'help' {
     all: v.all ?? false,
     packets: v.packets ?? false,
     netdmOnly:
-      v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
+      v.mode !== undefined || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
   };
 }
 
@@ -265,11 +267,13 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const choice = chooseSource(flags.source, {
     stack: flags.stack,
     netdmOnly: flags.netdmOnly,
+    hardware: flags.origins.hw,
     tracefsOnly: flags.bufferKb !== undefined,
     bpfOnly: flags.netns !== undefined || flags.interface !== undefined || flags.packets,
     filtersByReasonOrProtocol: flags.reasons.length > 0 || flags.protocols.length > 0,
   });
-  if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
+  if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --trunc, --queue, --force and --passive need --source netdm');
+  if (flags.packets && !flags.origins.sw) throw new UsageError('--packets records software drops: add --sw to --hw');
   if (choice.name !== 'bpf' && (flags.netns !== undefined || flags.interface !== undefined || flags.packets))
     throw new UsageError('--netns, --interface and --packets need --source bpf');
   if (choice.name !== 'tracefs' && flags.stack) throw new UsageError('--stack needs --source tracefs');
@@ -340,6 +344,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
           // --interface alone means dropmon's namespace: filter on it too, ifindexes repeat across namespaces.
           ...(flags.interface !== undefined && !netnsTarget ? { netns: currentNetnsInode() } : {}),
           ...(flags.packets ? { packets: {} } : {}),
+          software: flags.origins.sw,
+          hardware: flags.origins.hw,
           warn,
         })
       : choice.name === 'tracefs'
@@ -349,6 +355,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
           filter,
           stack: flags.stack,
           ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+          software: flags.origins.sw,
+          hardware: flags.origins.hw,
           warn,
         })
       : new NetdmDropSource({

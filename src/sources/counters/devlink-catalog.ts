@@ -17,6 +17,7 @@ import { attrMap, attrString, attrU32, parseAttrs, parseEach, type NlMessage } f
 import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
 import { DEVLINK_ATTR_BUS_NAME, DEVLINK_ATTR_DEV_NAME, DEVLINK_FAMILY, DEVLINK_GENL_VERSION, DEVLINK_CMD_TRAP_GET, parseTrapMessage } from './devlink.js';
 
+export const DEVLINK_CMD_NEW = 3;
 export const DEVLINK_CMD_PORT_GET = 5;
 export const DEVLINK_CMD_PORT_NEW = 7;
 export const DEVLINK_ATTR_PORT_INDEX = 3;
@@ -31,10 +32,14 @@ export interface DevlinkPort {
   readonly netdev?: string;
 }
 
-/** One DEVLINK_CMD_PORT_NEW message (a dump reply); undefined for other commands. */
+/**
+ * One port of a DEVLINK_CMD_PORT_GET dump; undefined for other messages.
+ * Older kernels (6.1) answer the dump with DEVLINK_CMD_NEW, newer ones (6.12)
+ * with DEVLINK_CMD_PORT_NEW.
+ */
 export function parsePortMessage(m: NlMessage): DevlinkPort | undefined {
   const g = parseGenl(m);
-  if (g.cmd !== DEVLINK_CMD_PORT_NEW) return undefined;
+  if (g.cmd !== DEVLINK_CMD_PORT_NEW && g.cmd !== DEVLINK_CMD_NEW) return undefined;
   const what = 'devlink port';
   const a = attrMap(parseAttrs(g.attrs, what));
   const bus = a.get(DEVLINK_ATTR_BUS_NAME), dev = a.get(DEVLINK_ATTR_DEV_NAME), index = a.get(DEVLINK_ATTR_PORT_INDEX);

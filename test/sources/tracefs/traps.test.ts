@@ -13,6 +13,9 @@ import { DropTally } from '../../../src/core/tally.js';
 import { ParseError } from '../../../src/core/errors.js';
 import { fixture, fixtureText, words } from '../../helpers/fixtures.js';
 import { PageBuilder } from '../../helpers/pages.js';
+import type { IntervalReport } from '../../../src/core/aggregator.js';
+import { formatIntervalText } from '../../../src/outputs/text.js';
+import { formatIntervalJson } from '../../../src/outputs/json.js';
 
 const KERNELS = ['6.1', '6.12'] as const;
 
@@ -150,4 +153,26 @@ test('the tally is bounded: reports past MAX_TRAP_KEYS distinct keys are counted
   assert.equal(tally.pending, MAX_TRAP_KEYS);
   assert.equal(tally.overflow, 5);
   assert.equal(tally.take().length, MAX_TRAP_KEYS);
+});
+
+test('hardware lines and JSON: trap, group, type, action, input port and devlink device', () => {
+  const hw = { location: 0n, reason: -1, reasonName: '', protocol: 0, origin: 'hardware' as const };
+  const report: IntervalReport = {
+    start: 0, end: 1000, seq: 1, drops: 12, lost: new Map(), lostTotal: 0,
+    overflow: { drops: 0, points: 0, pointsCapped: false },
+    points: [
+      { ...hw, count: 7, trap: { name: 'blackhole_route', group: 'l3_drops', type: 'drop', action: 'trap', device: 'pci/0000:03:00.0', inputName: 'swp1' }, ifindex: 12 },
+      { ...hw, count: 5, trap: { name: 'source_mac_is_multicast' } },
+    ],
+  };
+  assert.deepEqual(formatIntervalText(report, undefined), [
+    '7 drops at blackhole_route [hardware] l3_drops type drop action trap dev swp1 devlink pci/0000:03:00.0',
+    '5 drops at source_mac_is_multicast [hardware]',
+  ]);
+  const [a, b] = formatIntervalJson(report, undefined, 'tracefs').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    [a.trap, a.trap_group, a.trap_type, a.trap_action, a.devlink, a.ifindex, a.ifname, a.origin, a.count],
+    ['blackhole_route', 'l3_drops', 'drop', 'trap', 'pci/0000:03:00.0', 12, 'swp1', 'hardware', 7],
+  );
+  assert.deepEqual([b.trap, b.trap_group, b.trap_type, b.trap_action, b.devlink, b.ifindex, b.ifname], ['source_mac_is_multicast', null, null, null, null, null, null]);
 });
