@@ -39,6 +39,10 @@ Source:
                           bpf where it can run (root, kernel BTF, 5.17+), else
                           tracefs; netdm only for the NET_DM options below;
                           it says which and why
+      --sw, --hw          software drops (default) and/or hardware drops that
+                          devices report through devlink traps (every source:
+                          the devlink_trap_report tracepoint, or NET_DM's
+                          hardware alerts); --hw alone: hardware only
       --buffer-kb KB      tracefs: ring buffer per CPU (default: 64 MiB shared
                           by the CPUs, 4-16 MiB each)
       --stack             tracefs: aggregate by kernel call stack too (costs
@@ -54,8 +58,6 @@ NET_DM (--source netdm):
       --mode MODE         summary (default: the kernel batches drops per
                           location, no reasons) or packet (every dropped
                           packet with its reason, interface and bytes)
-      --sw, --hw          software drops (default) and/or hardware drops
-                          reported by devices through devlink traps
       --trunc BYTES       packet mode: bytes of each packet to receive (0: all)
       --queue N           packet mode: the kernel's per-CPU queue (default 1000)
       --force             take over NET_DM monitoring started by another
@@ -198,7 +200,7 @@ export function parseWatchFlags(
     all: v.all ?? false,
     packets: v.packets ?? false,
     netdmOnly:
-      v.mode !== undefined || v.hw === true || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
+      v.mode !== undefined || v.trunc !== undefined || v.queue !== undefined || v.force === true || v.passive === true || (v.pcap !== undefined && !v.packets),
   };
   return { flags, extra: extraValues, given };
 }

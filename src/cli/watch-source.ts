@@ -71,11 +71,13 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
   const choice = chooseSource(flags.source, {
     stack: flags.stack,
     netdmOnly: flags.netdmOnly,
+    hardware: flags.origins.hw,
     tracefsOnly: flags.bufferKb !== undefined,
     bpfOnly: flags.netns !== undefined || flags.interface !== undefined || flags.packets,
     filtersByReasonOrProtocol: flags.reasons.length > 0 || flags.protocols.length > 0,
   });
-  if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --hw, --trunc, --queue and --force need --source netdm');
+  if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --trunc, --queue, --force and --passive need --source netdm');
+  if (flags.packets && !flags.origins.sw) throw new UsageError('--packets records software drops: add --sw to --hw');
   if (choice.name !== 'bpf' && (flags.netns !== undefined || flags.interface !== undefined || flags.packets))
     throw new UsageError('--netns, --interface and --packets need --source bpf');
   if (choice.name !== 'tracefs' && flags.stack) throw new UsageError('--stack needs --source tracefs');
@@ -152,6 +154,8 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
           // --interface alone means dropmon's namespace: filter on it too, ifindexes repeat across namespaces.
           ...(flags.interface !== undefined && !netnsTarget ? { netns: currentNetnsInode() } : {}),
           ...(flags.packets ? { packets: {} } : {}),
+          software: flags.origins.sw,
+          hardware: flags.origins.hw,
           reasons: reasonNamer,
           warn,
         })
@@ -162,6 +166,8 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
           filter,
           stack: flags.stack,
           ...(flags.bufferKb !== undefined ? { bufferKb: flags.bufferKb } : {}),
+          software: flags.origins.sw,
+          hardware: flags.origins.hw,
           reasons: reasonNamer,
           warn,
         })

@@ -4,7 +4,7 @@
  * stays flat in a drop storm that hits many locations. Points beyond the
  * bound are folded into one overflow line: "N drops at M other locations".
  */
-import type { DropOrigin, DropSample, LossSample } from './drop.js';
+import type { DropOrigin, DropSample, LossSample, TrapInfo } from './drop.js';
 import type { CounterDelta } from './counter.js';
 import type { Correlation } from './correlate.js';
 
@@ -16,7 +16,7 @@ export interface DropPoint {
   readonly protocol: number;
   readonly origin: DropOrigin;
   readonly stack?: readonly bigint[];
-  readonly trap?: { readonly group?: string; readonly name: string };
+  readonly trap?: TrapInfo;
   readonly ifindex?: number;
   readonly netns?: number;
   count: number;
@@ -52,7 +52,9 @@ export interface IntervalReport {
 const OVERFLOW_KEYS_MAX = 10_000;
 
 function pointKey(s: DropSample): string {
-  const base = `${s.location}:${s.reason}:${s.reasonName}:${s.protocol}:${s.origin}:${s.trap?.name ?? ''}:${s.ifindex ?? ''}:${s.netns ?? ''}`;
+  const t = s.trap;
+  const trap = t ? `${t.name}:${t.group ?? ''}:${t.type ?? ''}:${t.action ?? ''}:${t.device ?? ''}:${t.inputName ?? ''}` : '';
+  const base = `${s.location}:${s.reason}:${s.reasonName}:${s.protocol}:${s.origin}:${trap}:${s.ifindex ?? ''}:${s.netns ?? ''}`;
   return s.stack ? `${base}:${s.stack.join(',')}` : base;
 }
 

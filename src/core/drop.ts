@@ -34,8 +34,11 @@ export interface DropSample {
   readonly count: number;
   /** Kernel call stack (innermost first) when stacks were asked for. */
   readonly stack?: readonly bigint[];
-  /** Hardware drops: the devlink trap that dropped the packets. */
-  readonly trap?: { readonly group?: string; readonly name: string };
+  /**
+   * Hardware drops: the devlink trap that reported the packets. `ifindex` and
+   * `netns` then name the input port, when the source knows them.
+   */
+  readonly trap?: TrapInfo;
   /** Per-packet sources (NET_DM packet mode): what is known of this one packet. */
   readonly packet?: DroppedPacket;
   /**
@@ -44,6 +47,20 @@ export interface DropSample {
    */
   readonly ifindex?: number;
   readonly netns?: number;
+}
+
+/** A devlink packet trap (Documentation/networking/devlink/devlink-trap.rst). */
+export interface TrapInfo {
+  readonly name: string;
+  readonly group?: string;
+  /** "drop", "exception" or "control" (enum devlink_trap_type), when the source can tell. */
+  readonly type?: string;
+  /** The trap's action ("trap", "mirror") as devlink listed it, when looked up. */
+  readonly action?: string;
+  /** The devlink device, "bus/device" (e.g. "pci/0000:03:00.0"), when the source reports it. */
+  readonly device?: string;
+  /** Name of the input port's net device, when the source has its name (tracefs). */
+  readonly inputName?: string;
 }
 
 /** One dropped packet, as NET_DM packet mode reports it. */

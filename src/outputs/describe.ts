@@ -55,6 +55,29 @@ export function attributionText(d: Pick<DescribedPoint, 'ifindex' | 'ifname' | '
   return t;
 }
 
+/**
+ * " l2_drops type drop action trap dev eth1 devlink pci/0000:03:00.0": what a
+ * hardware line adds after "[hardware]", each part only when known. The group
+ * comes first, where dropwatch and NET_DM lines have had it.
+ */
+export function trapText(p: DropPoint, d: Pick<DescribedPoint, 'ifindex' | 'ifname' | 'netns' | 'netnsName' | 'container' | 'initNetns'>): string {
+  const t = p.trap;
+  if (!t) return '';
+  let s = t.group ? ` ${t.group}` : '';
+  if (t.type) s += ` type ${t.type}`;
+  if (t.action) s += ` action ${t.action}`;
+  const dev = trapInputName(p, d) ?? (d.ifindex ? `ifindex ${d.ifindex}` : '');
+  if (dev) s += ` dev ${dev}`;
+  if (d.netns !== null && !d.initNetns) s += ` netns ${d.netnsName ?? d.netns}`;
+  if (t.device) s += ` devlink ${t.device}`;
+  return s;
+}
+
+/** The input port's name of a hardware drop: from the source, else from the attribution. */
+export function trapInputName(p: DropPoint, d: Pick<DescribedPoint, 'ifname'>): string | null {
+  return p.trap?.inputName || d.ifname || null;
+}
+
 export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): DescribedPoint {
   const sym = symbols?.lookup(p.location);
   return {

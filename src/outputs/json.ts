@@ -6,7 +6,7 @@
 import type { IntervalReport } from '../core/aggregator.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { describePoint, describeStack } from './describe.js';
+import { describePoint, describeStack, trapInputName } from './describe.js';
 
 export class JsonOutput implements IntervalOutput {
   constructor(
@@ -45,9 +45,17 @@ export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | unde
         origin: p.origin,
         source,
         ...(p.stack ? { stack: describeStack(p.stack, symbols) } : {}),
-        ...(p.trap ? { trap: p.trap.name, trap_group: p.trap.group ?? null } : {}),
-        ...(p.netns !== undefined || p.ifindex !== undefined
-          ? { ifindex: d.ifindex, ifname: d.ifname, netns: d.netns, netns_name: d.netnsName, container: d.container }
+        ...(p.trap
+          ? {
+              trap: p.trap.name,
+              trap_group: p.trap.group ?? null,
+              trap_type: p.trap.type ?? null,
+              trap_action: p.trap.action ?? null,
+              devlink: p.trap.device ?? null,
+            }
+          : {}),
+        ...(p.netns !== undefined || p.ifindex !== undefined || p.trap
+          ? { ifindex: d.ifindex, ifname: p.trap ? trapInputName(p, d) : d.ifname, netns: d.netns, netns_name: d.netnsName, container: d.container }
           : {}),
       }),
     );

@@ -7,7 +7,7 @@
 import type { IntervalReport } from '../core/aggregator.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { attributionText, describePoint, describeStack } from './describe.js';
+import { attributionText, describePoint, describeStack, trapText } from './describe.js';
 
 export class TextOutput implements IntervalOutput {
   constructor(
@@ -33,8 +33,9 @@ export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | unde
     // Per-packet samples carry no count (the source counts the drops apart).
     if (p.count === 0) continue;
     if (p.trap) {
-      // dropwatch's form for hardware drops: "<count> drops at <trap> [hardware]"
-      lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${p.trap.group ? ` ${p.trap.group}` : ''}`);
+      // dropwatch's form for hardware drops, "<count> drops at <trap> [hardware]",
+      // then what the source knows: group, type, action, input port, device
+      lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${trapText(p, describePoint(p, symbols))}`);
       continue;
     }
     const d = describePoint(p, symbols);

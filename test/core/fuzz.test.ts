@@ -14,6 +14,7 @@ import { KallsymsTable } from '../../src/kernel/kallsyms.js';
 import { parseCpuStats } from '../../src/sources/tracefs/source.js';
 import { fixture, fixtureText, kernelLayout, words } from '../helpers/fixtures.js';
 import { PageBuilder } from '../helpers/pages.js';
+import { TrapReportTally, decodeTrapReport, trapReportLayout } from '../../src/sources/tracefs/traps.js';
 
 const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
 
@@ -84,6 +85,64 @@ test('page decoder: valid synthetic pages decode to exactly what was written', (
       assert.deepEqual(got, want);
     }),
     { numRuns: RUNS / 4 },
+  );
+});
+
+const trapFmt = parseEventFormat(fixtureText('devlink-6.1/devlink_trap_report.format'));
+const trapLayout = trapReportLayout(trapFmt);
+
+test('devlink_trap_report decoder: random event bytes and lengths', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), fc.nat(300), (bytes, len) => {
+      onlyParseErrors(() => {
+        const r = decodeTrapReport(bytes, 0, Math.min(len, bytes.length), trapLayout);
+        assert.ok(r.trap.length > 0 && r.input.length <= 16);
+      });
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('page decoder with trap reports: random pages, and real pages with random bytes flipped', () => {
+  const kfree = parseEventFormat(fixtureText('devlink-6.1/kfree_skb.format'));
+  const page = parseHeaderPage(fixtureText('devlink-6.1/header_page'));
+  const header = parseHeaderEvent(fixtureText('devlink-6.1/header_event'));
+  const traps = new TrapReportTally(trapLayout);
+  const tally = new DropTally(new Map());
+  const dec = new PageDecoder(page, header, kfreeSkbLayout(kfree), tally, undefined, traps);
+  const real = fixture('devlink-6.1/pages.bin').subarray(0, 4096);
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 4096 }), fc.nat(4096), (bytes, len) => {
+      const p = new Uint8Array(4096);
+      p.set(bytes);
+      // trap reports need their event id: put it where events start, often
+      if (bytes.length > 24) new DataView(p.buffer).setUint16(20, trapFmt.id, true);
+      onlyParseErrors(() => dec.decode(words(p), 0, Math.min(len, 4096)));
+      traps.take();
+      tally.take();
+    }),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(4095), fc.nat(255)), { minLength: 1, maxLength: 16 }), (flips) => {
+      const p = Uint8Array.from(real);
+      for (const [at, v] of flips) p[at] = v;
+      onlyParseErrors(() => dec.decode(words(p), 0, 4096));
+      for (const { report } of traps.take()) assert.ok(report.trap.length > 0);
+      tally.take();
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('event format parser: mutated devlink_trap_report formats', () => {
+  const real = fixtureText('devlink-6.12/devlink_trap_report.format');
+  fc.assert(
+    fc.property(fc.nat(real.length), fc.nat(real.length), fc.string({ maxLength: 20 }), (a, b, ins) => {
+      const mutated = real.slice(0, Math.min(a, b)) + ins + real.slice(Math.max(a, b));
+      onlyParseErrors(() => trapReportLayout(parseEventFormat(mutated)));
+    }),
+    { numRuns: RUNS },
   );
 });
 

@@ -56,6 +56,8 @@ export const GUEST_RUNS: readonly GuestRun[] = [
   },
   // Subsystem drop reasons (openvswitch's since 6.8): 6.1 has none, and says so by skipping.
   { name: 'subsys', files: ['dist/test/vm/subsys-kernel.test.js'], modules: ['openvswitch'], noSkip: ['6.12'] },
+  // Hardware drops from the devlink_trap_report tracepoint (tracefs, BPF) = NET_DM hw alerts = devlink stats.
+  { name: 'hwtrap', files: ['dist/test/vm/hwtrap-kernel.test.js'], noSkip: true },
 ];
 
 /** What the VM must load and carry for every entry that runs on `kernel`. */

@@ -46,6 +46,7 @@ export const Helper = {
   get_smp_processor_id: 8,
   get_current_pid_tgid: 14,
   probe_read_kernel: 113,
+  probe_read_kernel_str: 115,
   ktime_get_boot_ns: 125,
   ringbuf_output: 130,
   ringbuf_reserve: 131,

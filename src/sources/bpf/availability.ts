@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { DropmonError, ParseError } from '../../core/errors.js';
 import { Btf } from '../../kernel/bpf/btf.js';
 import { readKernelLayout } from './layout.js';
+import { readTrapLayout } from './trap-program.js';
 
 export const VMLINUX_BTF = '/sys/kernel/btf/vmlinux';
 
@@ -76,6 +77,17 @@ export function bpfPermissionProblem(): string | undefined {
     if (lockdown.includes('[confidentiality]')) return 'kernel lockdown (confidentiality) forbids BPF programs from reading kernel memory';
   } catch {
     /* no lockdown LSM */
+  }
+  return undefined;
+}
+
+/** Undefined when the BPF source can count hardware drops (the devlink_trap_report tracepoint in BTF), else why. */
+export function bpfTrapUnavailableReason(): string | undefined {
+  try {
+    readTrapLayout(vmlinuxBtf());
+  } catch (err) {
+    if (err instanceof DropmonError) return err.message;
+    throw err;
   }
   return undefined;
 }

@@ -46,7 +46,8 @@ function asSize(n: number, what: string): 1 | 2 | 4 | 8 {
   throw new DropmonError(`BPF source: ${what} is ${n} bytes in this kernel; expected 1, 2, 4 or 8`);
 }
 
-function field(btf: Btf, struct: string, path: string, expectSize?: number): Field {
+/** A struct member's offset and load size from BTF; throws when its size is not `expectSize`. */
+export function field(btf: Btf, struct: string, path: string, expectSize?: number): Field {
   const f = btf.field(struct, path);
   const size = asSize(f.size, `${struct}.${path}`);
   if (expectSize !== undefined && size !== expectSize)

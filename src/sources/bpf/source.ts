@@ -23,6 +23,8 @@ import { RunTally, SlotReader } from './slots.js';
 import { readKernelLayout, type KernelLayout } from './layout.js';
 import { bpfPermissionProblem, btfParseMs, vmlinuxBtf } from './availability.js';
 import { DropReasons } from '../../kernel/drop-reasons.js';
+import { TrapCounter } from './trap-counter.js';
+import { DevlinkCatalog, type TrapCatalog } from '../counters/devlink-catalog.js';
 
 export const PROGRAM_NAME = 'dropmon_drops';
 /**
@@ -70,6 +72,12 @@ export interface BpfSourceOptions {
   readonly slots?: boolean;
   /** Ring-buffer poll period. */
   readonly pollMs?: number;
+  /** Software drops: the kfree_skb program (default true). */
+  readonly software?: boolean;
+  /** Hardware drops: the devlink_trap_report program (trap-counter.ts; default false). */
+  readonly hardware?: boolean;
+  /** Trap actions and devices of input ports (default: devlink). */
+  readonly catalog?: TrapCatalog;
   readonly warn?: (message: string) => void;
   /** Reason namer (tests); by default over the kernel's BTF. */
   readonly reasons?: DropReasons;
@@ -120,6 +128,7 @@ export class BpfDropSource implements DropSource {
   private readonly epochOffsetNs: bigint;
   private closed = false;
   private readonly warn: (m: string) => void;
+  private readonly traps: TrapCounter | undefined;
 
   constructor(private readonly opts: BpfSourceOptions = {}) {
     this.warn = opts.warn ?? (() => {});
@@ -133,13 +142,29 @@ export class BpfDropSource implements DropSource {
     // The parse counts even when `--source auto` did it earlier (it is cached).
     this.startup.btfMs = performance.now() - t0 + (cached ? btfParseMs() : 0);
     this.cpus = possibleCpus(readFileSync('/sys/devices/system/cpu/possible', 'latin1'));
+    if (opts.software === false && !opts.hardware) throw new DropmonError('the BPF source was asked for neither software nor hardware drops');
+    if (opts.hardware) {
+      const catalog = opts.catalog ?? new DevlinkCatalog({ warn: this.warn });
+      this.traps = new TrapCounter(vmlinuxBtf(), this.cpus, { ...(opts.flavour ? { flavour: opts.flavour } : {}), catalog, warn: this.warn });
+    }
     // process.hrtime is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
     this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
   }
 
   async start(sink: DropSink): Promise<void> {
-    if (this.counts) throw new Error('source already started');
+    if (this.sink) throw new Error('source already started');
     this.sink = sink;
+    if (this.opts.software !== false) this.startDrops();
+    try {
+      this.traps?.start();
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  /** The kfree_skb program, its maps and (with `packets`) its ring buffer. */
+  private startDrops(): void {
     try {
       const t0 = performance.now();
       const maxKeys = this.opts.maxKeys ?? DEFAULT_MAX_KEYS;
@@ -224,11 +249,19 @@ export class BpfDropSource implements DropSource {
     ].filter(Boolean);
     const pk = this.opts.packets ? `, packets (${this.opts.packets.perSecondPerCpu ?? DEFAULT_PACKET_RATE}/s per CPU, ${this.opts.packets.snapLen ?? DEFAULT_SNAP_LEN} bytes)` : '';
     const t = this.startup;
-    return `kfree_skb via BPF (${this.flavour ?? '?'}, ${this.attachedBy}${f.length ? `, in-kernel filter ${f.join(' ')}` : ''}${pk}; start-up ${Math.round(t.btfMs + t.loadMs + t.attachMs)} ms)`;
+    const hw = this.traps ? this.traps.describe() : '';
+    if (this.opts.software === false) return hw;
+    return `${hw ? `${hw} and ` : ''}kfree_skb via BPF (${this.flavour ?? '?'}, ${this.attachedBy}${f.length ? `, in-kernel filter ${f.join(' ')}` : ''}${pk}; start-up ${Math.round(t.btfMs + t.loadMs + t.attachMs)} ms)`;
   }
 
   drain(): void {
-    if (!this.counts || this.closed || !this.sink) return;
+    if (this.closed || !this.sink) return;
+    if (this.traps) {
+      const sink = this.sink;
+      const hw = this.traps.drain((l) => sink.loss(l));
+      if (hw.length) sink.drops(hw);
+    }
+    if (!this.counts) return;
     this.pollPackets();
     const samples: DropSample[] = [];
     const cpus = this.cpus;
@@ -364,5 +397,6 @@ export class BpfDropSource implements DropSource {
     this.state?.close();
     this.slots?.close();
     this.slotReader = undefined;
+    this.traps?.close();
   }
 }

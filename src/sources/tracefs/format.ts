@@ -17,6 +17,13 @@ export interface FieldFormat {
   readonly signed: boolean;
   /** Declared as an array (`caller[8]`); `arrayLength` is 0 for `[]`. */
   readonly arrayLength?: number;
+  /**
+   * A dynamic array (`__data_loc char[] name`): the field is a u32 whose low
+   * 16 bits are the offset of the bytes from the start of the event, the high
+   * 16 bits their length; `__rel_loc` (5.18+) counts the offset from the end
+   * of the field instead.
+   */
+  readonly dynamic?: 'data_loc' | 'rel_loc';
 }
 
 export interface EventFormat {
@@ -59,6 +66,8 @@ export function parseEventFormat(text: string): EventFormat {
       if (!dm || dm[2] === undefined) throw new ParseError(what, where, `cannot find the field name in ${JSON.stringify(decl)}`);
       const offset = Number(m[2]);
       const size = Number(m[3]);
+      const dyn = /^__(data|rel)_loc\b/.exec(dm[1].trim());
+      if (dyn && size !== 4) throw new ParseError(what, where, `a dynamic field of ${size} bytes (expected 4) in ${JSON.stringify(decl)}`);
       if (offset > 0xffff || size > 0xffff) throw new ParseError(what, where, `offset/size out of range in ${JSON.stringify(decl)}`);
       const field: FieldFormat = {
         name: dm[2],
@@ -67,6 +76,7 @@ export function parseEventFormat(text: string): EventFormat {
         size,
         signed: m[4] === '1',
         ...(dm[3] !== undefined ? { arrayLength: dm[3] === '' ? 0 : Number(dm[3]) } : {}),
+        ...(dyn ? { dynamic: dyn[1] === 'data' ? ('data_loc' as const) : ('rel_loc' as const) } : {}),
       };
       fields.set(field.name, field);
     }

@@ -20,6 +20,7 @@ import { ParseError } from '../../core/errors.js';
 import { NO_REASON } from '../../core/drop.js';
 import type { DropTally } from '../../core/tally.js';
 import type { EventFormat, EventHeaderFormat, PageHeaderFormat } from './format.js';
+import type { TrapReportTally } from './traps.js';
 
 /** Where the fields of `skb:kfree_skb` are, in 32-bit words from the event data. */
 export interface KfreeSkbLayout {
@@ -93,6 +94,8 @@ export interface PageInfo {
   dataBytes: number;
   /** kfree_skb events counted from the page. */
   drops: number;
+  /** devlink_trap_report events counted from the page (hardware drops). */
+  trapReports: number;
   /** Other events (stack records are counted here too). */
   otherEvents: number;
   /** The kernel flagged events lost before this page. */
@@ -103,7 +106,7 @@ export interface PageInfo {
 
 export class PageDecoder {
   /** Info about the most recent page (reused object: copy what you keep). */
-  readonly info: PageInfo = { dataBytes: 0, drops: 0, otherEvents: 0, missed: false, missedCount: 0 };
+  readonly info: PageInfo = { dataBytes: 0, drops: 0, trapReports: 0, otherEvents: 0, missed: false, missedCount: 0 };
   private readonly typeMask: number;
   private readonly deltaShift: number;
   private readonly maxTypeLen: number;
@@ -114,6 +117,8 @@ export class PageDecoder {
   private readonly dataWord: number;
   /** A kfree_skb seen just before its stack record (stack mode only). */
   private pending: { lo: number; hi: number; reason: number; protocol: number } | undefined;
+  /** Byte view of the last buffer decoded (trap reports hold strings). */
+  private u8: Uint8Array | undefined;
 
   constructor(
     readonly page: PageHeaderFormat,
@@ -122,6 +127,8 @@ export class PageDecoder {
     private readonly tally: DropTally,
     /** Set to aggregate drops by kernel stack (`--stack`). */
     private readonly stack?: KernelStackLayout,
+    /** Set to count devlink_trap_report events (hardware drops) too. */
+    private readonly traps?: TrapReportTally,
   ) {
     this.typeMask = (1 << header.typeLenBits) - 1;
     this.deltaShift = header.typeLenBits;
@@ -141,6 +148,7 @@ export class PageDecoder {
     const info = this.info;
     info.dataBytes = 0;
     info.drops = 0;
+    info.trapReports = 0;
     info.otherEvents = 0;
     info.missed = false;
     info.missedCount = 0;
@@ -166,6 +174,8 @@ export class PageDecoder {
     const typeMask = this.typeMask, deltaShift = this.deltaShift, maxTypeLen = this.maxTypeLen;
     const kfree = this.kfree, kid = kfree.id;
     const stackId = this.stack ? this.stack.id : -1;
+    const traps = this.traps, trapId = traps ? traps.layout.id : -1;
+    let trapReports = 0;
     const tally = this.tally;
     let p = w0 + this.dataWord;
     const end = p + (size >>> 2);
@@ -177,6 +187,7 @@ export class PageDecoder {
     const fault = (detail: string) => {
       if (cEntry && cRun) tally.bump(cEntry, cRun);
       info.drops = drops;
+      info.trapReports = trapReports;
       info.otherEvents = other;
       return new ParseError('ring-buffer page', `byte ${(p - w0) * 4}`, detail);
     };
@@ -232,6 +243,14 @@ export class PageDecoder {
           cRun = 1;
         }
         drops++;
+      } else if (type === trapId && traps) {
+        try {
+          traps.add(this.bytes(u32), u32.byteOffset + d * 4, (next - d) * 4);
+        } catch (err) {
+          if (err instanceof ParseError) throw fault(err.message);
+          throw err;
+        }
+        trapReports++;
       } else {
         if (type === stackId && this.pending && this.stack) {
           const pend = this.pending;
@@ -244,11 +263,18 @@ export class PageDecoder {
     }
     if (cEntry && cRun) tally.bump(cEntry, cRun);
     info.drops = drops;
+    info.trapReports = trapReports;
     info.otherEvents = other;
     if (truncated) {
       throw new ParseError('ring-buffer page', `byte ${byteOffset}`, `truncated page: commit says ${commit & SIZE_MASK} data bytes, ${avail} were read`);
     }
     return info;
+  }
+
+  /** A byte view of the whole buffer behind `u32`, kept while the buffer is the same. */
+  private bytes(u32: Uint32Array): Uint8Array {
+    if (this.u8?.buffer !== u32.buffer) this.u8 = new Uint8Array(u32.buffer);
+    return this.u8;
   }
 
   /** Count a kfree_skb still waiting for its stack record (end of a read cycle). */

@@ -14,7 +14,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, readSync } fr
 import { join } from 'node:path';
 import { endianness } from 'node:os';
 import { DropmonError, ParseError, errnoCode } from '../../core/errors.js';
-import type { DropSink, DropSource } from '../../core/drop.js';
+import { NO_REASON, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
 import { DropTally } from '../../core/tally.js';
 import { isEmptyFilter, type DropFilter } from '../../core/filter.js';
 import { parseEventFormat, parseHeaderEvent, parseHeaderPage, type EventFormat } from './format.js';
@@ -23,6 +23,8 @@ import { INSTANCE_PREFIX, TracefsInstance, reclaimStaleInstances } from './insta
 import { compileTracefsFilter } from './filter.js';
 import { findTracefs, tracefsError } from './tracefs.js';
 import { DropReasons } from '../../kernel/drop-reasons.js';
+import { TRAP_REPORT, TrapReportTally, trapReportLayout } from './traps.js';
+import { DevlinkCatalog, type TrapCatalog } from '../counters/devlink-catalog.js';
 
 export const KFREE_SKB = 'skb/kfree_skb';
 /** Longest pause between two polls when no drops come. */
@@ -39,6 +41,12 @@ export function defaultBufferKb(cpus: number): number {
 
 export interface TracefsSourceOptions {
   readonly filter?: DropFilter;
+  /** Software drops from skb:kfree_skb (default true). */
+  readonly software?: boolean;
+  /** Hardware drops from devlink:devlink_trap_report (default false). */
+  readonly hardware?: boolean;
+  /** Where trap types, actions and port ifindexes come from (default: devlink). */
+  readonly catalog?: TrapCatalog;
   /** Aggregate by kernel stack too (instance option `stacktrace`). */
   readonly stack?: boolean;
   /** Per-CPU ring buffer size in KiB. */
@@ -62,6 +70,7 @@ export interface TracefsSourceStats {
   pages: number;
   bytes: number;
   drops: number;
+  trapReports: number;
   malformedPages: number;
   missedPages: number;
   reads: number;
@@ -110,7 +119,9 @@ export function readLayout(eventsDir: string) {
   } catch {
     stack = undefined;
   }
-  return { kfree, page, header, stack };
+  // Absent from kernels without CONFIG_NET_DEVLINK; asked for by --hw only.
+  const trapReport = existsSync(join(eventsDir, TRAP_REPORT, 'format')) ? parseEventFormat(read(`${TRAP_REPORT}/format`)) : undefined;
+  return { kfree, page, header, stack, trapReport };
 }
 
 export class TracefsDropSource implements DropSource {
@@ -125,7 +136,7 @@ export class TracefsDropSource implements DropSource {
    * from BTF, read only when one shows up.
    */
   readonly reasons: DropReasons;
-  readonly stats: TracefsSourceStats = { pages: 0, bytes: 0, drops: 0, malformedPages: 0, missedPages: 0, reads: 0 };
+  readonly stats: TracefsSourceStats = { pages: 0, bytes: 0, drops: 0, trapReports: 0, malformedPages: 0, missedPages: 0, reads: 0 };
   /** Instances of dead dropmon processes removed at start-up. */
   reclaimed: string[] = [];
   /** The kernel filter expression in force ("" for none). */
@@ -135,6 +146,9 @@ export class TracefsDropSource implements DropSource {
   private instance: TracefsInstance | undefined;
   private readers: CpuReader[] = [];
   private tally: DropTally;
+  private readonly traps: TrapReportTally | undefined;
+  private catalog: TrapCatalog | undefined;
+  private lastTrapOverflow = 0;
   private sink: DropSink | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -154,6 +168,16 @@ export class TracefsDropSource implements DropSource {
     this.kfreeFormat = this.layout.kfree;
     this.reasonNames = this.kfreeFormat.symbolic.get('reason') ?? new Map();
     if (opts.stack && !this.layout.stack) throw new DropmonError('this kernel has no ftrace:kernel_stack event: --stack is not available');
+    if (opts.software === false && !opts.hardware) throw new DropmonError('the tracefs source was asked for neither software nor hardware drops');
+    if (opts.hardware) {
+      if (!this.layout.trapReport)
+        throw new DropmonError(
+          'this kernel has no devlink:devlink_trap_report trace event, so the tracefs source cannot see hardware drops',
+          `it needs CONFIG_NET_DEVLINK (devices with devlink traps need it too); check: ls ${join(this.root, 'events', 'devlink')}`,
+        );
+      this.traps = new TrapReportTally(trapReportLayout(this.layout.trapReport));
+      this.catalog = opts.catalog;
+    }
     this.reasons = opts.reasons ?? new DropReasons({ core: this.reasonNames });
     this.tally = new DropTally((r) => this.reasons.name(r));
     this.pageSize = 0;
@@ -195,7 +219,8 @@ export class TracefsDropSource implements DropSource {
       }
       inst.setBufferKb(this.opts.bufferKb ?? defaultBufferKb(inst.cpus().length));
       const filter = this.opts.filter ?? {};
-      if (!isEmptyFilter(filter)) {
+      const software = this.opts.software !== false;
+      if (software && !isEmptyFilter(filter)) {
         const compiled = compileTracefsFilter(filter, this.kfreeFormat);
         if (compiled.expression) inst.setFilter(KFREE_SKB, compiled.expression);
         this.kernelFilter = compiled.expression;
@@ -216,7 +241,7 @@ export class TracefsDropSource implements DropSource {
         const r: CpuReader = {
           cpu,
           fd,
-          decoder: new PageDecoder(this.layout.page, this.layout.header, kfree, this.tally, stack),
+          decoder: new PageDecoder(this.layout.page, this.layout.header, kfree, this.tally, stack, this.traps),
           lastOverrun: 0,
           lastDropped: 0,
           pageMissed: 0,
@@ -224,7 +249,11 @@ export class TracefsDropSource implements DropSource {
         this.readers.push(r);
       }
       if (this.readers.length === 0) throw new DropmonError('no per-CPU trace pipes could be opened');
-      inst.enableEvent(KFREE_SKB);
+      if (this.traps) {
+        this.catalog ??= new DevlinkCatalog({ warn: this.warn });
+        inst.enableEvent(TRAP_REPORT);
+      }
+      if (software) inst.enableEvent(KFREE_SKB);
     } catch (err) {
       this.close();
       throw err;
@@ -303,6 +332,7 @@ export class TracefsDropSource implements DropSource {
         this.stats.pages++;
         this.stats.bytes += info.dataBytes;
         this.stats.drops += info.drops;
+        this.stats.trapReports += info.trapReports;
         if (info.missed) {
           this.stats.missedPages++;
           r.pageMissed += info.missedCount;
@@ -312,12 +342,41 @@ export class TracefsDropSource implements DropSource {
       r.decoder.flushPending();
     }
     if (this.tally.pending > 0 && this.sink) this.sink.drops(this.tally.take());
+    if (this.traps && this.traps.pending > 0 && this.sink) this.sink.drops(this.trapSamples(this.traps));
     return more;
+  }
+
+  /**
+   * Counted trap reports as hardware drop samples, with what devlink says of
+   * the trap (type, action) and of the input port (its ifindex).
+   */
+  private trapSamples(traps: TrapReportTally): DropSample[] {
+    return traps.take().map(({ report: r, count }) => {
+      const details = this.catalog?.trap(r.device, r.trap);
+      const ifindex = r.input ? this.catalog?.portIfindex(r.device, r.input) : undefined;
+      return {
+        location: 0n,
+        reason: NO_REASON,
+        reasonName: '',
+        protocol: 0,
+        origin: 'hardware',
+        count,
+        trap: {
+          name: r.trap,
+          ...(r.group ? { group: r.group } : {}),
+          ...(details ? { type: details.type, action: details.action } : {}),
+          device: r.device,
+          ...(r.input ? { inputName: r.input } : {}),
+        },
+        ...(ifindex !== undefined ? { ifindex } : {}),
+      };
+    });
   }
 
   describe(): string {
     const f = this.kernelFilter ? ` filter "${this.kernelFilter}"` : '';
-    return `skb:kfree_skb via ${this.instance?.dir ?? this.root}${f}`;
+    const events = [this.opts.software !== false ? `skb:kfree_skb${f}` : '', this.traps ? 'devlink:devlink_trap_report' : ''].filter(Boolean);
+    return `${events.join(' and ')} via ${this.instance?.dir ?? this.root}`;
   }
 
   drain(): void {
@@ -349,6 +408,10 @@ export class TracefsDropSource implements DropSource {
       r.pageMissed = 0;
       if (lost > 0) this.sink.loss({ lost, cause: `ring-buffer overrun cpu${r.cpu}` });
     }
+    if (this.traps && this.traps.overflow > this.lastTrapOverflow) {
+      this.sink.loss({ lost: this.traps.overflow - this.lastTrapOverflow, cause: 'trap reports beyond 1024 distinct traps and ports per batch' });
+      this.lastTrapOverflow = this.traps.overflow;
+    }
   }
 
   close(): void {
@@ -356,10 +419,12 @@ export class TracefsDropSource implements DropSource {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     // Stop the event first, so nothing more is written while we tear down.
-    try {
-      this.instance?.write(`events/${KFREE_SKB}/enable`, '0');
-    } catch {
-      /* removal below disables it anyway */
+    for (const ev of [KFREE_SKB, TRAP_REPORT]) {
+      try {
+        this.instance?.write(`events/${ev}/enable`, '0');
+      } catch {
+        /* removal below disables it anyway */
+      }
     }
     for (const r of this.readers) {
       if (r.fd >= 0) {

@@ -31,6 +31,18 @@ test('--source auto: BPF first, tracefs when BPF cannot run; options only one so
   assert.deepEqual(chooseSource('netdm', {}, ok), { name: 'netdm', why: 'asked for' });
 });
 
+test('--source auto with --hw: BPF when it can count traps, else tracefs; never NET_DM on its own', () => {
+  const ok = () => undefined;
+  const noTraps = () => 'BPF source: this kernel has no devlink_trap_report tracepoint in its BTF';
+  assert.equal(chooseSource('auto', { hardware: true }, ok, ok).name, 'bpf');
+  const fallback = chooseSource('auto', { hardware: true }, ok, noTraps);
+  assert.equal(fallback.name, 'tracefs');
+  assert.match(fallback.why, /BPF cannot count hardware drops here \(BPF source: this kernel has no devlink_trap_report/);
+  assert.equal(chooseSource('auto', { hardware: true }, () => 'no BTF', ok).name, 'tracefs');
+  assert.equal(chooseSource('auto', { hardware: true, netdmOnly: true }, ok, ok).name, 'netdm', '--hw --mode packet: NET_DM, for the packets');
+  assert.equal(chooseSource('auto', {}, ok, noTraps).name, 'bpf', 'the trap tracepoint matters only with --hw');
+});
+
 test('containers from cgroup paths: Docker, containerd, CRI-O, Podman, Kubernetes pods', () => {
   const id = '3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a';
   assert.equal(containerFromCgroup(`0::/system.slice/docker-${id}.scope\n`), 'docker 3f2a1b0c9d8e');

@@ -17,6 +17,7 @@ import {
   parseDone,
   parseEach,
   parseMessages,
+  u16,
   u32,
   u8,
   type AttrSpec,
@@ -99,6 +100,7 @@ import {
   tcReadings,
 } from '../../../src/sources/counters/rtnetlink.js';
 import { kernelSkipReason } from '../../helpers/env.js';
+import { DevlinkCatalog, parsePortMessage } from '../../../src/sources/counters/devlink-catalog.js';
 import { TestNetns } from '../../helpers/netns.js';
 
 const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
@@ -552,4 +554,44 @@ test('real replies of this kernel parse without error', { skip: real.size ? fals
   const names = parseEach(real.get('ethtool -S names') ?? [], parseDeviceStatNames, errors);
   if (real.has('ethtool -S names')) assert.ok(names.some((d) => d.ifname === 'fa' && d.names.includes('peer_ifindex')), JSON.stringify(names));
   assert.deepEqual(errors, []);
+});
+
+function portMessage(cmd: number, netdev?: { ifindex: number; name: string }): NlMessage {
+  return message(
+    30,
+    genlPayload(cmd, 1, [
+      { type: DEVLINK_ATTR_BUS_NAME, value: cstring('netdevsim') },
+      { type: DEVLINK_ATTR_DEV_NAME, value: cstring('netdevsim7') },
+      { type: 3 /* DEVLINK_ATTR_PORT_INDEX */, value: u32(1) },
+      { type: 4 /* DEVLINK_ATTR_PORT_TYPE */, value: u16(2) },
+      ...(netdev ? [{ type: 6, value: u32(netdev.ifindex) }, { type: 7, value: cstring(netdev.name) }] : []),
+    ]),
+  );
+}
+
+test('devlink ports: answered as DEVLINK_CMD_NEW (6.1) or DEVLINK_CMD_PORT_NEW (6.12); the catalog looks traps up by device or port', () => {
+  const want = { device: 'netdevsim/netdevsim7', index: 1, ifindex: 4, netdev: 'eth0' };
+  assert.deepEqual(parsePortMessage(portMessage(3, { ifindex: 4, name: 'eth0' })), want);
+  assert.deepEqual(parsePortMessage(portMessage(7, { ifindex: 4, name: 'eth0' })), want);
+  assert.deepEqual(parsePortMessage(portMessage(7)), { device: 'netdevsim/netdevsim7', index: 1 }, 'a port without a net device');
+  assert.equal(parsePortMessage(trapMessage({ type: 0, action: 1 })), undefined);
+  let dumps = 0;
+  const trap = { device: 'netdevsim/netdevsim7', name: 'blackhole_route', type: 'drop', action: 'trap', group: 'l3_drops' };
+  const cat = new DevlinkCatalog({
+    minRefreshMs: 60_000,
+    list: () => {
+      dumps++;
+      return { traps: [trap], ports: [want] };
+    },
+  });
+  assert.deepEqual(cat.trap('netdevsim/netdevsim7', 'blackhole_route'), { device: trap.device, type: 'drop', action: 'trap', group: 'l3_drops' });
+  assert.equal(cat.portIfindex('netdevsim/netdevsim7', 'eth0'), 4);
+  assert.equal(cat.trapOnPort(4, 'blackhole_route')?.device, 'netdevsim/netdevsim7');
+  assert.equal(cat.trapOnPort(5, 'blackhole_route'), undefined);
+  assert.equal(cat.trap('pci/0000:03:00.0', 'blackhole_route'), undefined);
+  assert.equal(dumps, 1, 'misses within minRefreshMs do not dump again');
+  const warnings: string[] = [];
+  const failing = new DevlinkCatalog({ warn: (m) => warnings.push(m), list: () => { throw new Error('dumping devlink traps: EPERM'); } });
+  assert.equal(failing.trap('x/y', 'z'), undefined);
+  assert.deepEqual(warnings, ['devlink: dumping devlink traps: EPERM; trap types and actions may be missing']);
 });
