@@ -81,8 +81,10 @@ test('a reason the knowledge base does not have gets an honest generic entry', (
     assert.match(at.meaning ?? '', /udp_queue_rcv_one_skb/);
     assert.deepEqual(at.symbols, ['udp_queue_rcv_one_skb']);
   }
-  // A subsystem's reason points at the subsystem's header.
-  assert.match(kb.explainReason('OPENVSWITCH/SOMETHING_NEW').meaning ?? '', /openvswitch subsystem/);
+  // A reason of a subsystem the knowledge base does not know points at that subsystem's header;
+  // one of a known subsystem falls back to the subsystem's entry.
+  assert.match(kb.explainReason('NEWSUBSYS/SOMETHING_NEW').meaning ?? '', /newsubsys subsystem/);
+  assert.equal(kb.explainReason('OPENVSWITCH/SOMETHING_NEW').known, undefined);
   // Known entries are not marked.
   assert.equal(kb.explainReason('NO_SOCKET').known, undefined);
   // explain(): a reason of the running kernel is answered generically, not with a look-alike.
