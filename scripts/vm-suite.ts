@@ -21,14 +21,14 @@ mkdirSync(outDir, { recursive: true });
 for (const run of GUEST_RUNS) {
   if (run.kernels && !run.kernels.includes(kernel)) continue;
   if (only.length && !only.includes(run.name)) continue;
-  const args = ['--test', '--test-reporter=tap', '--test-concurrency=1', '--test-timeout=400000'];
+  const args = ['--test', '--test-reporter=tap', '--test-concurrency=1', '--test-timeout=1200000'];
   for (const p of run.patterns ?? []) args.push('--test-name-pattern', p);
   const t0 = Date.now();
   process.stdout.write(`vm-suite: ${run.name} ...\n`);
   const r = spawnSync(process.execPath, [...args, ...run.files], {
     encoding: 'utf8',
     env: { ...process.env, ...run.env, DROPMON_IN_VM: '1', DROPMON_VM_KERNEL: kernel },
-    timeout: 500_000,
+    timeout: 1_300_000,
     maxBuffer: 64 << 20,
   });
   const rc = r.status ?? (r.signal ? 128 : 1);

@@ -101,7 +101,7 @@ s=socket.socket(2,2); s.setsockopt(1,8,1); s.bind(("127.0.0.1",47011)); time.sle
     const ns = new TestNetns('ctw');
     try {
       const dm = new DropmonProcess(['counters', '--watch', '--netns', ns.name, '--json', '-i', '0.5', '-d', '2.2']);
-      await dm.ready(10_000, 'watching counters');
+      await dm.ready(30_000, 'watching counters');
       await new Promise((r) => setTimeout(r, 600));
       runDropgen(['-m', 'noport', '-n', '77'], ns.name);
       const done = await dm.finished();

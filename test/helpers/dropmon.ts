@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from './dropgen.js';
+import { patience } from './patience.js';
 
 export const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -31,8 +32,9 @@ export class DropmonProcess {
     return this.child.pid!;
   }
 
-  /** Resolve once stderr says the event is enabled (says `marker`); reject after `ms`. */
-  async ready(ms = 10_000, marker = 'watching'): Promise<void> {
+  /** Resolve once stderr says the event is enabled (says `marker`); reject after `ms` (stretched by patience()). */
+  async ready(ms = 30_000, marker = 'watching'): Promise<void> {
+    ms = patience(ms);
     const t0 = Date.now();
     while (!this.stderr.includes(marker)) {
       if (this.child.exitCode !== null) throw new Error(`dropmon exited early: ${this.stderr}`);
@@ -41,9 +43,9 @@ export class DropmonProcess {
     }
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGINT', ms = 10_000): Promise<Finished> {
+  async stop(signal: NodeJS.Signals = 'SIGINT', ms = 30_000): Promise<Finished> {
     this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), ms);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), patience(ms));
     try {
       return await this.done;
     } finally {

@@ -1,6 +1,7 @@
 /** Runs `dropmon record` / `dropmon report` (the built CLI) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI } from '../helpers/dropmon.js';
+import { patience } from '../helpers/patience.js';
 
 export class Cli {
   stdout = '';
@@ -17,7 +18,8 @@ export class Cli {
   }
 
   /** Resolve once the source runs ("watching" on stderr). */
-  async ready(ms = 10_000): Promise<void> {
+  async ready(ms = 30_000): Promise<void> {
+    ms = patience(ms);
     const t0 = Date.now();
     while (!this.stderr.includes('watching')) {
       if (this.child.exitCode !== null) throw new Error(`exited early: ${this.stderr}`);
@@ -27,9 +29,9 @@ export class Cli {
   }
 
   /** SIGINT, then SIGKILL after `ms`; the exit code. */
-  async stop(ms = 10_000): Promise<number | null> {
+  async stop(ms = 30_000): Promise<number | null> {
     this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), ms);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), patience(ms));
     try {
       return await this.done;
     } finally {

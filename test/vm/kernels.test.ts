@@ -59,16 +59,16 @@ for (const kernel of kernels) {
           VM_KERNEL: kernel,
           VM_MODULES: needs.modules.join(' '),
           VM_BINS: needs.bins.join(' '),
-          VM_TIMEOUT: '1500',
+          VM_TIMEOUT: '3000',
           VM_ENV: 'DROPMON_DROPGEN',
           DROPMON_DROPGEN: join(dist, 'dropgen'),
         },
-        timeout: 1_600_000,
+        timeout: 3_100_000,
         maxBuffer: 64 << 20,
       });
       boot = { status: r.status, output: `${r.stdout}\n${r.stderr}` };
       process.stdout.write(boot.output.split('\n').map((l) => `# vm ${kernel}: ${l}`).join('\n') + '\n');
-    }, { timeout: 1_700_000 });
+    }, { timeout: 3_200_000 });
 
     test('the VM booted and ran the plan', () => {
       assert.equal(boot.status, 0, `kernel-vm.sh exit ${boot.status}: ${boot.output.slice(-2000)}`);
