@@ -12,7 +12,7 @@
  * (driver `ethtool -S` names such as rx_queue_3_drops).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -124,14 +124,38 @@ function defaultDir(): string {
 const cache = new Map<string, KnowledgeBase>();
 
 /**
- * Where the validated entries are kept as JSON, keyed by a hash of the YAML:
- * parsing 150 kB of YAML takes 0.3-2 s on a small machine, JSON a few ms, and
- * `watch` must show its first interval within a second and a half.
+ * The validated entries as JSON, written by the build (`compileKnowledge`,
+ * scripts/compile-kb.ts) and keyed by a hash of the YAML: parsing 150 kB of
+ * YAML takes 0.3-2 s on a small machine, JSON a few ms, and `watch` must show
+ * its first interval within a second and a half. Nothing is written at run
+ * time: an installed dropmon is read-only.
  */
-function compiledPath(root: string): string | undefined {
-  const dist = fileURLToPath(new URL('../../', import.meta.url));
-  // Only the default kb/ of an installed dropmon (dist/src/core -> dist/) is compiled.
-  return root === defaultDir() && existsSync(join(dist, 'src')) ? join(dist, 'kb.compiled.json') : undefined;
+export function compiledKnowledgePath(): string {
+  return fileURLToPath(new URL('../../kb.compiled.json', import.meta.url));
+}
+
+interface CompiledKnowledge {
+  readonly digest: string;
+  readonly entries: KnowledgeEntry[];
+}
+
+function readKnowledgeTexts(root: string): { texts: string[]; digest: string } {
+  const texts = KB_FILES.map(({ file, optional }) => (optional && !existsSync(join(root, file)) ? '' : readKbFile(root, file)));
+  const hash = createHash('sha256');
+  for (const t of texts) hash.update(t).update('\0');
+  return { texts, digest: hash.digest('hex') };
+}
+
+function parseKnowledgeTexts(texts: readonly string[]): KnowledgeEntry[] {
+  const entries = KB_FILES.flatMap(({ kind, file }, i) => parseKbFile(texts[i], kind, file));
+  rejectDuplicates(entries);
+  return entries;
+}
+
+/** Parse and validate kb/*.yaml into what the build stores at compiledKnowledgePath(). */
+export function compileKnowledge(dir?: string): CompiledKnowledge {
+  const { texts, digest } = readKnowledgeTexts(dir ?? defaultDir());
+  return { digest, entries: parseKnowledgeTexts(texts) };
 }
 
 /** Load and validate kb/*.yaml (cached per folder). Throws a DropmonError naming file, entry and field. */
@@ -139,31 +163,18 @@ export function loadKnowledge(dir?: string): KnowledgeBase {
   const root = dir ?? defaultDir();
   const hit = cache.get(root);
   if (hit) return hit;
-  const texts = KB_FILES.map(({ file, optional }) => (optional && !existsSync(join(root, file)) ? '' : readKbFile(root, file)));
-  const hash = createHash('sha256');
-  for (const t of texts) hash.update(t).update('\0');
-  const digest = hash.digest('hex');
-  const compiled = compiledPath(root);
+  const { texts, digest } = readKnowledgeTexts(root);
   let entries: KnowledgeEntry[] | undefined;
-  if (compiled) {
+  // Only the default kb/ is compiled; a stale file (kb/ edited since the build) is ignored.
+  if (dir === undefined) {
     try {
-      const c = JSON.parse(readFileSync(compiled, 'utf8')) as { digest: string; entries: KnowledgeEntry[] };
+      const c = JSON.parse(readFileSync(compiledKnowledgePath(), 'utf8')) as CompiledKnowledge;
       if (c.digest === digest && Array.isArray(c.entries)) entries = c.entries;
     } catch {
-      /* absent or damaged: parse the YAML */
+      /* absent (running from the sources) or damaged: parse the YAML */
     }
   }
-  if (!entries) {
-    entries = KB_FILES.flatMap(({ kind, file }, i) => parseKbFile(texts[i], kind, file));
-    rejectDuplicates(entries);
-    if (compiled) {
-      try {
-        writeFileSync(compiled, JSON.stringify({ digest, entries }));
-      } catch {
-        /* read-only installation: parse every time */
-      }
-    }
-  }
+  entries ??= parseKnowledgeTexts(texts);
   const kb = new KnowledgeBase(entries);
   cache.set(root, kb);
   return kb;

@@ -3,7 +3,7 @@
  * storm over thousands of kernel locations must not become thousands of time
  * series in every Prometheus that scrapes the host.
  *
- *   dropmon_drops_total{reason,location,protocol,origin}  counter
+ *   dropmon_drops_total{reason,location,protocol,origin,netns,pod,container}  counter
  *   dropmon_lost_events_total{cause}                      counter
  *   dropmon_kernel_stat{name,scope,layer}                 gauge: a kernel drop counter's value
  *     (not "dropmon_counter": promtool's lint rejects a type name inside a metric name)
@@ -17,6 +17,9 @@
  * the process; the rest are counted as location="other". Admission is sticky
  * because a counter series must never go backwards or disappear and
  * reappear. Protocols are limited the same way, and loss causes too.
+ * Network namespaces too (MAX_NETNS); `pod` and `container` are what the
+ * cgroup of a process in an admitted namespace says (Kubernetes pod UID,
+ * runtime and container id), so they add no series beyond the namespaces'.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IntervalReport } from '../core/aggregator.js';
@@ -58,7 +61,7 @@ class LabelBudget {
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  private readonly drops: Counter<'reason' | 'location' | 'protocol' | 'origin' | 'netns'>;
+  private readonly drops: Counter<'reason' | 'location' | 'protocol' | 'origin' | 'netns' | 'pod' | 'container'>;
   private readonly lost: Counter<'cause'>;
   private readonly intervals: Counter;
   private readonly sourceUp: Gauge;
@@ -79,8 +82,8 @@ export class ServiceMetrics {
     this.locations = new LabelBudget(opts.topLocations);
     this.drops = new Counter({
       name: 'dropmon_drops_total',
-      help: 'Packets dropped by the kernel, by drop reason, kernel function (top N, the rest "other"), protocol, origin and network namespace (BPF source; "" when the source cannot tell).',
-      labelNames: ['reason', 'location', 'protocol', 'origin', 'netns'],
+      help: 'Packets dropped by the kernel, by drop reason, kernel function (top N, the rest "other"), protocol, origin, network namespace and its Kubernetes pod and container (BPF source; "" when the source cannot tell).',
+      labelNames: ['reason', 'location', 'protocol', 'origin', 'netns', 'pod', 'container'],
       registers,
     });
     this.lost = new Counter({ name: 'dropmon_lost_events_total', help: 'Drop events the source could not receive (buffer overruns), by cause.', labelNames: ['cause'], registers });
@@ -153,17 +156,32 @@ export class ServiceMetrics {
           location: this.locations.label(fn),
           protocol: this.protocols.label(p.protocol ? protocolName(p.protocol) : 'none'),
           origin: p.origin,
-          netns: p.netns === undefined ? '' : this.namespaces.label(attribution().netns(p.netns)?.name ?? String(p.netns)),
+          ...this.netnsLabels(p.netns),
         },
         p.count,
       );
     }
-    if (r.overflow.drops > 0) this.drops.inc({ reason: OTHER, location: OTHER, protocol: OTHER, origin: 'software', netns: '' }, r.overflow.drops);
+    if (r.overflow.drops > 0) this.drops.inc({ reason: OTHER, location: OTHER, protocol: OTHER, origin: 'software', netns: '', pod: '', container: '' }, r.overflow.drops);
     for (const [cause, n] of r.lost) if (n > 0) this.lost.inc({ cause: this.causes.label(cause.replace(/\d+$/, '').trim() || cause) }, n);
+  }
+
+  /** netns, pod and container labels of a drop's namespace (inode); pod and container only for an admitted namespace. */
+  private netnsLabels(inode: number | undefined): { netns: string; pod: string; container: string } {
+    if (inode === undefined) return { netns: '', pod: '', container: '' };
+    const info = attribution().netns(inode);
+    const netns = this.namespaces.label(info?.name ?? String(inode));
+    if (netns === OTHER || !info?.container) return { netns, pod: '', container: '' };
+    return { netns, ...podAndContainer(info.container) };
   }
 
   /** The exposition text and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+/** Split the attribution's "k8s pod <uid> containerd <id>" / "docker <id>" into the pod and container labels. */
+export function podAndContainer(attributed: string): { pod: string; container: string } {
+  const k8s = /^k8s pod (\S+)(?: (.+))?$/.exec(attributed);
+  return k8s ? { pod: k8s[1], container: k8s[2] ?? '' } : { pod: '', container: attributed };
 }

@@ -19,8 +19,9 @@ export class DropmonProcess {
   stderr = '';
   private readonly done: Promise<Finished>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `command`: how dropmon is started, the built CLI by default (an installed `dropmon` in the packaging tests). */
+  constructor(args: string[], command: readonly string[] = [process.execPath, CLI], env?: NodeJS.ProcessEnv) {
+    this.child = spawn(command[0], [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.done = new Promise((resolve) =>
