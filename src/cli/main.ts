@@ -76,6 +76,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `dropmon watch | head`: the reader went away. Undo every change to the host
+// (a tracepoint left enabled costs every packet) and stop quietly, as Unix tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    runCleanups();
+    process.exit(0);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     runCleanups();

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { kernelTest, TRACEFS } from '../helpers/env.js';
 import { DropmonProcess } from '../helpers/dropmon.js';
+import { runDropgen } from '../helpers/dropgen.js';
 
 function ourInstances(): string[] {
   return readdirSync(`${TRACEFS}/instances`).filter((n) => n.startsWith('dropmon-'));
@@ -30,6 +31,25 @@ describe('cleanup', kernelTest(), () => {
       assertClean(dm.pid);
     });
   }
+
+  test('a reader that goes away (watch | head): exits 0 and removes its instance', async () => {
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--interval', '0.2']);
+    await dm.ready();
+    dm.child.stdout!.destroy(); // the pipe's reader is gone: the next line written gets EPIPE
+    // Every interval writes a line once a drop is seen: make one (to a closed port on loopback).
+    const fin = await Promise.race([
+      dm.finished(),
+      (async () => {
+        for (let i = 0; i < 100 && dm.child.exitCode === null; i++) {
+          runDropgen(['-m', 'noport', '-n', '5', '-a', '127.0.0.1', '-p', '9']);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return dm.finished();
+      })(),
+    ]);
+    assert.equal(fin.code, 0, fin.stderr);
+    assertClean(dm.pid);
+  });
 
   test('--duration: exits 0 on its own and removes its instance', async () => {
     const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--duration', '0.5']);
