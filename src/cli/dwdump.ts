@@ -14,7 +14,6 @@
  */
 import { UsageError } from '../core/errors.js';
 import { Pipeline } from '../core/pipeline.js';
-import { describeDrop } from '../outputs/packets.js';
 import { PcapWriter } from '../outputs/pcap.js';
 import { NetdmClient } from '../sources/netdm/client.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
@@ -197,7 +196,8 @@ export async function dwdumpCommand(argv: string[]): Promise<number> {
     readerGone = true;
     running.pipeline?.stop('output-closed');
   };
-  const pcap = new PcapWriter(o.file, 'netlink', (s) => describeDrop(s, undefined), warn, closed);
+  // The netlink format keeps the kernel's own message: no comment to describe.
+  const pcap = new PcapWriter(o.file, 'netlink', () => '', warn, closed);
   onCleanup(() => pcap.close());
   if (readerGone) return 0;
   const pipeline = new Pipeline({

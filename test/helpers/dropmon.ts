@@ -18,8 +18,9 @@ export class DropmonProcess {
   stderr = '';
   private readonly done: Promise<Finished>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `cli`: another copy of main.js (e.g. one installed in a test VM's own file system). */
+  constructor(args: string[], cli = CLI) {
+    this.child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.done = new Promise((resolve) =>
