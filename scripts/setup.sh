@@ -18,8 +18,9 @@ fi
 # a C compiler for the drop generator (bench/dropgen.c), g++/make/python3 for
 # better-sqlite3 (node-gyp builds it against the system Node headers), procps for sysctl;
 # for the NET_DM tests in a VM (scripts/kernel-vm.sh): qemu, busybox, cpio,
-# kmod, xz/zstd (kernel modules), dropwatch (the reference client), tshark.
-PKGS=(nftables iproute2 ethtool gcc g++ make python3 libc6-dev procps qemu-system-x86 busybox-static cpio kmod xz-utils zstd dropwatch tshark bpftrace prometheus chromium)
+# kmod, xz/zstd (kernel modules), dropwatch (the reference client), tshark;
+# for the kernel's drop_monitor selftest in the VM: mausezahn (netsniff-ng), udevadm (udev).
+PKGS=(nftables iproute2 ethtool gcc g++ make python3 libc6-dev procps qemu-system-x86 busybox-static cpio kmod xz-utils zstd dropwatch tshark netsniff-ng udev bpftrace prometheus chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
