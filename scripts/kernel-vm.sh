@@ -13,11 +13,16 @@
 # /var/cache/dropmon-vm/KERNEL), VM_TIMEOUT (600 s), VM_MEM (1024 MiB),
 # VM_SMP (2), VM_ENV ("NAME ..." variables copied in), VM_MODULES (more
 # modules to load at boot), VM_BINS (more host programs to copy in, with
-# their libraries).
+# their libraries), VM_FILES (more host files or folders copied in as they
+# are, e.g. a program's data files and plugins; shared objects among them
+# bring their libraries), VM_ICOUNT (without KVM: a shift, 0 for one
+# instruction per ns, to run on a clock of executed instructions; see below).
 # Guest: busybox, bash, node (the host's binary), ip, devlink, dropwatch, the
 # modules drop_monitor psample veth and netdevsim (built here from Debian's
 # linux-source against its headers, once: Debian does not ship it; its
-# devlink traps make hardware drops); tracefs mounted; no network but lo, veths.
+# devlink traps make hardware drops); the kernel's own drop_monitor selftest
+# from the same linux-source in /usr/share/kselftest/net; tracefs mounted; no
+# network but lo, veths.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/.." && pwd)
@@ -86,36 +91,68 @@ fi
 KVER=$(cat "$CACHE/kver")
 KDIR="$CACHE/kernel/lib/modules/$KVER"
 
-# 1b. netdevsim.ko for that kernel, from the matching linux-source and headers
+# 1b. from the matching linux-source (downloaded when needed, not kept):
+# netdevsim.ko built against Debian's headers, and the kernel's drop_monitor
+# selftest with the helpers it sources (kept in the cache, copied in)
 NSIM="$CACHE/netdevsim-$KVER.ko"
-if [ ! -f "$NSIM" ] && [ ! -f "$NSIM.failed" ]; then
+SELFTEST="$CACHE/selftest-$KVER"
+want_nsim=; [ -f "$NSIM" ] || [ -f "$NSIM.failed" ] || want_nsim=1
+want_st=; [ -f "$SELFTEST/.done" ] || [ -f "$SELFTEST.failed" ] || want_st=1
+if [ -n "$want_nsim$want_st" ]; then
   kpkg=$(apt-cache "${APT[@]}" policy "linux-image-$KVER" | awk '/Candidate:/{print $2; exit}')
   mm=$(echo "$KVER" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
-  work=$(mktemp -d "$CACHE/nsim.XXXXXX")
+  work=$(mktemp -d "$CACHE/src.XXXXXX")
   hdr="linux-headers-$KVER"
-  deps=$(apt-cache "${APT[@]}" depends "$hdr" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
-  if (cd "$work" && apt-get "${APT[@]}" download -qq "$hdr=$kpkg" $(for d in $deps; do echo "$d=$kpkg"; done) "linux-source-$mm=$kpkg" >&2); then
-    mkdir -p "$work/root" "$work/src"
-    for d in "$work"/linux-headers-*.deb "$work"/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$work/root"; done
-    sed -i "s#/usr/src/#$work/root/usr/src/#g" "$work/root/usr/src/$hdr/Makefile"
-    dpkg-deb --fsys-tarfile "$work"/linux-source-*.deb | tar -xO "./usr/src/linux-source-$mm.tar.xz" | xz -dc -T0 |
-      tar -x -C "$work/src" --strip-components=1 --wildcards "linux-source-$mm/drivers/net/netdevsim/*"
-    if make -C "$work/root/usr/src/$hdr" M="$work/src/drivers/net/netdevsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= -j"$(nproc)" modules > "$work/build.log" 2>&1; then
-      strip --strip-debug -o "$NSIM" "$work/src/drivers/net/netdevsim/netdevsim.ko"
-    else
-      echo "kernel-vm: warning: netdevsim did not build ($(tail -n 3 "$work/build.log" | tr '\n' ' ')); hardware-drop tests will skip" >&2
-      touch "$NSIM.failed"
+  pkgs=("linux-source-$mm=$kpkg")
+  if [ -n "$want_nsim" ]; then
+    pkgs+=("$hdr=$kpkg")
+    for d in $(apt-cache "${APT[@]}" depends "$hdr" | awk '$1 ~ /Depends:/ && $2 ~ /^linux-(headers|kbuild)-/ {print $2}'); do pkgs+=("$d=$kpkg"); done
+  fi
+  if (cd "$work" && apt-get "${APT[@]}" download -qq "${pkgs[@]}" >&2); then
+    mkdir -p "$work/src"
+    top="linux-source-$mm"
+    # Files a kernel version lacks (lib.sh before 6.8) are not an error here.
+    dpkg-deb --fsys-tarfile "$work"/linux-source-*.deb | tar -xO "./usr/src/$top.tar.xz" | xz -dc -T0 |
+      tar -x -C "$work/src" --strip-components=1 --wildcards "$top/drivers/net/netdevsim/*" \
+        "$top/tools/testing/selftests/net/drop_monitor_tests.sh" "$top/tools/testing/selftests/net/lib.sh" \
+        "$top/tools/testing/selftests/net/net_helper.sh" "$top/tools/testing/selftests/kselftest/*" 2> /dev/null || true
+    if [ -n "$want_st" ]; then
+      if [ -f "$work/src/tools/testing/selftests/net/drop_monitor_tests.sh" ]; then
+        rm -rf "$SELFTEST" && mkdir -p "$SELFTEST"
+        cp -r "$work/src/tools/testing/selftests/net" "$work/src/tools/testing/selftests/kselftest" "$SELFTEST/" 2> /dev/null || true
+        touch "$SELFTEST/.done"
+      else
+        echo "kernel-vm: warning: linux-source $kpkg has no drop_monitor_tests.sh; the selftest will skip" >&2
+        touch "$SELFTEST.failed"
+      fi
+    fi
+    if [ -n "$want_nsim" ]; then
+      mkdir -p "$work/root"
+      for d in "$work"/linux-headers-*.deb "$work"/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$work/root"; done
+      sed -i "s#/usr/src/#$work/root/usr/src/#g" "$work/root/usr/src/$hdr/Makefile"
+      if make -C "$work/root/usr/src/$hdr" M="$work/src/drivers/net/netdevsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= -j"$(nproc)" modules > "$work/build.log" 2>&1; then
+        strip --strip-debug -o "$NSIM" "$work/src/drivers/net/netdevsim/netdevsim.ko"
+      else
+        echo "kernel-vm: warning: netdevsim did not build ($(tail -n 3 "$work/build.log" | tr '\n' ' ')); hardware-drop tests will skip" >&2
+        touch "$NSIM.failed"
+      fi
     fi
   else
-    echo "kernel-vm: warning: cannot download linux-source/headers $kpkg; hardware-drop tests will skip" >&2
-    touch "$NSIM.failed"
+    echo "kernel-vm: warning: cannot download ${pkgs[*]}; hardware-drop tests and the kernel's selftest will skip" >&2
+    [ -n "$want_nsim" ] && touch "$NSIM.failed"
+    [ -n "$want_st" ] && touch "$SELFTEST.failed"
   fi
   rm -rf "$work"
 fi
 
 # 2. the initramfs, rebuilt when this script, init.sh or a copied program changes
 [ -f "$NSIM" ] && MODULES="$MODULES netdevsim"
-key=$({ echo "$KVER $MODULES $BINS"; cat "$0" "$HERE/vm/init.sh"; [ -f "$NSIM" ] && stat -c '%s %Y' "$NSIM"; for b in $BINS busybox; do stat -L -c '%n %s %Y' "$(command -v "$b")"; done; } | sha1sum | cut -c1-16)
+FILES=${VM_FILES:-}
+for f in $FILES; do [ -e "$f" ] || die "VM_FILES: $f not found"; done
+key=$({ echo "$KVER $MODULES $BINS $FILES"; cat "$0" "$HERE/vm/init.sh"; [ -f "$NSIM" ] && stat -c '%s %Y' "$NSIM"
+  [ -f "$SELFTEST/.done" ] && stat -c '%Y' "$SELFTEST/.done"
+  for b in $BINS busybox; do stat -L -c '%n %s %Y' "$(command -v "$b")"; done
+  [ -z "$FILES" ] || find -L $FILES -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha1sum | cut -c1-16)
 INITRD="$CACHE/initrd-$key.cpio"
 if [ ! -f "$INITRD" ]; then
   root=$(mktemp -d "$CACHE/root.XXXXXX")
@@ -127,6 +164,13 @@ if [ ! -f "$INITRD" ]; then
     copy "$p"
     for lib in $(ldd "$p" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}'); do copy "$lib"; done
   done
+  libs_of() { for lib in $(ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}'); do copy "$lib"; done; }
+  for f in $FILES; do
+    mkdir -p "$root$(dirname "$f")"
+    cp -rL "$f" "$root$f"
+    for so in $(find -L "$f" -type f -name '*.so*'); do libs_of "$so"; done
+  done
+  if [ -f "$SELFTEST/.done" ]; then mkdir -p "$root/usr/share/kselftest"; cp -r "$SELFTEST"/* "$root/usr/share/kselftest/"; fi
   for a in $(busybox --list-full); do [ -e "$root/$a" ] || [ -L "$root/$a" ] || ln -s /usr/bin/busybox "$root/$a"; done
   g="$root/lib/modules/$KVER"
   mkdir -p "$g"
@@ -174,7 +218,13 @@ printf '%q ' "$@" > "$RUN/ctl/cmd.sh"; echo >> "$RUN/ctl/cmd.sh"
   printf 'VM_DIR=%q\n' "$PROJECT"
   for v in ${VM_ENV:-}; do [ -n "${!v+x}" ] && printf 'export %s=%q\n' "$v" "${!v}"; done
 } > "$RUN/ctl/env"
-if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then accel=(-accel kvm -cpu host); else accel=(-accel tcg -cpu max); fi
+if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then accel=(-accel kvm -cpu host)
+elif [ -n "${VM_ICOUNT:-}" ]; then
+  # Emulated: guest time counts executed instructions (2^shift ns each) and
+  # skips idle waits, so guest programs with fixed time limits see the same
+  # speed however loaded the host is. One vCPU: icount cannot run several.
+  accel=(-accel tcg -cpu max -icount "shift=$VM_ICOUNT,sleep=off"); SMP=1
+else accel=(-accel tcg -cpu max); fi
 rc=0
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 "${accel[@]}" -smp "$SMP" -m "$MEM" \
   -nodefaults -no-user-config -display none -vga none -nic none -no-reboot \

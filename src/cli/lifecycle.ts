@@ -1,7 +1,7 @@
 /**
  * Process lifecycle for commands that change the host (tracefs instances,
  * later NET_DM state): whatever way the process ends — normal end, SIGINT,
- * SIGTERM, SIGHUP, an uncaught error — the registered cleanups run, once.
+ * SIGTERM, SIGHUP, SIGQUIT, an uncaught error — the registered cleanups run, once.
  * (SIGKILL cannot be caught: the next start reclaims what it left.)
  */
 type Cleanup = () => void;
@@ -28,14 +28,15 @@ export function onCleanup(c: Cleanup): void {
   if (installed) return;
   installed = true;
   process.on('exit', runCleanups);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  // SIGQUIT too: its default (a core dump) would leave NET_DM running for everyone.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) {
     process.on(sig, () => {
       signals++;
       // First signal: stop gracefully (flush the last interval). Second: now.
       if (signals === 1 && stopping) stopping(sig);
       else {
         runCleanups();
-        process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+        process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const)[sig]);
       }
     });
   }

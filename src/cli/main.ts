@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** dropmon's entry point: dispatch to a command, turn errors into messages and exit codes. */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { DropmonError } from '../core/errors.js';
 import { runCleanups } from './lifecycle.js';
 
@@ -26,6 +27,8 @@ Commands:
               alerts (dropmon serve --help)
   explain     what a drop reason, counter, kernel function or devlink trap means
   netdm       the kernel's NET_DM state: status, stats, stop (dropmon netdm --help)
+  dwdump      dropwatch's dwdump: dropped packets as a pcap of NET_DM messages,
+              same flags (also installed as 'dwdump'; dropmon dwdump --help)
 
 'dropmon <command> --help' describes a command's options.
 
@@ -58,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./top.js')).topCommand(rest);
     case 'netdm':
       return (await import('./netdm.js')).netdmCommand(rest);
+    case 'dwdump':
+      return (await import('./dwdump.js')).dwdumpCommand(rest);
     case 'counters':
       return (await import('./counters.js')).countersCommand(rest);
     case 'diagnose':
@@ -86,7 +91,11 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-main(process.argv.slice(2)).then(
+// Started under the name dwdump (the package's bin alias, a symlink): that command.
+const argv = process.argv.slice(2);
+if (basename(process.argv[1] ?? '') === 'dwdump') argv.unshift('dwdump');
+
+main(argv).then(
   (code) => {
     runCleanups();
     process.exitCode = code;

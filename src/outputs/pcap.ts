@@ -124,6 +124,8 @@ export class PcapWriter implements PacketOutput {
     readonly format: PcapFormat,
     private readonly describe: DescribeDrop,
     private readonly warn: (m: string) => void = () => {},
+    /** The reader went away (EPIPE: a pipe to tshark that ended): no warning, the caller stops. */
+    private readonly onReaderGone?: () => void,
   ) {
     this.ownFd = path !== '-';
     try {
@@ -168,6 +170,7 @@ export class PcapWriter implements PacketOutput {
     } catch (err) {
       this.failed = errnoCode(err) ?? String(err);
       this.skipped++;
+      if (this.failed === 'EPIPE' && this.onReaderGone) return this.onReaderGone();
       this.warn(`writing ${this.path} failed (${this.failed}); further packets are not written (monitoring goes on)`);
     }
   }

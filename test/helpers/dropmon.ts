@@ -19,7 +19,10 @@ export class DropmonProcess {
   stderr = '';
   private readonly done: Promise<Finished>;
 
-  /** `command`: how dropmon is started, the built CLI by default (an installed `dropmon` in the packaging tests). */
+  /**
+   * `command`: how dropmon is started, the built CLI by default (an installed
+   * `dropmon` in the packaging tests, another copy of main.js in a test VM's own file system).
+   */
   constructor(args: string[], command: readonly string[] = [process.execPath, CLI], env?: NodeJS.ProcessEnv) {
     this.child = spawn(command[0], [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));

@@ -20,7 +20,7 @@ function assertClean(pid: number): void {
 }
 
 describe('cleanup', kernelTest(), () => {
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) {
     test(`${signal}: exits 0 and removes its instance`, async () => {
       const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--json']);
       await dm.ready();

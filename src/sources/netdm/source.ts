@@ -71,6 +71,8 @@ export class NetdmDropSource implements DropSource {
     this.client = client;
     if (this.opts.passive) {
       this.events = new NetlinkSocket(NETLINK_GENERIC, { groups: [client.eventsGroup], rcvbuf: this.opts.rcvbuf ?? 16 << 20 });
+      // Tail drops count from module load: report only those from now on.
+      if (this.mode === 'packet') this.lastTailDrops = this.tailDrops() ?? this.lastTailDrops;
       this.schedule();
       return;
     }
@@ -105,6 +107,15 @@ export class NetdmDropSource implements DropSource {
       throw err;
     }
     this.schedule();
+  }
+
+  private tailDrops(): { sw: bigint; hw: bigint } | undefined {
+    try {
+      const s = this.client?.getStats();
+      return s ? { sw: s.swDropped, hw: s.hwDropped } : undefined;
+    } catch {
+      return undefined; // stats are best effort
+    }
   }
 
   /** The kernel's NEWFAMILY message for NET_DM (pcap files start with it). */
