@@ -81,19 +81,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// `dropmon watch | head`: the reader went away. Undo every change to the host
-// (a tracepoint left enabled costs every packet) and stop quietly, as Unix tools do.
+// The reader of dropmon's output went away (`dropmon counters --all | head`).
+// Commands with a pipeline (watch, dwdump) stop it themselves with a last
+// interval; the service keeps monitoring whatever happens to its log pipe;
+// every other command undoes its changes to the host (a tracepoint left
+// enabled costs every packet) and stops quietly, as Unix tools do.
+const argv = process.argv.slice(2);
+if (basename(process.argv[1] ?? '') === 'dwdump') argv.unshift('dwdump');
+const STOPS_ITS_OWN_PIPELINE = new Set(['watch', 'dwdump']);
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
+    if (argv[0] === 'serve') return;
+    if (stream === process.stdout && STOPS_ITS_OWN_PIPELINE.has(argv[0])) return;
     runCleanups();
     process.exit(0);
   });
 }
-
-// Started under the name dwdump (the package's bin alias, a symlink): that command.
-const argv = process.argv.slice(2);
-if (basename(process.argv[1] ?? '') === 'dwdump') argv.unshift('dwdump');
 
 main(argv).then(
   (code) => {

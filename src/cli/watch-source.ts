@@ -12,7 +12,7 @@ import type { DropSource } from '../core/drop.js';
 import { annotateWithCounters, type NoisePolicy } from '../core/annotate.js';
 import type { IntervalReport } from '../core/aggregator.js';
 import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
-import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
+import { type KallsymsTable, Symbolizer, resolveLocations } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { interfaceIndex, resolveNetnsSpec } from '../kernel/namespaces.js';
 import { currentNetnsInode } from '../kernel/setns.js';
@@ -40,29 +40,6 @@ export interface WatchSetup {
   annotate(noise: NoisePolicy): (r: IntervalReport) => IntervalReport;
 }
 
-/** Resolve --location values to address ranges with kallsyms. */
-export function resolveLocations(specs: readonly string[], table: KallsymsTable): Array<[bigint, bigint]> {
-  const out: Array<[bigint, bigint]> = [];
-  for (const spec of specs) {
-    if (/^0x[0-9a-f]{1,16}$/i.test(spec)) {
-      const a = BigInt(spec);
-      out.push([a, a + 1n]);
-      continue;
-    }
-    const m = /^([\w.$]+)(?:\+(0x[0-9a-f]+|\d+))?$/i.exec(spec);
-    if (!m) throw new UsageError(`--location ${JSON.stringify(spec)}: expected a function name, func+0xOFF or 0xADDRESS`);
-    if (table.hidden)
-      throw new DropmonError('--location needs kernel addresses, which kptr_restrict hides', 'run as root, or: sysctl kernel.kptr_restrict=0');
-    const ranges = table.ranges(m[1]);
-    if (ranges.length === 0) throw new UsageError(`--location: no kernel function named ${JSON.stringify(m[1])} in /proc/kallsyms`);
-    for (const [a, b] of ranges) {
-      if (m[2] === undefined) out.push([a, b]);
-      else out.push([a + BigInt(m[2]), a + BigInt(m[2]) + 1n]);
-    }
-  }
-  return out;
-}
-
 /**
  * Choose, check and build the source (its close() registered as a cleanup).
  * Returns 'listed' when --list-reasons printed the table instead.
@@ -78,6 +55,9 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
   });
   if (choice.name !== 'netdm' && flags.netdmOnly) throw new UsageError('--mode, --trunc, --queue, --force and --passive need --source netdm');
   if (flags.packets && !flags.origins.sw) throw new UsageError('--packets records software drops: add --sw to --hw');
+  // The trap counters are not filtered by namespace or port: say so rather than print every port's.
+  if (flags.origins.hw && (flags.netns !== undefined || flags.interface !== undefined))
+    throw new UsageError('--netns and --interface filter software drops only; hardware drops (--hw) are reported for every port: run them separately');
   if (choice.name !== 'bpf' && (flags.netns !== undefined || flags.interface !== undefined || flags.packets))
     throw new UsageError('--netns, --interface and --packets need --source bpf');
   if (choice.name !== 'tracefs' && flags.stack) throw new UsageError('--stack needs --source tracefs');

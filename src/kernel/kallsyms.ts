@@ -6,7 +6,7 @@
  * a drop point is symbolized once, however many drops it has.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { ParseError } from '../core/errors.js';
+import { DropmonError, ParseError, UsageError } from '../core/errors.js';
 
 export interface KernelSymbol {
   readonly name: string;
@@ -293,4 +293,30 @@ export class Symbolizer {
     this.cache.set(addr, s);
     return s;
   }
+}
+
+/**
+ * Resolve drop-location filters (a function name, func+0xOFF or 0xADDRESS,
+ * as --location and the service's filters.locations take them) to address ranges.
+ */
+export function resolveLocations(specs: readonly string[], table: KallsymsTable): Array<[bigint, bigint]> {
+  const out: Array<[bigint, bigint]> = [];
+  for (const spec of specs) {
+    if (/^0x[0-9a-f]{1,16}$/i.test(spec)) {
+      const a = BigInt(spec);
+      out.push([a, a + 1n]);
+      continue;
+    }
+    const m = /^([\w.$]+)(?:\+(0x[0-9a-f]+|\d+))?$/i.exec(spec);
+    if (!m) throw new UsageError(`--location ${JSON.stringify(spec)}: expected a function name, func+0xOFF or 0xADDRESS`);
+    if (table.hidden)
+      throw new DropmonError('--location needs kernel addresses, which kptr_restrict hides', 'run as root, or: sysctl kernel.kptr_restrict=0');
+    const ranges = table.ranges(m[1]);
+    if (ranges.length === 0) throw new UsageError(`--location: no kernel function named ${JSON.stringify(m[1])} in /proc/kallsyms`);
+    for (const [a, b] of ranges) {
+      if (m[2] === undefined) out.push([a, b]);
+      else out.push([a + BigInt(m[2]), a + BigInt(m[2]) + 1n]);
+    }
+  }
+  return out;
 }

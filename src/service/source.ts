@@ -11,8 +11,7 @@
 import { join } from 'node:path';
 import { parseProtocol, type DropSource } from '../core/drop.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
-import type { KallsymsTable } from '../kernel/kallsyms.js';
-import { resolveLocations } from '../cli/watch-source.js';
+import { resolveLocations, type KallsymsTable } from '../kernel/kallsyms.js';
 import { BpfDropSource, dropReasonsFromBtf } from '../sources/bpf/source.js';
 import { DropReasons } from '../kernel/drop-reasons.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';

@@ -11,7 +11,7 @@ import { BOLD, CYAN, DIM, GREEN, REVERSE, RED, YELLOW, printable, type Line, typ
 import { clock, fit, shortCount, shortRate, sparkline, wrap } from './format.js';
 
 /** What the explanation needs of the knowledge base. */
-export type Explainer = Pick<KnowledgeBase, 'reason' | 'symbol' | 'trap'>;
+export type Explainer = Pick<KnowledgeBase, 'explainReason' | 'symbol' | 'trap'>;
 
 export interface TableState {
   readonly model: TopModel;
@@ -233,9 +233,9 @@ export function detailLines(row: Row, model: TopModel, kb: Explainer | undefined
   const reasons = [...new Set(row.members.map((m) => m.point.reason).filter(Boolean))];
   const functions = [...new Set(row.members.map((m) => m.point.function))];
   for (const r of reasons.slice(0, 3)) {
-    const e = kb?.reason(r);
+    // A reason newer than the knowledge base gets its honest generic entry (the summary says so).
+    const e = kb?.explainReason(r, functions[0]);
     if (e) out.push(...entryLines(`Reason ${r}`, e, w), []);
-    else out.push([seg(`Reason ${printable(r)}: not in the knowledge base ('dropmon explain ${printable(r)}' searches it)`, DIM)], []);
   }
   for (const f of functions.slice(0, 3)) {
     const e = kb?.symbol(f) ?? kb?.trap(f);

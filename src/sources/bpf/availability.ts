@@ -46,7 +46,11 @@ export function kernelHasReason(name: string): boolean {
   if (!kernelReasons) {
     kernelReasons = new Set();
     try {
-      for (const [n] of vmlinuxBtf().enumValues('skb_drop_reason')) kernelReasons.add(n.replace(/^SKB_DROP_REASON_/, ''));
+      for (const [n] of vmlinuxBtf().enumValues('skb_drop_reason')) {
+        const name = n.replace(/^SKB_DROP_REASON_/, '');
+        // Bounds and masks of the enum are not reasons.
+        if (name !== 'MAX' && !name.startsWith('SUBSYS_')) kernelReasons.add(name);
+      }
     } catch {
       /* no BTF: no name is known to be the kernel's */
     }

@@ -278,7 +278,9 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
     const noPorts = ns.snmp('Udp', 'NoPorts') - noPorts0, rcvbuf = ns.snmp('Udp', 'RcvbufErrors') - rcvbuf0;
     ns.delete();
     assert.equal(sent, n);
-    assert.ok(noPorts === n / 2 && rcvbuf > n / 4, `the kernel counted ${noPorts} NoPorts and ${rcvbuf} RcvbufErrors`);
+    // Both points took turns (a loaded machine may also drop some datagrams in the loopback
+    // backlog before UDP sees them: exactness is judged against the kernel's own counters below).
+    assert.ok(noPorts > 0 && rcvbuf > 0, `the kernel counted ${noPorts} NoPorts and ${rcvbuf} RcvbufErrors`);
     t.diagnostic(`drained ${r.drains} times while the drops happened`);
     assert.deepEqual(r.losses, []);
     assert.equal(count(r.samples, 'NO_SOCKET'), noPorts, 'NO_SOCKET as Udp NoPorts');
@@ -302,8 +304,15 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
     assert.equal(rx, n, 'the receiving veth counted every frame dropped');
     t.diagnostic(`drained ${r.drains} times while the drops happened`);
     assert.deepEqual(r.losses, []);
-    assert.equal(count(r.samples, 'UNHANDLED_PROTO'), n, `counted on ${cpus} CPUs`);
-    assert.equal(new Set(r.samples.map((s) => `${s.location}/${s.reason}/${s.ifindex}/${s.netns}/${s.protocol}`)).size, 1, 'one drop point');
+    // Unpaced senders on a slow or loaded machine may also overflow the receive backlog
+    // (ksoftirqd does not run while they spin): those frames are CPU_BACKLOG drops, still
+    // counted exactly, and still in rx_dropped. Every frame is one or the other.
+    const backlog = count(r.samples, 'CPU_BACKLOG');
+    if (backlog) t.diagnostic(`${backlog} frames overflowed the receive backlog first`);
+    assert.equal(count(r.samples, 'UNHANDLED_PROTO') + backlog, n, `counted on ${cpus} CPUs`);
+    const keys = (reason: string) => new Set(r.samples.filter((s) => s.reasonName === reason).map((s) => `${s.location}/${s.reason}/${s.ifindex}/${s.netns}/${s.protocol}`));
+    assert.equal(keys('UNHANDLED_PROTO').size, 1, 'one drop point, whichever CPU counted it');
+    assert.deepEqual([...new Set(r.samples.map((s) => s.reasonName))].filter((x) => x !== 'UNHANDLED_PROTO' && x !== 'CPU_BACKLOG'), []);
   });
 
   test('without slots (every drop looked up in the map) the counts are the same', async () => {
