@@ -15,7 +15,7 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
-import { NETNS_BIND_DIRS, resolveNetns, withNetns, type NetnsTarget } from './setns.js';
+import { NETNS_BIND_DIRS, isNsfsFile, resolveNetns, withNetns, type NetnsTarget } from './setns.js';
 
 export { NETNS_BIND_DIRS };
 
@@ -132,6 +132,8 @@ export class Attribution {
         continue;
       }
       for (const e of entries) {
+        // An empty file where the namespace is not mounted (see resolveNetns) names nothing.
+        if (!isNsfsFile(`${dir}/${e}`)) continue;
         try {
           const ino = statSync(`${dir}/${e}`).ino;
           if (!names.has(ino)) names.set(ino, { name: e, path: `${dir}/${e}` });

@@ -9,7 +9,7 @@
  * threads stay in the original namespace, so async I/O would read the wrong
  * one. Readers therefore use /proc/thread-self/net, which follows the thread.
  */
-import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { loadLibc } from './libc.js';
 
@@ -53,25 +53,81 @@ export function resolveNetns(spec: string): NetnsTarget {
     } catch {
       continue;
     }
-    if (!isNetnsFile(path)) throw new UsageError(`--netns ${s}: ${path} is not a network namespace`);
+    // The inode is what the BPF source filters on in the kernel: it must be the
+    // namespace's own, never that of some other file at the path.
+    const problem = netnsFileProblem(path);
+    if (problem) throw new UsageError(`--netns ${s}: ${path} is not a network namespace (${problem.what})`, problem.hint);
     return { spec: s, path, inode: st.ino };
   }
   const what = /^\d+$/.test(s) ? `no process ${s}` : s.includes('/') ? `no file ${s}` : `no namespace named ${s} (ip netns list shows the names)`;
   throw new UsageError(`--netns ${s}: ${what}`);
 }
 
-/** True for a file that refers to a network namespace (nsfs inode of type net). */
-function isNetnsFile(path: string): boolean {
+/** statfs f_type of nsfs, the file system of every namespace file. */
+const NSFS_MAGIC = 0x6e736673;
+/** ioctl NS_GET_NSTYPE (_IO(0xb7, 0x3), Linux 4.11): the CLONE_NEW* type of a namespace file. */
+const NS_GET_NSTYPE = 0xb703;
+
+/** True when `path` is a namespace file (on nsfs, of any type); false for anything else or when it cannot be read. */
+export function isNsfsFile(path: string): boolean {
   try {
-    // /proc/PID/ns/net is a magic link "net:[4026531840]"; bind mounts are nsfs files.
-    if (path.startsWith('/proc/')) return readlinkSync(path).startsWith('net:[');
+    return statfsSync(path).type === NSFS_MAGIC;
   } catch {
     return false;
   }
-  // A bind mount of a namespace is an nsfs inode; a plain file fails setns() with EINVAL,
-  // which withNetns reports, so accept it here.
-  return true;
 }
+
+/**
+ * Why `path` does not refer to a network namespace, or undefined when it does.
+ *
+ * `ip netns add` creates an empty file and bind-mounts the namespace on it. In
+ * a mount namespace that does not receive the host's mounts (a container or
+ * service started before the namespace, a volume without mount propagation)
+ * only the empty file is seen: its inode is an ordinary file's, which no
+ * network namespace has, so a filter on it would match no drop, silently.
+ */
+function netnsFileProblem(path: string): { what: string; hint?: string } | undefined {
+  if (path.startsWith('/proc/')) {
+    // /proc/PID/ns/net is a magic link "net:[4026531840]".
+    let link = '';
+    try {
+      link = readlinkSync(path);
+    } catch {
+      /* not a link */
+    }
+    return link.startsWith('net:[') ? undefined : { what: link ? `it refers to ${link}` : 'not a namespace link' };
+  }
+  if (!isNsfsFile(path))
+    return {
+      what: 'an ordinary file: no namespace is mounted on it in the mount namespace dropmon runs in',
+      hint: 'run dropmon where the namespace bind mounts are visible (share /run/netns with mount propagation: rslave, HostToContainer), or give the PID of a process in the namespace',
+    };
+  const type = namespaceType(path);
+  if (type !== undefined && type !== CLONE_NEWNET) return { what: 'a namespace of another type' };
+  return undefined;
+}
+
+/** The CLONE_NEW* type of the namespace file `path`, or undefined when the kernel cannot say (before 4.11). */
+function namespaceType(path: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined; // setns() will say why, when a reader enters it
+  }
+  try {
+    const libc = loadLibc('reading a namespace type');
+    // ioctl() is variadic: declared so, called with no optional argument.
+    nsIoctl ??= libc.lib.func('int ioctl(int, unsigned long, ...)') as (fd: number, request: number) => number;
+    const type = nsIoctl(fd, NS_GET_NSTYPE);
+    return type >= 0 ? type : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+let nsIoctl: ((fd: number, request: number) => number) | undefined;
 
 /** The inode of the calling thread's network namespace. */
 export function currentNetnsInode(): number {

@@ -4,6 +4,9 @@
  * index, the way the outputs show them.
  */
 import { after, test } from 'node:test';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chooseSource } from '../../../src/sources/select.js';
 import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
@@ -67,6 +70,15 @@ test('namespaces and interfaces named from inode and index; text and JSON output
   assert.equal(resolveNetnsSpec(String(target.inode)).inode, target.inode, 'an inode number is accepted');
   assert.equal(resolveNetnsSpec(String(process.pid)).inode, new Attribution().ownInode, 'a pid means its namespace');
   assert.throws(() => resolveNetnsSpec('no-such-namespace-here'), UsageError);
+  // Only a network namespace's own inode will do (the BPF source filters on it in the kernel).
+  const plain = join(tmpdir(), `dropmon-not-a-netns-${process.pid}`);
+  writeFileSync(plain, '');
+  try {
+    assert.throws(() => resolveNetnsSpec(plain), (e: unknown) => e instanceof UsageError && /is not a network namespace \(an ordinary file/.test(e.message) && /PID of a process/.test(e.hint ?? ''));
+  } finally {
+    rmSync(plain, { force: true });
+  }
+  assert.throws(() => resolveNetnsSpec('/proc/self/ns/mnt'), (e: unknown) => e instanceof UsageError && /is not a network namespace \(it refers to mnt:\[/.test(e.message));
   const ifindex = interfaceIndex('dmattr0', target);
   assert.throws(() => interfaceIndex('dmattr0'), UsageError, 'not in our own namespace');
 

@@ -7,10 +7,10 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelSkipReason } from '../../helpers/env.js';
@@ -19,6 +19,8 @@ import { TestNetns } from '../../helpers/netns.js';
 import { CLI, DropmonProcess, parseJsonLines } from '../../helpers/dropmon.js';
 import { bpfUnavailableReason } from '../../../src/sources/bpf/availability.js';
 import { BpfDropSource, PROGRAM_NAME } from '../../../src/sources/bpf/source.js';
+import { resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
+import { patience } from '../../helpers/patience.js';
 import type { DropSample, LossSample } from '../../../src/core/drop.js';
 import { BpfError, listPrograms, loadProgram, ProgType } from '../../../src/kernel/bpf/syscall.js';
 import { Asm, R0, R1, R2, R10 } from '../../../src/kernel/bpf/asm.js';
@@ -59,6 +61,23 @@ async function watch(args: string[], cause: () => void): Promise<{ stdout: strin
 const drops = (stdout: string) => parseJsonLines(stdout).drops as unknown as JsonBpfDrop[];
 const sum = (ds: JsonBpfDrop[], where: (d: JsonBpfDrop) => boolean) => ds.filter(where).reduce((s, d) => s + d.count, 0);
 const netnsInode = (ns: TestNetns) => Number(/net:\[(\d+)\]/.exec(ns.exec('readlink', ['/proc/self/ns/net']))![1]);
+/** The namespace inode of the in-kernel filter, from the source's start-up line. */
+const resolveInode = (stderr: string) => Number(/in-kernel filter netns (\d+)/.exec(stderr)?.[1]);
+const readlinkOr = (p: string) => {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+};
+/** Wait (bounded, stretched by patience()) until `cond` holds. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + patience(ms);
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Two namespaces joined by a veth pair; frames of an unknown EtherType sent across are dropped on the far side. */
 function vethPair(label: string) {
@@ -176,6 +195,114 @@ describe('BPF source: real drops', skip(), () => {
     const packets = stdout.split('\n').filter((l) => l.startsWith('{"type":"packet"')).map((l) => JSON.parse(l) as { reason: string; headers: { ethertype?: number; dport?: number }; orig_len: number; captured_len: number });
     assert.equal(packets.length, 3);
     assert.ok(packets.every((p) => p.reason === 'NETFILTER_DROP' && p.headers.ethertype === 0x0800 && p.headers.dport === 47010 && p.orig_len === 14 + 20 + 8 + 5));
+  });
+});
+
+/**
+ * --netns on drops of loopback inside the namespace (skb->dev is that
+ * namespace's lo). The filter compares the namespace's inode in the kernel,
+ * so the inode dropmon resolves must be the namespace's own: where the `ip
+ * netns` bind mount is not visible to dropmon (a container or a mount
+ * namespace that does not receive the host's mounts), /run/netns/NAME is an
+ * empty file whose inode no namespace has, and the filter matched nothing,
+ * silently. Now that is an error, and a process id of the namespace works.
+ */
+describe('BPF source: --netns counts the drops on the namespace\'s loopback', skip(), () => {
+  test('both program flavours, with and without the per-CPU slots: every drop, keyed lo in the namespace', async () => {
+    const ns = new TestNetns('lo');
+    try {
+      const target = resolveNetnsSpec(ns.name);
+      assert.equal(target.inode, netnsInode(ns), 'the inode resolved is the one processes inside the namespace see');
+      for (const flavour of ['tp_btf', 'raw_tp'] as const) {
+        for (const slots of [true, false]) {
+          const samples: DropSample[] = [];
+          const src = new BpfDropSource({ netns: target.inode, flavour, slots });
+          await src.start({ drops: (s) => samples.push(...s), loss: () => {} });
+          const before = ns.snmp('Udp', 'NoPorts');
+          try {
+            assert.equal(runDropgen(['-m', 'noport', '-n', '300', '-a', '127.0.0.1', '-p', '9'], ns.name).sent, 300);
+            src.drain();
+          } finally {
+            src.close();
+          }
+          const what = `${flavour}, slots ${slots}: ${JSON.stringify(samples.map((x) => [x.reasonName, x.count, x.netns, x.ifindex]))}`;
+          assert.equal(src.flavour, flavour, what);
+          assert.equal(ns.snmp('Udp', 'NoPorts') - before, 300, 'the kernel counted every datagram');
+          const noSocket = samples.filter((x) => x.reasonName === 'NO_SOCKET');
+          assert.equal(noSocket.reduce((n, x) => n + x.count, 0), 300, what);
+          assert.ok(samples.every((x) => x.netns === target.inode), `only the namespace's drops: ${what}`);
+          assert.ok(noSocket.every((x) => x.ifindex === 1), `on its lo: ${what}`);
+        }
+      }
+    } finally {
+      ns.delete();
+    }
+  });
+
+  test('watch and diagnose --source bpf --netns NAME: every drop, as tracefs sees them', async () => {
+    const ns = new TestNetns('locli');
+    const bpf = new DropmonProcess(['watch', '--json', '--interval', '0.3', '--source', 'bpf', '--netns', ns.name]);
+    const tracefs = new DropmonProcess(['watch', '--json', '--interval', '0.3', '--source', 'tracefs', '--reason', 'NO_SOCKET']);
+    const diagnose = new DropmonProcess(['diagnose', '--json', '--interval', '0.3', '--duration', '120', '--source', 'bpf', '--netns', ns.name]);
+    try {
+      await Promise.all([bpf.ready(30_000), tracefs.ready(30_000), diagnose.ready(30_000, 'diagnosing')]);
+      assert.equal(runDropgen(['-m', 'noport', '-n', '300', '-a', '127.0.0.1', '-p', '9'], ns.name).sent, 300);
+      await new Promise((r) => setTimeout(r, 400));
+    } finally {
+      const fins = await Promise.all([bpf.stop('SIGINT'), tracefs.stop('SIGINT'), diagnose.stop('SIGINT')]);
+      ns.delete();
+      for (const f of fins) assert.equal(f.code, 0, f.stderr);
+    }
+    const ino = resolveInode(bpf.stderr);
+    const mine = drops(bpf.stdout).filter((d) => d.reason === 'NO_SOCKET');
+    assert.equal(sum(mine, () => true), 300, bpf.stdout);
+    assert.ok(mine.every((d) => d.function === '__udp4_lib_rcv' && d.ifname === 'lo' && d.netns === ino && d.netns_name === ns.name), JSON.stringify(mine));
+    // tracefs sees the whole host: another program's NO_SOCKET drops meanwhile would add to it.
+    assert.ok(sum(drops(tracefs.stdout), (d) => d.reason === 'NO_SOCKET') >= 300);
+    const summary = JSON.parse(diagnose.stdout) as { drops: number; netns: string };
+    assert.deepEqual([summary.drops, summary.netns], [300, ns.name], diagnose.stdout);
+  });
+
+  test('where the namespace\'s bind mount is not visible: a clear error, not a filter matching nothing; its process id works', async (t) => {
+    const tools = ['unshare', 'nsenter'].filter((c) => spawnSync(c, ['--version']).status !== 0);
+    if (tools.length) return t.skip(`needs ${tools.join(' and ')} (util-linux)`);
+    // A mount namespace that receives no mount made after it: like a container
+    // started before the namespace, with /run/netns shared without propagation.
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '600'], { stdio: 'ignore' });
+    let inside: ReturnType<typeof spawn> | undefined;
+    try {
+      const ownMnt = readlinkSync('/proc/self/ns/mnt');
+      await until(() => readlinkOr(`/proc/${holder.pid}/ns/mnt`) !== ownMnt, 'the private mount namespace');
+      const ns = new TestNetns('hidden');
+      const enter = ['nsenter', `--mount=/proc/${holder.pid}/ns/mnt`];
+      assert.equal(spawnSync(enter[0], [...enter.slice(1), 'stat', '-f', '-c', '%T', `/run/netns/${ns.name}`], { encoding: 'utf8' }).stdout.trim() === 'nsfs', false,
+        'in that mount namespace /run/netns/NAME is the empty file, not the namespace');
+      for (const cmd of [['watch', '--source', 'bpf'], ['diagnose', '--source', 'bpf', '--duration', '1']]) {
+        const r = spawnSync(enter[0], [...enter.slice(1), process.execPath, CLI, ...cmd, '--netns', ns.name], { encoding: 'utf8', timeout: 60_000 });
+        assert.equal(r.status, 2, `${cmd[0]}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`--netns ${ns.name}: /run/netns/${ns.name} is not a network namespace \\(an ordinary file`), r.stderr);
+        assert.match(r.stderr, /hint: .*PID of a process in the namespace/);
+      }
+      // A process of the namespace names it from any mount namespace.
+      inside = spawn('ip', ['netns', 'exec', ns.name, 'sleep', '600'], { stdio: 'ignore' });
+      const ino = netnsInode(ns);
+      await until(() => readlinkOr(`/proc/${inside!.pid}/ns/net`) === `net:[${ino}]`, 'the process inside the namespace');
+      const dm = new DropmonProcess(['watch', '--json', '--interval', '0.3', '--source', 'bpf', '--netns', String(inside.pid)], [...enter, process.execPath, CLI]);
+      try {
+        await dm.ready(30_000);
+        assert.equal(runDropgen(['-m', 'noport', '-n', '300', '-a', '127.0.0.1', '-p', '9'], ns.name).sent, 300);
+        await new Promise((r) => setTimeout(r, 400));
+      } finally {
+        const fin = await dm.stop('SIGINT');
+        assert.equal(fin.code, 0, fin.stderr);
+      }
+      ns.delete();
+      assert.match(dm.stderr, new RegExp(`in-kernel filter netns ${ino}\\b`));
+      assert.equal(sum(drops(dm.stdout), (d) => d.reason === 'NO_SOCKET' && d.netns === ino && d.ifname === 'lo'), 300, dm.stdout);
+    } finally {
+      inside?.kill('SIGKILL');
+      holder.kill('SIGKILL');
+    }
   });
 });
 
