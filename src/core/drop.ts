@@ -63,6 +63,14 @@ export interface TrapInfo {
   readonly inputName?: string;
 }
 
+/**
+ * A batch of hardware drops at one trap: no kernel location, reason or
+ * protocol, only the trap (and the input port, when the source knows it).
+ */
+export function hardwareSample(trap: TrapInfo, count: number, port?: { readonly ifindex: number; readonly netns?: number }): DropSample {
+  return { location: 0n, reason: NO_REASON, reasonName: '', protocol: 0, origin: 'hardware', count, trap, ...(port ? port : {}) };
+}
+
 /** One dropped packet, as NET_DM packet mode reports it. */
 export interface DroppedPacket {
   /** Nanoseconds since the epoch, when the kernel saw the drop. */

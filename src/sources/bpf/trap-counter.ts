@@ -6,7 +6,7 @@
  * Nothing is pinned: closing the file descriptors detaches and frees all.
  */
 import type { DropSample, LossSample } from '../../core/drop.js';
-import { NO_REASON } from '../../core/drop.js';
+import { hardwareSample } from '../../core/drop.js';
 import { BpfError, BpfMap, MapType, ProgType, AttachType, attachTracing, closeFd, loadProgram, rawTracepointOpen } from '../../kernel/bpf/syscall.js';
 import type { Btf } from '../../kernel/bpf/btf.js';
 import { currentNetnsInode } from '../../kernel/setns.js';
@@ -125,21 +125,16 @@ export class TrapCounter {
     const typeNum = v.getUint32(TRAP_KEY.type, true);
     // devlink answers for the devices of dropmon's own namespace only.
     const details = ifindex && netns === this.ownNetns ? this.opts.catalog?.trapOnPort(ifindex, name) : undefined;
-    return {
-      location: 0n,
-      reason: NO_REASON,
-      reasonName: '',
-      protocol: 0,
-      origin: 'hardware',
-      count,
-      trap: {
+    return hardwareSample(
+      {
         name,
         ...(group ? { group } : {}),
         type: TRAP_TYPES[typeNum] ?? `type ${typeNum}`,
         ...(details ? { action: details.action, device: details.device } : {}),
       },
-      ...(ifindex ? { ifindex, netns } : {}),
-    };
+      count,
+      ifindex ? { ifindex, netns } : undefined,
+    );
   }
 
   close(): void {

@@ -14,7 +14,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, readSync } fr
 import { join } from 'node:path';
 import { endianness } from 'node:os';
 import { DropmonError, ParseError, errnoCode } from '../../core/errors.js';
-import { NO_REASON, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
+import { hardwareSample, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
 import { DropTally } from '../../core/tally.js';
 import { isEmptyFilter, type DropFilter } from '../../core/filter.js';
 import { parseEventFormat, parseHeaderEvent, parseHeaderPage, type EventFormat } from './format.js';
@@ -354,22 +354,17 @@ export class TracefsDropSource implements DropSource {
     return traps.take().map(({ report: r, count }) => {
       const details = this.catalog?.trap(r.device, r.trap);
       const ifindex = r.input ? this.catalog?.portIfindex(r.device, r.input) : undefined;
-      return {
-        location: 0n,
-        reason: NO_REASON,
-        reasonName: '',
-        protocol: 0,
-        origin: 'hardware',
-        count,
-        trap: {
+      return hardwareSample(
+        {
           name: r.trap,
           ...(r.group ? { group: r.group } : {}),
           ...(details ? { type: details.type, action: details.action } : {}),
           device: r.device,
           ...(r.input ? { inputName: r.input } : {}),
         },
-        ...(ifindex !== undefined ? { ifindex } : {}),
-      };
+        count,
+        ifindex !== undefined ? { ifindex } : undefined,
+      );
     });
   }
 
