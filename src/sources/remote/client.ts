@@ -47,6 +47,13 @@ export interface RemoteHandlers {
 }
 
 const TIMEOUT_MS = 10_000;
+/**
+ * The service writes at least a heartbeat every 15 s on its event stream: a
+ * stream silent for longer than this is a peer that vanished without closing
+ * the connection (a host that went down, a dropped route). Reconnect rather
+ * than show stale data as live.
+ */
+const STREAM_IDLE_MS = 45_000;
 
 export class RemoteClient {
   private req: ClientRequest | undefined;
@@ -161,6 +168,11 @@ export class RemoteClient {
       },
       (err) => retry(connected ? err.message : `cannot reach it: ${err.message}`),
     );
+    const req = this.req;
+    req.setTimeout(STREAM_IDLE_MS, () => {
+      req.destroy();
+      retry(`nothing from the service in ${STREAM_IDLE_MS / 1000} s`);
+    });
   }
 
   close(): void {
