@@ -1,6 +1,6 @@
 /**
  * NET_DM against a real kernel that has it (Debian's, booted by
- * scripts/kernel-vm.sh: see vm.test.ts). Skips, saying why, where the
+ * test/vm/kernels.test.ts runs it there). Skips, saying why, where the
  * running kernel has no NET_DM family (this is the case on the dev host).
  * dropmon and the reference C dropwatch must report the same counts and
  * locations for the same traffic.
@@ -21,7 +21,7 @@ function skipReason(): string | false {
   if (process.getuid?.() !== 0) return 'not root';
   try {
     const c = NetdmClient.tryOpen();
-    if (!c) return 'this kernel has no NET_DM family (run through scripts/kernel-vm.sh, see test/netdm/vm.test.ts)';
+    if (!c) return 'this kernel has no NET_DM family (test/vm/kernels.test.ts runs it in Debian kernels under qemu)';
     c.close();
   } catch (err) {
     return `netlink unavailable: ${(err as Error).message}`;

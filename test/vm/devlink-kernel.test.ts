@@ -1,6 +1,6 @@
 /**
  * The netlink counter readers in a kernel with netdevsim (Debian's 6.1, booted
- * by scripts/kernel-vm.sh: see devlink-vm.test.ts): devlink trap counters of a
+ * by test/vm/kernels.test.ts): devlink trap counters of a
  * netdevsim device against what `devlink -s trap show` says, and the rtnetlink
  * and ethtool readers on this older kernel. Skips, saying why, where the
  * running kernel has no netdevsim (the dev host).
@@ -20,7 +20,7 @@ after(() => TestNetns.cleanupAll());
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) return 'not root';
-  if (!existsSync('/sys/bus/netdevsim/new_device')) return 'no netdevsim in this kernel (run through scripts/kernel-vm.sh, see test/vm/devlink-vm.test.ts)';
+  if (!existsSync('/sys/bus/netdevsim/new_device')) return 'no netdevsim in this kernel (test/vm/kernels.test.ts runs it in Debian kernels under qemu)';
   return false;
 }
 const SKIP = skipReason();

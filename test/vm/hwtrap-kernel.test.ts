@@ -4,7 +4,7 @@
  * BPF source (a program on that tracepoint), NET_DM's hardware alerts, and
  * devlink's own trap statistics (`devlink -s trap show`), which must all agree
  * by trap name. Runs in a Debian kernel with netdevsim (scripts/kernel-vm.sh:
- * see hwtrap-vm.test.ts); skips, saying why, elsewhere.
+ * test/vm/kernels.test.ts runs it); skips, saying why, elsewhere.
  *
  * Exact counts despite netdevsim's periodic reporting (one packet per trap
  * not set to "drop", per running port, every 100 ms): the three dropmon
@@ -21,7 +21,7 @@ import { DropmonProcess } from '../helpers/dropmon.js';
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) return 'not root';
-  if (!existsSync('/sys/bus/netdevsim/new_device')) return 'no netdevsim in this kernel (run through scripts/kernel-vm.sh, see test/vm/hwtrap-vm.test.ts)';
+  if (!existsSync('/sys/bus/netdevsim/new_device')) return 'no netdevsim in this kernel (test/vm/kernels.test.ts runs it in Debian kernels under qemu)';
   if (!existsSync('/sys/kernel/tracing/events/devlink/devlink_trap_report')) return 'no devlink:devlink_trap_report event in this kernel';
   return false;
 }

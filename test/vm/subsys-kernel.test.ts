@@ -6,7 +6,7 @@
  * OPENVSWITCH/OVS_DROP_LAST_ACTION, with the count of packets sent.
  *
  * Runs inside a Debian kernel under qemu with the openvswitch module
- * (subsys-vm.test.ts boots it); skips, saying why, elsewhere: on 6.1 (no
+ * (test/vm/kernels.test.ts boots it); skips, saying why, elsewhere: on 6.1 (no
  * subsystem reasons before 6.4), without the module, or before 6.8.
  */
 import { after, before, describe, test } from 'node:test';
@@ -34,7 +34,7 @@ function ovsLastAction(): { value: number } | { skip: string } {
   const subsys = vmlinux.enumValues('skb_drop_reason_subsys');
   const ovs = subsys.get('SKB_DROP_REASON_SUBSYS_OPENVSWITCH');
   if (ovs === undefined) return { skip: 'this kernel has no openvswitch drop reasons (subsystem reasons appeared in Linux 6.4, openvswitch\'s in 6.8)' };
-  if (!existsSync('/sys/kernel/btf/openvswitch')) return { skip: 'the openvswitch module is not loaded (run through scripts/kernel-vm.sh with VM_MODULES=openvswitch, see subsys-vm.test.ts)' };
+  if (!existsSync('/sys/kernel/btf/openvswitch')) return { skip: 'the openvswitch module is not loaded (run through scripts/kernel-vm.sh with VM_MODULES=openvswitch, test/vm/kernels.test.ts does)' };
   const mod = Btf.parse(readFileSync('/sys/kernel/btf/openvswitch'), vmlinux);
   const id = mod.find(BtfKind.ENUM, 'ovs_drop_reason');
   const value = id === undefined ? undefined : mod.enumerators(id).find((e) => e.name === 'OVS_DROP_LAST_ACTION')?.value;
