@@ -79,11 +79,12 @@ export async function checkExplain(dm: Installed): Promise<void> {
 
 /** `dropmon diagnose` over drops caused while it runs ranks NO_SOCKET with the drop point as evidence. */
 export async function checkDiagnose(dm: Installed, ns: TestNetns): Promise<void> {
-  // However slow the machine, the drops fall inside the diagnosis: Ctrl-C ends it after the cause.
-  const p = new DropmonProcess(['diagnose', '-d', '120', '--source', 'tracefs', '--netns', ns.name], dm.command, dm.env);
+  // A fixed window, not Ctrl-C: through npx a signal may not reach dropmon. The drops are
+  // caused as soon as it is diagnosing, well inside the window.
+  const p = new DropmonProcess(['diagnose', '-d', '5', '--source', 'tracefs', '--netns', ns.name], dm.command, dm.env);
   await p.ready(30_000, 'diagnosing');
   runDropgen(NOPORT, ns.name);
-  const fin = await p.stop('SIGINT');
+  const fin = await p.finished();
   assert.equal(fin.code, 0, `${dm.label}: diagnose exit code; stderr: ${fin.stderr}`);
   assert.match(fin.stdout, /\[NO_SOCKET, \d+ packets\]/, `${dm.label}: diagnose names the cause: ${fin.stdout}`);
   assert.match(fin.stdout, /drops at __udp4_lib_rcv\+0x/, `${dm.label}: with the drop point as evidence`);
@@ -92,10 +93,11 @@ export async function checkDiagnose(dm: Installed, ns: TestNetns): Promise<void>
 /** `dropmon record` then `dropmon report --json`: the recording holds the drops, the report ranks them. */
 export async function checkRecordReport(dm: Installed, ns: TestNetns, dir: string): Promise<void> {
   const db = join(dir, `${dm.label.replace(/\W+/g, '-')}.db`);
-  const p = new DropmonProcess(['record', '-o', db, '-d', '120', '--source', 'tracefs', '-r', 'NO_SOCKET'], dm.command, dm.env);
+  // A fixed window, not Ctrl-C: through npx a signal may not reach dropmon.
+  const p = new DropmonProcess(['record', '-o', db, '-d', '5', '--source', 'tracefs', '-r', 'NO_SOCKET'], dm.command, dm.env);
   await p.ready(30_000, 'watching'); // after "recording to", once the source is enabled
   runDropgen(NOPORT, ns.name);
-  const fin = await p.stop('SIGINT');
+  const fin = await p.finished();
   assert.equal(fin.code, 0, `${dm.label}: record exit code; stderr: ${fin.stderr}`);
   const report = JSON.parse(await run(dm, ['report', db, '--json'])) as {
     format: string;
