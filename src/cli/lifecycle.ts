@@ -25,6 +25,11 @@ export function runCleanups(): void {
 /** Register a synchronous cleanup; it runs on every exit path. */
 export function onCleanup(c: Cleanup): void {
   cleanups.push(c);
+  install();
+}
+
+/** The exit and signal handlers, once (a command with a stop handler but no cleanup needs them too). */
+function install(): void {
   if (installed) return;
   installed = true;
   process.on('exit', runCleanups);
@@ -52,4 +57,5 @@ export function onCleanup(c: Cleanup): void {
 /** What a signal should do while a command runs normally (e.g. stop its pipeline). */
 export function onStopSignal(handler: (signal: NodeJS.Signals) => void): void {
   stopping = handler;
+  install();
 }

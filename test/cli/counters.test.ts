@@ -97,6 +97,13 @@ s=socket.socket(2,2); s.setsockopt(1,8,1); s.bind(("127.0.0.1",47011)); time.sle
     }
   });
 
+  test('--watch: Ctrl-C stops it with exit 0', async () => {
+    const dm = new DropmonProcess(['counters', '--watch', '-i', '0.2']);
+    await dm.ready(30_000, 'watching counters');
+    const done = await dm.stop('SIGINT');
+    assert.equal(done.code, 0, done.stderr);
+  });
+
   test('--watch prints what moved with rates, and stops at --duration', async () => {
     const ns = new TestNetns('ctw');
     try {
