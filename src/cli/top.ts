@@ -15,7 +15,7 @@ import { resolveClientToken } from '../sources/remote/auth.js';
 import { RemoteClient, parseRemoteUrl } from '../sources/remote/client.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags, type WatchFlags } from './watch-flags.js';
-import { setUpWatch } from './watch-source.js';
+import { pipelineLimits, setUpWatch } from './watch-source.js';
 import { loadKnowledge } from '../core/knowledge.js';
 
 export const TOP_HELP = `Usage: dropmon top [options]
@@ -119,12 +119,7 @@ async function runLocal(flags: WatchFlags, view: ViewOptions): Promise<number> {
     outputs: [new TopOutput((r) => app.interval(r), setup.symbols, view.kb)],
     // Flat: top marks benign drops itself, and the key b hides them.
     annotate: setup.annotate('flat'),
-    intervalMs: flags.intervalMs,
-    maxPoints: flags.maxPoints,
-    filter: setup.filter,
-    outputsReady: setup.kallsyms,
-    ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
-    ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
+    ...pipelineLimits(flags, setup),
     onStarted: () => app.setStatus(''),
   }));
   app.setStatus(`starting ${setup.sourceName}…`);

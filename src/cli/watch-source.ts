@@ -40,6 +40,18 @@ export interface WatchSetup {
   annotate(noise: NoisePolicy): (r: IntervalReport) => IntervalReport;
 }
 
+/** The pipeline options watch and top take from the same flags and set-up: timing, bounds, filter, stop conditions. */
+export function pipelineLimits(flags: WatchFlags, setup: WatchSetup) {
+  return {
+    intervalMs: flags.intervalMs,
+    maxPoints: flags.maxPoints,
+    filter: setup.filter,
+    outputsReady: setup.kallsyms,
+    ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
+    ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
+  };
+}
+
 /**
  * Choose, check and build the source (its close() registered as a cleanup).
  * Returns 'listed' when --list-reasons printed the table instead.

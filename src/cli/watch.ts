@@ -14,7 +14,7 @@ import { CorrelationJsonOutput, CorrelationTextOutput } from '../outputs/correla
 import { JsonOutput } from '../outputs/json.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags } from './watch-flags.js';
-import { setUpWatch } from './watch-source.js';
+import { pipelineLimits, setUpWatch } from './watch-source.js';
 
 export const WATCH_HELP = `Usage: dropmon watch [options]
 
@@ -91,12 +91,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
     outputs: own ? own.outputs : outputs,
     annotate,
     packetOutputs: own ? [...own.packetOutputs, ...(pcap ? [pcap] : [])] : packetOutputs,
-    intervalMs: flags.intervalMs,
-    maxPoints: flags.maxPoints,
-    filter: setup.filter,
-    outputsReady: setup.kallsyms,
-    ...(flags.durationMs !== undefined ? { durationMs: flags.durationMs } : {}),
-    ...(flags.count !== undefined ? { countLimit: flags.count } : {}),
+    ...pipelineLimits(flags, setup),
     onStarted: () => {
       if (source instanceof NetdmDropSource) pcap?.family(source.familyMessage);
       process.stderr.write(`dropmon: watching ${source.describe()}; Ctrl-C to stop\n`);
