@@ -7,11 +7,12 @@
  *
  * Traffic goes to a network namespace created and deleted here.
  */
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { TracefsInstance } from '../src/sources/tracefs/instance.js';
+import { drainRawPages as drain } from './raw-pages.js';
 import { findTracefs } from '../src/sources/tracefs/tracefs.js';
 import { KFREE_SKB, parseCpuStats } from '../src/sources/tracefs/source.js';
 import { dropgenBinary } from '../test/helpers/dropgen.js';
@@ -35,33 +36,6 @@ const inNs = (...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...
 execFileSync('ip', ['netns', 'add', ns]);
 const gen = dropgenBinary();
 
-function drain(inst: TracefsInstance, file: string): number {
-  const fd = openSync(file, 'w');
-  let pages = 0;
-  const buf = Buffer.alloc(4096);
-  for (const cpu of inst.cpus()) {
-    const rfd = openSync(inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`), constants.O_RDONLY | constants.O_NONBLOCK);
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(rfd, buf, 0, 4096, null);
-      } catch {
-        break;
-      }
-      if (n <= 0) break;
-      buf.fill(0, n); // a short read is padded to a whole page in the file
-      require4k(n);
-      writeFileSync(fd, buf);
-      pages++;
-    }
-    closeSync(rfd);
-  }
-  closeSync(fd);
-  return pages;
-}
-function require4k(n: number) {
-  if (n > 4096) throw new Error('page larger than 4 KiB');
-}
 
 const expected: Record<string, number> = {};
 try {

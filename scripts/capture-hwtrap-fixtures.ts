@@ -9,13 +9,14 @@
  * The device is created and deleted here; its ports are up only while the
  * event is enabled, so every report devlink counts is in the pages.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { TracefsInstance } from '../src/sources/tracefs/instance.js';
 import { findTracefs } from '../src/sources/tracefs/tracefs.js';
 import { TRAP_REPORT } from '../src/sources/tracefs/traps.js';
+import { drainRawPages } from './raw-pages.js';
 
 const out = process.argv[2];
 if (!out) {
@@ -59,26 +60,7 @@ try {
   inst.write(`events/${TRAP_REPORT}/enable`, '0');
   const after = packets();
   const expected = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-  const fd = openSync(join(out, 'pages.bin'), 'w');
-  const buf = Buffer.alloc(4096);
-  let pages = 0;
-  for (const cpu of inst.cpus()) {
-    const rfd = openSync(inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`), constants.O_RDONLY | constants.O_NONBLOCK);
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(rfd, buf, 0, 4096, null);
-      } catch {
-        break;
-      }
-      if (n <= 0) break;
-      buf.fill(0, n);
-      writeFileSync(fd, buf);
-      pages++;
-    }
-    closeSync(rfd);
-  }
-  closeSync(fd);
+  const pages = drainRawPages(inst, join(out, 'pages.bin'));
   writeFileSync(join(out, 'pages.json'), JSON.stringify({ kernel: release(), device: DEV, ports, pages, reports: expected }, null, 2) + '\n');
 } finally {
   inst.remove();
