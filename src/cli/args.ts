@@ -1,12 +1,13 @@
 /** Small helpers to validate command-line values with messages that say what was expected. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import * as units from '../core/units.js';
 
+/** A duration in seconds: a bare number of seconds, or with a unit (500ms, 5m, 2h; units.ts). */
 export function parseSeconds(flag: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`${flag} takes seconds from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  const n = units.parseDuration(v, 's');
+  if (n === undefined || n < min || n > max) throw new UsageError(`${flag} takes seconds from ${min} to ${max}, not ${JSON.stringify(v)}`);
   return n;
 }
 

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
+import * as units from '../core/units.js';
 import { Recorder } from '../recording/recorder.js';
 import { parseCount } from './args.js';
 import { onCleanup } from './lifecycle.js';
@@ -45,22 +46,17 @@ export interface RecordFlags {
   watchArgv: string[];
 }
 
-const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const UNITS_BYTES: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** "3600" (seconds), "90m", "12h", "7d" → ms. */
+/** --max-age: a duration (units.ts; a bare number is seconds) → ms. */
 export function parseAge(flag: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/i.exec(v.trim());
-  const ms = m ? Number(m[1]) * UNITS_MS[(m[2] || 's').toLowerCase()] : NaN;
-  if (!(ms >= 1000)) throw new UsageError(`${flag} takes an age of at least 1 s like 3600, 90m, 12h or 7d, not ${JSON.stringify(v)}`);
+  const ms = units.parseDuration(v);
+  if (!(ms !== undefined && ms >= 1000)) throw new UsageError(`${flag} takes an age of at least 1 s like 3600, 90m, 12h or 7d, not ${JSON.stringify(v)}`);
   return ms;
 }
 
-/** "500M", "2G", "65536" → bytes. */
+/** --max-size: a size (units.ts; a bare number is bytes) → bytes. */
 export function parseSize(flag: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(v.trim());
-  const bytes = m ? Math.floor(Number(m[1]) * (m[2] ? UNITS_BYTES[m[2].toLowerCase()] : 1)) : NaN;
-  if (!(bytes >= 64 * 1024)) throw new UsageError(`${flag} takes a size of at least 64K like 500M or 2G, not ${JSON.stringify(v)}`);
+  const bytes = units.parseSize(v);
+  if (!(bytes !== undefined && bytes >= 64 * 1024)) throw new UsageError(`${flag} takes a size of at least 64K like 500M or 2G, not ${JSON.stringify(v)}`);
   return bytes;
 }
 

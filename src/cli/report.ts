@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { DropmonError, UsageError } from '../core/errors.js';
+import * as units from '../core/units.js';
 import { openRecording, type TimeRange } from '../recording/recording.js';
 import { buildReport, type CounterClassifier, type DiagnoseFn } from '../recording/report.js';
 import { formatReportText } from '../recording/report-text.js';
@@ -35,24 +36,18 @@ diagnosis.
                           drop counters, then the related errors)
 `;
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parse a --from/--to value; `start`/`end` are the recording's bounds for relative times. */
+/**
+ * Parse a --from/--to value (units.ts's time grammar); `start`/`end` are the
+ * recording's bounds, for offsets. Digits alone are refused: seconds or
+ * milliseconds, a recording from 1970 would be a silent surprise.
+ */
 export function parseTime(flag: string, v: string, start: number | null, end: number | null): number {
-  const t = v.trim();
-  const rel = /^([+-])(\d+(?:\.\d+)?)([smhd]?)$/.exec(t);
-  if (rel) {
-    const base = rel[1] === '+' ? start : end;
+  const t = units.parseTimeSpec(v);
+  if (t?.kind === 'absolute') return t.ms;
+  if (t?.kind === 'offset') {
+    const base = t.sign === '+' ? start : end;
     if (base === null) throw new DropmonError(`${flag} ${v}: the recording has no intervals to be relative to`);
-    const ms = Number(rel[2]) * UNIT_MS[rel[3] || 's'];
-    return rel[1] === '+' ? base + ms : base - ms;
-  }
-  const unix = /^@(\d+(?:\.\d+)?)$/.exec(t);
-  if (unix) return Math.round(Number(unix[1]) * 1000);
-  // An ISO date or date-time only; Date.parse also takes looser forms that mislead.
-  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(t)) {
-    const ms = Date.parse(t.replace(' ', 'T'));
-    if (Number.isFinite(ms)) return ms;
+    return t.sign === '+' ? base + t.ms : base - t.ms;
   }
   throw new UsageError(`${flag} takes an ISO 8601 time, @UNIXSECONDS, +OFFSET or -OFFSET (like +10m), not ${JSON.stringify(v)}`, "see 'dropmon report --help'");
 }

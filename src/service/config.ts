@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { DropmonError } from '../core/errors.js';
+import * as units from '../core/units.js';
 
 export type SourceSetting = 'auto' | 'bpf' | 'tracefs' | 'netdm';
 export type ModeSetting = 'summary' | 'packet';
@@ -153,28 +154,18 @@ function strList(at: string, v: unknown, maxItems = 256, maxLen = 256): string[]
   return v.map((x, i) => str(`${at}[${i}]`, typeof x === 'number' ? String(x) : x, maxLen).trim()).filter(Boolean);
 }
 
-const MS_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "500ms", "10s", "5m", "12h", "7d", or a number of seconds. */
+/** A duration (units.ts: "500ms", "10s", "5m", "12h", "7d", a bare number of seconds), or a YAML number of seconds → ms. */
 export function parseDuration(at: string, v: unknown, minMs: number, maxMs: number): number {
-  let ms: number;
-  if (typeof v === 'number' && Number.isFinite(v)) ms = v * 1000;
-  else {
-    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i.exec(v.trim()) : null;
-    if (!m) fail(at, `must be a duration like 10s, 5m, 12h or 7d, not ${JSON.stringify(v)}`);
-    ms = Number(m[1]) * MS_UNITS[(m[2] ?? 's').toLowerCase()];
-  }
+  const ms = typeof v === 'number' && Number.isFinite(v) ? v * 1000 : typeof v === 'string' ? units.parseDuration(v) : undefined;
+  if (ms === undefined) fail(at, `must be a duration like 10s, 5m, 12h or 7d, not ${JSON.stringify(v)}`);
   if (!(ms >= minMs && ms <= maxMs)) fail(at, `must be a duration from ${minMs / 1000} s to ${maxMs / 1000} s`);
   return Math.round(ms);
 }
 
-const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** "500M", "2G", "65536" (bytes). */
+/** A size (units.ts: "500M", "2G", a bare number of bytes), or a YAML number of bytes. */
 export function parseByteSize(at: string, v: unknown): number {
-  const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(v.trim()) : null;
-  if (!m) fail(at, `must be a size like 500M or 2G, not ${JSON.stringify(v)}`);
-  const bytes = Math.floor(Number(m[1]) * BYTE_UNITS[m[2].toLowerCase()]);
+  const bytes = typeof v === 'number' ? Math.floor(v) : typeof v === 'string' ? units.parseSize(v) : undefined;
+  if (bytes === undefined) fail(at, `must be a size like 500M or 2G, not ${JSON.stringify(v)}`);
   if (!(bytes >= 64 * 1024)) fail(at, 'must be at least 64K');
   return bytes;
 }

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { entryJson } from '../core/knowledge.js';
 import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
+import * as units from '../core/units.js';
 import { applyRuntimeChange, ConfigError, hasControlCharacters, publicConfig } from './config.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import type { DropService, StateEvent } from './service.js';
@@ -87,17 +88,16 @@ export function tokenMatches(given: string | undefined, token: string): boolean 
   return timingSafeEqual(digest(given), digest(token));
 }
 
-/** A time parameter: ms since the epoch, ISO 8601, or relative to now ("-15m", "-2h"). */
+/**
+ * A time parameter (units.ts's time grammar): ms since the epoch, ISO 8601,
+ * @UNIXSECONDS, or before now ("-15m", "-2h"). An offset after now asks about
+ * the future, which nothing has recorded: refused.
+ */
 export function parseTimeParam(name: string, v: string | null, now: number): number | undefined {
   if (v === null || v === '') return undefined;
-  const t = v.trim();
-  if (/^\d{1,16}$/.test(t)) return Number(t);
-  const rel = /^-(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(t);
-  if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms']!;
-  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(t)) {
-    const ms = Date.parse(t.replace(' ', 'T'));
-    if (Number.isFinite(ms)) return ms;
-  }
+  const t = units.parseTimeSpec(v);
+  if (t?.kind === 'absolute' || t?.kind === 'epoch-ms') return t.ms;
+  if (t?.kind === 'offset' && t.sign === '-') return now - t.ms;
   throw new HttpError(400, `${name} must be ms since the epoch, an ISO 8601 time or -DURATION like -15m, not ${JSON.stringify(v.slice(0, 60))}`);
 }
 
