@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** dropmon's entry point: dispatch to a command, turn errors into messages and exit codes. */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { DropmonError } from '../core/errors.js';
+import { dropmonVersion } from '../core/version.js';
 import { runCleanups } from './lifecycle.js';
 
 // Commands are imported when they run: each pulls in its own sources and
@@ -37,11 +37,6 @@ Options:
   -V, --version   print the version
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -53,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       return cmd === undefined ? 2 : 0;
     case '-V':
     case '--version':
-      process.stdout.write(`dropmon ${version()}\n`);
+      process.stdout.write(`dropmon ${dropmonVersion()}\n`);
       return 0;
     case 'watch':
       return (await import('./watch.js')).watchCommand(rest);

@@ -16,7 +16,7 @@
  * It is an IntervalOutput and a PacketOutput of the pipeline; a caller with
  * counter deltas (the service) calls `record({ interval, counters })` instead.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import Database from 'better-sqlite3';
@@ -24,6 +24,7 @@ import type { DropPoint, IntervalReport } from '../core/aggregator.js';
 import type { CounterDelta } from '../core/counter.js';
 import { NO_REASON, hexAddress, type DropSample } from '../core/drop.js';
 import { DropmonError } from '../core/errors.js';
+import { dropmonVersion } from '../core/version.js';
 import { decodeHeaders } from '../core/packet.js';
 import type { IntervalOutput, PacketOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
@@ -100,14 +101,6 @@ interface PacketRow {
   l4: string | null;
   sport: number | null;
   dport: number | null;
-}
-
-function dropmonVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 function errCode(err: unknown): string {

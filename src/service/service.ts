@@ -38,7 +38,7 @@ import { intervalJson, type IntervalJson } from './interval-json.js';
 import { cachedKnowledgeView } from './knowledge-view.js';
 import { ServiceMetrics } from './metrics.js';
 import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
-import { dropmonVersion } from './version.js';
+import { dropmonVersion } from '../core/version.js';
 
 export type ServiceState = 'running' | 'stopped';
 
