@@ -18,7 +18,7 @@ import { PcapWriter } from '../outputs/pcap.js';
 import { NetdmClient } from '../sources/netdm/client.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
 import type { Origins } from '../sources/netdm/protocol.js';
-import { parseCommandArgs } from './args.js';
+import { expandLongPrefixes, parseAtol, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 
 export const DWDUMP_HELP = `Usage: dwdump [-w FILE] [-o sw|hw] [-t LENGTH] [-l LIMIT] [-b SIZE] [-p]
@@ -72,41 +72,11 @@ export interface DwdumpOptions {
 }
 
 const LONG = ['write', 'trunc', 'query', 'limit', 'passive', 'stats', 'bufsize', 'origin', 'exit', 'help'] as const;
-
-/** getopt_long accepts any unambiguous prefix of a long option (--wri, --orig=sw). */
-function expandPrefixes(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      out.push(...argv.slice(i));
-      break;
-    }
-    const m = /^--([^=]+)(=.*)?$/.exec(a);
-    if (m && !(LONG as readonly string[]).includes(m[1])) {
-      const hits = LONG.filter((l) => l.startsWith(m[1]));
-      if (hits.length > 1) throw new UsageError(`option --${m[1]} is ambiguous (${hits.map((h) => `--${h}`).join(', ')})`, "see 'dwdump --help'");
-      if (hits.length === 1) {
-        out.push(`--${hits[0]}${m[2] ?? ''}`);
-        continue;
-      }
-    }
-    out.push(a);
-  }
-  return out;
-}
-
-/** A whole number as dwdump reads it with atol(), but refusing what is not one. */
-function number(flag: string, v: string, max: number): number {
-  if (!/^\s*\d+\s*$/.test(v)) throw new UsageError(`${flag} takes a whole number, not ${JSON.stringify(v)}`, "see 'dwdump --help'");
-  const n = Number(v);
-  if (n > max) throw new UsageError(`${flag} takes a number up to ${max}, not ${v.trim()}`, "see 'dwdump --help'");
-  return n;
-}
+const HINT = "see 'dwdump --help'";
 
 /** dwdump's flags and defaults; 'help' for -h. */
 export function parseDwdumpArgs(argv: readonly string[]): DwdumpOptions | 'help' {
-  const parsed = parseCommandArgs('dwdump', expandPrefixes(argv), {
+  const parsed = parseCommandArgs('dwdump', expandLongPrefixes(argv, LONG, HINT), {
     write: { type: 'string', short: 'w' },
     trunc: { type: 'string', short: 't' },
     query: { type: 'boolean', short: 'q' },
@@ -120,20 +90,20 @@ export function parseDwdumpArgs(argv: readonly string[]): DwdumpOptions | 'help'
   }, true);
   const v = parsed.values;
   if (v.help) return 'help';
-  if (parsed.positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`, "see 'dwdump --help'");
+  if (parsed.positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`, HINT);
   let origins: Origins = { sw: true, hw: true };
   if (v.origin !== undefined) {
     if (v.origin === 'sw') origins = { sw: true, hw: false };
     else if (v.origin === 'hw') origins = { sw: false, hw: true };
-    else throw new UsageError(`invalid origin ${JSON.stringify(v.origin)}: use sw or hw`, "see 'dwdump --help'");
+    else throw new UsageError(`invalid origin ${JSON.stringify(v.origin)}: use sw or hw`, HINT);
   }
   // dwdump: 0 and anything past 16 bits mean "no truncation", which NET_DM caps at 0xffff.
   let truncLen = 0xffff;
   if (v.trunc !== undefined) {
-    const t = number('-t', v.trunc, 0xffffffff);
+    const t = parseAtol('-t', v.trunc, 0xffffffff, HINT);
     truncLen = t === 0 || t > 0xffff ? 0xffff : t;
   }
-  if (v.write === '') throw new UsageError('-w takes a file name (or - for standard output)', "see 'dwdump --help'");
+  if (v.write === '') throw new UsageError('-w takes a file name (or - for standard output)', HINT);
   // dwdump answers -q before -s before -e, whatever their order.
   const action: Action = v.query ? 'query' : v.stats ? 'stats' : v.exit ? 'exit' : 'capture';
   return {
@@ -141,14 +111,14 @@ export function parseDwdumpArgs(argv: readonly string[]): DwdumpOptions | 'help'
     file: v.write ?? '-',
     origins,
     truncLen,
-    queueLen: v.limit !== undefined ? number('-l', v.limit, 0xffffffff) : 1000,
-    rcvbuf: v.bufsize !== undefined ? positive('-b', number('-b', v.bufsize, 0x7fffffff)) : undefined,
+    queueLen: v.limit !== undefined ? parseAtol('-l', v.limit, 0xffffffff, HINT) : 1000,
+    rcvbuf: v.bufsize !== undefined ? positive('-b', parseAtol('-b', v.bufsize, 0x7fffffff, HINT)) : undefined,
     passive: v.passive ?? false,
   };
 }
 
 function positive(flag: string, n: number): number {
-  if (n === 0) throw new UsageError(`${flag} takes a size in bytes greater than 0`, "see 'dwdump --help'");
+  if (n === 0) throw new UsageError(`${flag} takes a size in bytes greater than 0`, HINT);
   return n;
 }
 

@@ -10,7 +10,7 @@ import { parseProtocol } from '../core/drop.js';
 import type { PcapFormat } from '../outputs/pcap.js';
 import type { AlertMode, Origins } from '../sources/netdm/protocol.js';
 import type { SourceName } from '../sources/select.js';
-import { listValues, parseCount, parseSeconds, parseCommandArgs } from './args.js';
+import { listValues, parseChoice, parseCount, parseSeconds, parseCommandArgs } from './args.js';
 
 export const COUNTERS_HELP = `Counters (beside the drops, every interval; see 'dropmon counters'):
       --no-counters       do not read the kernel's drop counters
@@ -133,12 +133,6 @@ export interface WatchFlags {
   netdmOnly: boolean;
 }
 
-function parsePcapFormat(v: string | undefined): PcapFormat {
-  if (v === undefined || v === 'pcapng') return 'pcapng';
-  if (v === 'netlink') return 'netlink';
-  throw new UsageError(`unknown --pcap-format ${JSON.stringify(v)}; use pcapng or netlink`);
-}
-
 type ExtraOptions = NonNullable<ParseArgsConfig['options']>;
 export type ExtraValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -159,10 +153,8 @@ export function parseWatchFlags(
   for (const k of Object.keys(extra)) if (!(k in WATCH_OPTIONS)) extraValues[k] = all[k];
   const v = parsed.values;
   if (v.help) return { flags: 'help', extra: extraValues, given };
-  if (v.source !== undefined && v.source !== 'tracefs' && v.source !== 'netdm' && v.source !== 'bpf' && v.source !== 'auto')
-    throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf, tracefs or netdm`);
-  if (v.mode !== undefined && v.mode !== 'summary' && v.mode !== 'packet')
-    throw new UsageError(`unknown --mode ${JSON.stringify(v.mode)}; use summary or packet`);
+  const source = parseChoice('--source', v.source, ['auto', 'bpf', 'tracefs', 'netdm'] satisfies WatchFlags['source'][]);
+  const mode = parseChoice('--mode', v.mode, ['summary', 'packet'] satisfies AlertMode[]);
   const protocols = listValues(v.protocol).map((p) => {
     const n = parseProtocol(p);
     if (n === undefined) throw new UsageError(`unknown --protocol ${JSON.stringify(p)}; use ipv4, ipv6, arp or an EtherType like 0x88b5`);
@@ -183,15 +175,15 @@ export function parseWatchFlags(
     locations: listValues(v.location),
     ...(v['buffer-kb'] !== undefined ? { bufferKb: parseCount('--buffer-kb', v['buffer-kb'], 64, 4 * 1024 * 1024) } : {}),
     listReasons: v['list-reasons'] ?? false,
-    source: (v.source ?? 'auto') as WatchFlags['source'],
-    ...(v.mode !== undefined ? { mode: v.mode as AlertMode } : {}),
+    source: source ?? 'auto',
+    ...(mode !== undefined ? { mode } : {}),
     origins: { sw: v.sw ?? !v.hw, hw: v.hw ?? false },
     ...(v.trunc !== undefined ? { trunc: parseCount('--trunc', v.trunc, 0, 65535) } : {}),
     ...(v.queue !== undefined ? { queue: parseCount('--queue', v.queue, 1, 1_000_000) } : {}),
     force: v.force ?? false,
     passive: v.passive ?? false,
     ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
-    pcapFormat: parsePcapFormat(v['pcap-format']),
+    pcapFormat: parseChoice('--pcap-format', v['pcap-format'], ['pcapng', 'netlink'] satisfies PcapFormat[]) ?? 'pcapng',
     ...(v.netns !== undefined ? { netns: v.netns } : {}),
     ...(v.interface !== undefined ? { interface: v.interface } : {}),
     counters: !v['no-counters'],
