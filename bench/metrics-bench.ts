@@ -9,7 +9,7 @@
  */
 import { createServer, request } from 'node:http';
 import { parseArgs } from 'node:util';
-import type { IntervalReport, DropPoint } from '../src/core/aggregator.js';
+import type { IntervalReport, DropPoint } from '../src/core/interval.js';
 import type { CounterReading } from '../src/core/counter.js';
 import { loadKnowledge } from '../src/core/knowledge.js';
 import { ServiceMetrics } from '../src/service/metrics.js';

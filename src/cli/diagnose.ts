@@ -4,7 +4,7 @@
  * points, counters that moved), what to check and what to change.
  */
 import { UsageError } from '../core/errors.js';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { correlate } from '../core/correlate.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
 import { loadKnowledge } from '../core/knowledge.js';

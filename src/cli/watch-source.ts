@@ -10,7 +10,7 @@ import { DropmonError, UsageError } from '../core/errors.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
 import type { DropSource } from '../core/drop.js';
 import { annotateWithCounters, type NoisePolicy } from '../core/annotate.js';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
 import { type KallsymsTable, Symbolizer, resolveLocations } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';

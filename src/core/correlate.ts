@@ -7,8 +7,8 @@
  * overruns never become an skb, and some kernel paths free what they refuse
  * with consume_skb(), which no drop tracepoint sees.
  */
-import type { DropPoint } from './aggregator.js';
 import type { CounterDelta } from './counter.js';
+import type { BlindSpot, CorrelatedGroup, Correlation, DropPoint } from './interval.js';
 
 /** What correlation and diagnosis need from the knowledge base (src/core/knowledge.ts). */
 export interface KnowledgeView {
@@ -39,27 +39,6 @@ export interface CounterKnowledge extends EntryKnowledge {
   /** These drops never pass kfree_skb: no tracer sees them. */
   readonly blindSpot?: boolean;
   readonly gauge?: boolean;
-}
-
-/** Counters and drop points that count the same packets. */
-export interface CorrelatedGroup {
-  /** The drop reasons that tie them together. */
-  readonly reasons: readonly string[];
-  readonly counters: readonly CounterDelta[];
-  readonly points: readonly DropPoint[];
-  /** Drops at those points. */
-  readonly drops: number;
-}
-
-export interface BlindSpot {
-  readonly counter: CounterDelta;
-  /** Why no drop event matched, in plain words. */
-  readonly why: string;
-}
-
-export interface Correlation {
-  readonly groups: readonly CorrelatedGroup[];
-  readonly blindSpots: readonly BlindSpot[];
 }
 
 /** Counters worth correlating: totals that count drops (or errors with known drop reasons). */

@@ -10,7 +10,7 @@
  * with data queued, packets for another host on a promiscuous port) sink to
  * the bottom and are marked, so the real problem comes first.
  */
-import type { DropPoint } from './aggregator.js';
+import type { DropPoint } from './interval.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
 import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './correlate.js';
 import { unknownReasonEntry } from './knowledge.js';

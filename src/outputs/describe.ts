@@ -3,7 +3,7 @@
  * protocol are shown. Text and JSON outputs both use it so they agree.
  */
 import { NO_REASON, hexAddress, protocolName } from '../core/drop.js';
-import type { DropPoint } from '../core/aggregator.js';
+import type { DropPoint } from '../core/interval.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
 import { attribution } from '../kernel/namespaces.js';
 

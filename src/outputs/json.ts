@@ -3,7 +3,7 @@
  * per interval ("type":"interval") with totals and losses. Field names are
  * documented in README.md; keep them stable.
  */
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { describePoint, describeStack, trapInputName } from './describe.js';

@@ -4,7 +4,7 @@
  * Everything up to "[software]" is what dropwatch has printed for 15 years
  * (operators' scripts parse it); the reason and protocol follow.
  */
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { attributionText, describePoint, describeStack, trapText } from './describe.js';

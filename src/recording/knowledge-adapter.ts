@@ -5,7 +5,7 @@
  * points and counter totals. Kept apart from report.ts, whose hook stays
  * usable with any engine.
  */
-import type { DropPoint } from '../core/aggregator.js';
+import type { DropPoint } from '../core/interval.js';
 import type { KnowledgeView } from '../core/correlate.js';
 import { counterMeaning } from '../core/counter-meaning.js';
 import type { CounterDelta, CounterLayer } from '../core/counter.js';

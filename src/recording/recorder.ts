@@ -20,7 +20,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import Database from 'better-sqlite3';
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../core/interval.js';
 import type { CounterDelta } from '../core/counter.js';
 import { NO_REASON, hexAddress, type DropSample } from '../core/drop.js';
 import { DropmonError } from '../core/errors.js';

@@ -16,7 +16,7 @@
  * a time, retried with exponential backoff.
  */
 import { hostname } from 'node:os';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { KnowledgeView } from '../core/correlate.js';
 import type { AlertRule, WebhookConfig } from './config.js';
 

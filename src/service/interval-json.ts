@@ -6,8 +6,8 @@
  * points. Built once per interval and shared by every client, so its cost
  * does not grow with the number of dashboards open.
  */
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
-import type { Correlation, KnowledgeView } from '../core/correlate.js';
+import type { Correlation, DropPoint, IntervalReport } from '../core/interval.js';
+import type { KnowledgeView } from '../core/correlate.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { describePoint } from '../outputs/describe.js';

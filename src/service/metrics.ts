@@ -22,7 +22,7 @@
  * runtime and container id), so they add no series beyond the namespaces'.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { CounterReading } from '../core/counter.js';
 import { protocolName } from '../core/drop.js';
 import type { KnowledgeBase } from '../core/knowledge.js';

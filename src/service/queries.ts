@@ -9,7 +9,7 @@
  * handle across a reload that changes the file.
  */
 import { existsSync } from 'node:fs';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { Diagnoser } from '../core/diagnosis.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { correlate, type KnowledgeView } from '../core/correlate.js';
 import type { CounterDelta } from '../core/counter.js';
 import type { DropSource } from '../core/drop.js';

@@ -9,7 +9,7 @@ import { correlate } from '../../src/core/correlate.js';
 import { Diagnoser } from '../../src/core/diagnosis.js';
 import { loadKnowledge } from '../../src/core/knowledge.js';
 import { counterMeaning } from '../../src/core/counter-meaning.js';
-import type { DropPoint } from '../../src/core/aggregator.js';
+import type { DropPoint } from '../../src/core/interval.js';
 
 const kb = loadKnowledge();
 

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
 import { loadKnowledge } from '../../src/core/knowledge.js';
 import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
 import { SseHub } from '../../src/service/sse.js';

@@ -4,7 +4,7 @@
  * the knowledge base, and the drop-related counters that moved with their
  * correlation (the same selection as the service's event stream).
  */
-import type { IntervalReport } from '../../core/aggregator.js';
+import type { IntervalReport } from '../../core/interval.js';
 import type { KnowledgeView } from '../../core/correlate.js';
 import type { LiveCounter, LiveInterval, LivePoint } from '../../core/live.js';
 import type { IntervalOutput } from '../../core/pipeline.js';

@@ -12,7 +12,7 @@ import { chooseSource } from '../../../src/sources/select.js';
 import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
 import { formatIntervalText } from '../../../src/outputs/text.js';
 import { formatIntervalJson } from '../../../src/outputs/json.js';
-import type { IntervalReport } from '../../../src/core/aggregator.js';
+import type { IntervalReport } from '../../../src/core/interval.js';
 import { UsageError } from '../../../src/core/errors.js';
 import { kernelTest } from '../../helpers/env.js';
 import { TestNetns } from '../../helpers/netns.js';

@@ -13,7 +13,7 @@ import { DropTally } from '../../../src/core/tally.js';
 import { ParseError } from '../../../src/core/errors.js';
 import { fixture, fixtureText, words } from '../../helpers/fixtures.js';
 import { PageBuilder } from '../../helpers/pages.js';
-import type { IntervalReport } from '../../../src/core/aggregator.js';
+import type { IntervalReport } from '../../../src/core/interval.js';
 import { formatIntervalText } from '../../../src/outputs/text.js';
 import { formatIntervalJson } from '../../../src/outputs/json.js';
 
