@@ -25,7 +25,7 @@ const protocols = [0x0800, 0x86dd, 0x0806, 0x88b5];
 const dropSeries = Math.floor(SERIES / 2);
 const counterSeries = SERIES - dropSeries;
 const locations = Math.ceil(dropSeries / (reasons.length * protocols.length));
-const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, undefined);
+const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, undefined, undefined);
 
 const points: DropPoint[] = [];
 let n = 0;

@@ -386,7 +386,8 @@ export class Recorder implements IntervalOutput, PacketOutput {
   }
 
   private pointRow(p: DropPoint | DropSample, kernelSymbol?: string): PointRow {
-    const d = describePoint(p as DropPoint, this.opts.symbols);
+    // The row keeps the namespace inode and interface index, not their names on this host.
+    const d = describePoint(p as DropPoint, this.opts.symbols, undefined);
     // Without kallsyms, NET_DM's own %pS text beats a bare address.
     const symbol = this.opts.symbols?.lookup(p.location) === undefined && kernelSymbol ? kernelSymbol : d.symbol;
     const stack = p.stack ? JSON.stringify(describeStack(p.stack, this.opts.symbols)) : null;

@@ -99,7 +99,7 @@ export function topPoints(ctx: RangeContext, range: Required<TimeRange>, top: nu
     if (!inRange(r, range)) continue;
     drops += r.drops;
     for (const p of r.points) {
-      const d = describePoint(p, ctx.symbols);
+      const d = describePoint(p, ctx.symbols, undefined); // the totals keep numbers, not namespace names
       const key = `${d.address}|${d.reason}|${d.protocol}|${p.origin}|${p.trap?.name ?? ''}|${p.ifindex ?? ''}`;
       const a = acc.get(key);
       if (a) {

@@ -36,7 +36,7 @@ function at(i: number, count: number, reasonName = 'NO_SOCKET'): DropPoint {
 }
 
 test('metrics: top-N locations keep their label, the rest is "other"; promtool accepts the output', async () => {
-  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined);
+  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined, undefined);
   m.interval(report([at(0, 100), at(1, 50), at(2, 10), at(3, 5), at(4, 1)], [['ring-buffer overrun cpu0', 3], ['ring-buffer overrun cpu1', 4]]));
   m.interval(report([at(4, 7), at(0, 1)]));
   m.setCounters([
