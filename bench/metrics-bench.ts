@@ -11,7 +11,7 @@ import { createServer, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { IntervalReport, DropPoint } from '../src/core/interval.js';
 import type { CounterReading } from '../src/core/counter.js';
-import { loadKnowledge } from '../src/core/knowledge.js';
+import { loadKnowledge } from '../src/knowledge/load.js';
 import { ServiceMetrics } from '../src/service/metrics.js';
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '20' }, series: { type: 'string', default: '1000' } } });

@@ -17,7 +17,7 @@ import { RemoteClient, parseRemoteUrl } from '../sources/remote/client.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags, type WatchFlags } from './watch-flags.js';
 import { pipelineLimits, setUpWatch } from './watch-source.js';
-import { loadKnowledge } from '../core/knowledge.js';
+import { loadKnowledge } from '../knowledge/load.js';
 
 export const TOP_HELP = `Usage: dropmon top [options]
        dropmon top --remote URL [--token-file FILE]

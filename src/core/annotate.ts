@@ -4,7 +4,8 @@
  * and the noise policy that sets usually-benign drops apart.
  */
 import type { DropPoint, IntervalReport } from './interval.js';
-import { correlate, type KnowledgeView } from './correlate.js';
+import { correlate } from './correlate.js';
+import type { KnowledgeView } from './knowledge-view.js';
 import type { CounterDelta } from './counter.js';
 
 /**

@@ -9,37 +9,7 @@
  */
 import type { CounterDelta } from './counter.js';
 import type { BlindSpot, CorrelatedGroup, Correlation, DropPoint } from './interval.js';
-
-/** What correlation and diagnosis need from the knowledge base (src/core/knowledge.ts). */
-export interface KnowledgeView {
-  counter(name: string): CounterKnowledge | undefined;
-  reason(name: string): EntryKnowledge | undefined;
-  symbol(name: string): EntryKnowledge | undefined;
-  trap(name: string): EntryKnowledge | undefined;
-  reasonsForCounter(counter: string): string[];
-  countersForReason(reason: string): string[];
-  benign(reasonName: string, symbol?: string): 'no' | 'usually' | 'sometimes';
-}
-
-export interface EntryKnowledge {
-  readonly name: string;
-  readonly summary: string;
-  readonly check?: readonly string[];
-  readonly fix?: readonly string[];
-  readonly benignWhen?: string;
-  readonly benign?: 'no' | 'usually' | 'sometimes';
-  readonly layer?: string;
-  /** false for the generic entry of a reason the knowledge base does not have. */
-  readonly known?: boolean;
-}
-
-export interface CounterKnowledge extends EntryKnowledge {
-  /** An increment means a packet was dropped (not just an error or pressure). */
-  readonly drop?: boolean;
-  /** These drops never pass kfree_skb: no tracer sees them. */
-  readonly blindSpot?: boolean;
-  readonly gauge?: boolean;
-}
+import type { CounterKnowledge, KnowledgeView } from './knowledge-view.js';
 
 /** Counters worth correlating: totals that count drops (or errors with known drop reasons). */
 function relevant(d: CounterDelta, kb: KnowledgeView): boolean {

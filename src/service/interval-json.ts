@@ -7,8 +7,8 @@
  * does not grow with the number of dashboards open.
  */
 import type { Correlation, DropPoint, IntervalReport } from '../core/interval.js';
-import type { KnowledgeView } from '../core/correlate.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import type { Attribution } from '../core/attribution.js';
 import { describePoint } from '../outputs/describe.js';
@@ -107,7 +107,7 @@ function correlationJson(c: Correlation): IntervalJson['correlation'] {
   };
 }
 
-/** `view` answers the per-counter questions (a cached view of `kb`, see knowledge-view.ts). */
+/** `view` answers the per-counter questions (a cached view of `kb`, see knowledge/views.ts). */
 export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined, attribution: Attribution | undefined, kb: KnowledgeBase, view: KnowledgeView = kb): IntervalJson {
   const seconds = (r.end - r.start) / 1000;
   const counters = r.counters

@@ -25,7 +25,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IntervalReport } from '../core/interval.js';
 import type { CounterReading } from '../core/counter.js';
 import { protocolName } from '../core/drop.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import type { Attribution } from '../core/attribution.js';
 import { counterMeaning } from '../core/counter-meaning.js';

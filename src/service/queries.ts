@@ -11,11 +11,11 @@
 import { existsSync } from 'node:fs';
 import type { IntervalReport } from '../core/interval.js';
 import { Diagnoser } from '../core/diagnosis.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
 import { findingsJson } from '../outputs/diagnosis.js';
 import { describePoint } from '../outputs/describe.js';
-import { diagnoseRecorded } from '../recording/knowledge-adapter.js';
+import { diagnoseRecorded } from '../recording/diagnosis.js';
 import { OVERFLOW_REASON, openRecording, type PointTotal, type Recording, type TimeRange } from '../recording/recording.js';
 
 export interface RangeContext {

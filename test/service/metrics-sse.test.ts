@@ -13,7 +13,7 @@ import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
 import { SseHub } from '../../src/service/sse.js';
 import { PROJECT_ROOT } from '../helpers/dropgen.js';

@@ -5,7 +5,7 @@
  * correlation (the same selection as the service's event stream).
  */
 import type { IntervalReport } from '../../core/interval.js';
-import type { KnowledgeView } from '../../core/correlate.js';
+import type { KnowledgeView } from '../../core/knowledge-view.js';
 import type { LiveCounter, LiveInterval, LivePoint } from '../../core/live.js';
 import type { IntervalOutput } from '../../core/pipeline.js';
 import type { Symbolizer } from '../../kernel/kallsyms.js';
