@@ -9,9 +9,9 @@
  */
 import { createServer, request } from 'node:http';
 import { parseArgs } from 'node:util';
-import type { IntervalReport, DropPoint } from '../src/core/aggregator.js';
+import type { IntervalReport, DropPoint } from '../src/core/interval.js';
 import type { CounterReading } from '../src/core/counter.js';
-import { loadKnowledge } from '../src/core/knowledge.js';
+import { loadKnowledge } from '../src/knowledge/load.js';
 import { ServiceMetrics } from '../src/service/metrics.js';
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '20' }, series: { type: 'string', default: '1000' } } });
@@ -25,7 +25,7 @@ const protocols = [0x0800, 0x86dd, 0x0806, 0x88b5];
 const dropSeries = Math.floor(SERIES / 2);
 const counterSeries = SERIES - dropSeries;
 const locations = Math.ceil(dropSeries / (reasons.length * protocols.length));
-const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, undefined);
+const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, undefined, undefined);
 
 const points: DropPoint[] = [];
 let n = 0;

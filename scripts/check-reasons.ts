@@ -16,7 +16,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
-import { loadKnowledge } from '../src/core/knowledge.js';
+import { loadKnowledge } from '../src/knowledge/load.js';
 import { parseEventFormat } from '../src/sources/tracefs/format.js';
 import { vmlinuxBtf } from '../src/sources/bpf/availability.js';
 

@@ -1,11 +1,13 @@
 /**
  * Build step (`npm run build`, after tsc): validate kb/*.yaml and store the
- * entries as JSON where the knowledge base loader looks first, so that an
- * installed dropmon never parses YAML nor writes into its own installation.
- * A knowledge-base error fails the build with the loader's message.
+ * entries as JSON where the run-time loader reads them (src/knowledge/load.ts),
+ * so that an installed dropmon never parses YAML nor writes into its own
+ * installation. A knowledge-base error fails the build, naming the file, the
+ * entry and the field.
  */
 import { writeFileSync } from 'node:fs';
-import { compileKnowledge, compiledKnowledgePath } from '../src/core/knowledge.js';
+import { compileKnowledge } from '../src/knowledge/compile.js';
+import { compiledKnowledgePath } from '../src/knowledge/load.js';
 
 try {
   const compiled = compileKnowledge();

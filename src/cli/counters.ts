@@ -3,7 +3,7 @@
  * grouped by layer, each with what it means; --watch shows what moves.
  */
 import { UsageError } from '../core/errors.js';
-import { loadKnowledge } from '../core/knowledge.js';
+import { loadKnowledge } from '../knowledge/load.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler, takeSnapshot, type SnapshotOptions } from '../sources/counters/snapshot.js';

@@ -4,10 +4,10 @@
  * points, counters that moved), what to check and what to change.
  */
 import { UsageError } from '../core/errors.js';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { correlate } from '../core/correlate.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
-import { loadKnowledge } from '../core/knowledge.js';
+import { loadKnowledge } from '../knowledge/load.js';
 import { Pipeline } from '../core/pipeline.js';
 import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';

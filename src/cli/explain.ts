@@ -6,7 +6,9 @@
  */
 import { UsageError } from '../core/errors.js';
 import { parseCommandArgs } from './args.js';
-import { ENTRY_KINDS, entryJson, isKnown, loadKnowledge, type EntryKind, type KnowledgeBase, type KnowledgeEntry } from '../core/knowledge.js';
+import { ENTRY_KINDS, entryJson, isKnown, type EntryKind, type KnowledgeEntry } from '../knowledge/entry.js';
+import { loadKnowledge } from '../knowledge/load.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import { kernelHasReason } from '../sources/bpf/availability.js';
 
 export const EXPLAIN_HELP = `Usage: dropmon explain NAME [--kind KIND] [--json]

@@ -9,8 +9,10 @@ import { openRecording, type TimeRange } from '../recording/recording.js';
 import { buildReport, type CounterClassifier, type DiagnoseFn } from '../recording/report.js';
 import { formatReportText } from '../recording/report-text.js';
 import { formatReportHtml } from '../recording/report-html.js';
-import { counterClassifier, recordingDiagnosis } from '../recording/knowledge-adapter.js';
-import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
+import { counterClassifier } from '../knowledge/views.js';
+import { recordingDiagnosis } from '../recording/diagnosis.js';
+import { loadKnowledge } from '../knowledge/load.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import { parseCount, parseCommandArgs } from './args.js';
 
 export const REPORT_HELP = `Usage: dropmon report FILE [--json | --html] [-o OUT] [--from T] [--to T] [--top N]

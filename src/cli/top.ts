@@ -8,6 +8,7 @@ import { hostname, release } from 'node:os';
 import { UsageError } from '../core/errors.js';
 import type { LiveOrigin } from '../core/live.js';
 import { Pipeline } from '../core/pipeline.js';
+import { attribution } from '../kernel/namespaces.js';
 import { TopApp } from '../outputs/top/app.js';
 import { TopOutput } from '../outputs/top/local.js';
 import { openFullScreen, useColor, useUnicode, type FullScreen } from '../outputs/top/terminal.js';
@@ -16,7 +17,7 @@ import { RemoteClient, parseRemoteUrl } from '../sources/remote/client.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags, type WatchFlags } from './watch-flags.js';
 import { pipelineLimits, setUpWatch } from './watch-source.js';
-import { loadKnowledge } from '../core/knowledge.js';
+import { loadKnowledge } from '../knowledge/load.js';
 
 export const TOP_HELP = `Usage: dropmon top [options]
        dropmon top --remote URL [--token-file FILE]
@@ -116,7 +117,7 @@ async function runLocal(flags: WatchFlags, view: ViewOptions): Promise<number> {
   warnTo = warn;
   const pipeline = (running.pipeline = new Pipeline({
     source: setup.source,
-    outputs: [new TopOutput((r) => app.interval(r), setup.symbols, view.kb)],
+    outputs: [new TopOutput((r) => app.interval(r), setup.symbols, attribution(), view.kb)],
     // Flat: top marks benign drops itself, and the key b hides them.
     annotate: setup.annotate('flat'),
     ...pipelineLimits(flags, setup),

@@ -4,49 +4,8 @@
  * stays flat in a drop storm that hits many locations. Points beyond the
  * bound are folded into one overflow line: "N drops at M other locations".
  */
-import type { DropOrigin, DropSample, LossSample, TrapInfo } from './drop.js';
-import type { CounterDelta } from './counter.js';
-import type { Correlation } from './correlate.js';
-
-/** One drop point in a closed interval. */
-export interface DropPoint {
-  readonly location: bigint;
-  readonly reason: number;
-  readonly reasonName: string;
-  readonly protocol: number;
-  readonly origin: DropOrigin;
-  readonly stack?: readonly bigint[];
-  readonly trap?: TrapInfo;
-  readonly ifindex?: number;
-  readonly netns?: number;
-  count: number;
-}
-
-export interface IntervalReport {
-  /** Wall-clock start and end, ms since the epoch. */
-  readonly start: number;
-  readonly end: number;
-  /** Sequence number, from 1. */
-  readonly seq: number;
-  /** Drop points, most drops first. */
-  readonly points: readonly DropPoint[];
-  /** Drops at points past the bound, and how many distinct points they were. */
-  readonly overflow: { readonly drops: number; readonly points: number; readonly pointsCapped: boolean };
-  /** All drops of the interval, kept and overflowed. */
-  readonly drops: number;
-  /** Events the source lost in the interval, by cause. */
-  readonly lost: ReadonlyMap<string, number>;
-  readonly lostTotal: number;
-  /** Counters that moved in the interval, when counters are sampled beside the drops. */
-  readonly counters?: readonly CounterDelta[];
-  /** Those counters joined with the drop points that explain them. */
-  readonly correlation?: Correlation;
-  /**
-   * Drop points set apart as usually benign (the noise policy of `watch`):
-   * not in `points`, still counted in `drops`.
-   */
-  readonly benignPoints?: readonly DropPoint[];
-}
+import type { DropSample, LossSample } from './drop.js';
+import type { DropPoint, IntervalReport } from './interval.js';
 
 /** The number of distinct overflowed points tracked before saying "at least". */
 const OVERFLOW_KEYS_MAX = 10_000;

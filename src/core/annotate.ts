@@ -3,8 +3,9 @@
  * closes: the counters that moved, their correlation with the drop points,
  * and the noise policy that sets usually-benign drops apart.
  */
-import type { DropPoint, IntervalReport } from './aggregator.js';
-import { correlate, type KnowledgeView } from './correlate.js';
+import type { DropPoint, IntervalReport } from './interval.js';
+import { correlate } from './correlate.js';
+import type { KnowledgeView } from './knowledge-view.js';
 import type { CounterDelta } from './counter.js';
 
 /**

@@ -7,60 +7,9 @@
  * overruns never become an skb, and some kernel paths free what they refuse
  * with consume_skb(), which no drop tracepoint sees.
  */
-import type { DropPoint } from './aggregator.js';
 import type { CounterDelta } from './counter.js';
-
-/** What correlation and diagnosis need from the knowledge base (src/core/knowledge.ts). */
-export interface KnowledgeView {
-  counter(name: string): CounterKnowledge | undefined;
-  reason(name: string): EntryKnowledge | undefined;
-  symbol(name: string): EntryKnowledge | undefined;
-  trap(name: string): EntryKnowledge | undefined;
-  reasonsForCounter(counter: string): string[];
-  countersForReason(reason: string): string[];
-  benign(reasonName: string, symbol?: string): 'no' | 'usually' | 'sometimes';
-}
-
-export interface EntryKnowledge {
-  readonly name: string;
-  readonly summary: string;
-  readonly check?: readonly string[];
-  readonly fix?: readonly string[];
-  readonly benignWhen?: string;
-  readonly benign?: 'no' | 'usually' | 'sometimes';
-  readonly layer?: string;
-  /** false for the generic entry of a reason the knowledge base does not have. */
-  readonly known?: boolean;
-}
-
-export interface CounterKnowledge extends EntryKnowledge {
-  /** An increment means a packet was dropped (not just an error or pressure). */
-  readonly drop?: boolean;
-  /** These drops never pass kfree_skb: no tracer sees them. */
-  readonly blindSpot?: boolean;
-  readonly gauge?: boolean;
-}
-
-/** Counters and drop points that count the same packets. */
-export interface CorrelatedGroup {
-  /** The drop reasons that tie them together. */
-  readonly reasons: readonly string[];
-  readonly counters: readonly CounterDelta[];
-  readonly points: readonly DropPoint[];
-  /** Drops at those points. */
-  readonly drops: number;
-}
-
-export interface BlindSpot {
-  readonly counter: CounterDelta;
-  /** Why no drop event matched, in plain words. */
-  readonly why: string;
-}
-
-export interface Correlation {
-  readonly groups: readonly CorrelatedGroup[];
-  readonly blindSpots: readonly BlindSpot[];
-}
+import type { BlindSpot, CorrelatedGroup, Correlation, DropPoint } from './interval.js';
+import type { CounterKnowledge, KnowledgeView } from './knowledge-view.js';
 
 /** Counters worth correlating: totals that count drops (or errors with known drop reasons). */
 function relevant(d: CounterDelta, kb: KnowledgeView): boolean {

@@ -4,7 +4,7 @@
  * for names it does not know a conservative rule on the name decides.
  */
 import type { CounterReading } from './counter.js';
-import type { KnowledgeView } from './correlate.js';
+import type { KnowledgeView } from './knowledge-view.js';
 
 export type CounterClass =
   /** An increment is a dropped packet. */

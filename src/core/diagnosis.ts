@@ -10,10 +10,9 @@
  * with data queued, packets for another host on a promiscuous port) sink to
  * the bottom and are marked, so the real problem comes first.
  */
-import type { DropPoint } from './aggregator.js';
+import type { DropPoint } from './interval.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
-import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './correlate.js';
-import { unknownReasonEntry } from './knowledge.js';
+import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './knowledge-view.js';
 
 export type Benignness = 'no' | 'usually' | 'sometimes';
 
@@ -223,9 +222,9 @@ export class Diagnoser {
     const refined = reasonName ? this.refinedBy(d, reasonName) : undefined;
     if (refined) return refined;
     if (reasonName) {
-      const r = kb.reason(reasonName);
-      // A reason newer than the knowledge base: say so, with what the location tells.
-      if (!r) return unknownReasonEntry(reasonName, sym);
+      // A reason newer than the knowledge base gets the generic entry that says so, with what the location tells.
+      const r = kb.explainReason(reasonName, symbol);
+      if (r.known === false) return r;
       if (sym && reasonName === 'NOT_SPECIFIED') return sym;
       return r;
     }

@@ -6,7 +6,7 @@
  * service's event stream are both turned into this, so the view has one
  * input whatever the drops come from.
  */
-import type { Benign } from './knowledge.js';
+import type { Benign } from './knowledge-view.js';
 
 export interface LivePoint {
   /** Drop reason name; "" when the kernel gave none. */

@@ -5,7 +5,8 @@
  * an explicit stop); it knows nothing about tracefs or about formats.
  */
 import type { DropSink, DropSource, DropSample, LossSample } from './drop.js';
-import { IntervalAggregator, type IntervalReport } from './aggregator.js';
+import { IntervalAggregator } from './aggregator.js';
+import type { IntervalReport } from './interval.js';
 import { isEmptyFilter, matches, type DropFilter } from './filter.js';
 
 export interface IntervalOutput {

@@ -6,12 +6,14 @@
  * namespace.
  *
  * Everything is cached and refreshed only when an unknown value appears (and
- * then at most once a second), so outputs can call it for every drop point of
+ * then at most once a second), so that the outputs, handed it as core's
+ * Attribution by the command that wires them, can ask for every drop point of
  * every interval. Interface names come from an rtnetlink link dump made from
  * inside the namespace (setns on this thread, see setns.ts): /sys/class/net
  * would show dropmon's own namespace whatever the thread joined.
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import type { Attribution } from '../core/attribution.js';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
@@ -91,16 +93,25 @@ export function listInterfaces(): Map<number, string> {
   }
 }
 
-export class Attribution {
+/** The namespace and interface names of this host, cached (core's Attribution). */
+export class NamespaceAttribution implements Attribution {
   private byInode = new Map<number, NetnsInfo>();
   private lastScan = 0;
   private readonly links = new Map<number, { names: Map<number, string>; at: number }>();
   /** When a namespace's interface list last failed: retried after REFRESH_MS, not on every lookup. */
   private readonly linkFailures = new Map<number, number>();
-  readonly initInode: number | undefined;
-  readonly ownInode: number | undefined;
+  /** Read on first use: the commands create the attribution when they wire their outputs, whether or not a drop ever names a namespace. */
+  private inodes: { init: number | undefined; own: number | undefined } | undefined;
 
-  constructor() {
+  get initInode(): number | undefined {
+    return (this.inodes ??= NamespaceAttribution.readInodes()).init;
+  }
+
+  get ownInode(): number | undefined {
+    return (this.inodes ??= NamespaceAttribution.readInodes()).own;
+  }
+
+  private static readInodes(): { init: number | undefined; own: number | undefined } {
     const ino = (p: string) => {
       try {
         return statSync(p).ino;
@@ -114,8 +125,7 @@ export class Attribution {
       }
     };
     // pid 1 may be hidden from us (a sandbox); kthreadd (pid 2) always lives in the initial namespace.
-    this.initInode = ino('/proc/1/ns/net') ?? ino('/proc/2/ns/net');
-    this.ownInode = ino('/proc/self/ns/net');
+    return { init: ino('/proc/1/ns/net') ?? ino('/proc/2/ns/net'), own: ino('/proc/self/ns/net') };
   }
 
   /** Rescan bind mounts and processes (when the last scan is older than a second). */
@@ -216,11 +226,14 @@ export class Attribution {
   }
 }
 
-let shared: Attribution | undefined;
+let shared: NamespaceAttribution | undefined;
 
-/** The process-wide attribution cache. */
-export function attribution(): Attribution {
-  return (shared ??= new Attribution());
+/**
+ * The process-wide cache: the commands hand it to their outputs, and the BPF
+ * source and --netns resolution use it, so that a namespace is scanned once.
+ */
+export function attribution(): NamespaceAttribution {
+  return (shared ??= new NamespaceAttribution());
 }
 
 /** Inode numbers of namespaces sit far above any pid (pid_max is at most 2^22). */

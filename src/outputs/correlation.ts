@@ -7,7 +7,7 @@
  *
  * and the same as one JSON object per interval ("type":"counters").
  */
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../core/interval.js';
 import type { CounterDelta } from '../core/counter.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';

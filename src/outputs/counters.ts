@@ -4,7 +4,7 @@
  * with its meaning; and, for --watch, what moved in each interval.
  */
 import { COUNTER_LAYERS, type CounterDelta, type CounterLayer, type CounterReading } from '../core/counter.js';
-import type { KnowledgeView } from '../core/correlate.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
 import { counterMeaning, type CounterClass } from '../core/counter-meaning.js';
 
 const LAYER_TITLES: Record<CounterLayer, string> = {

@@ -3,9 +3,9 @@
  * protocol are shown. Text and JSON outputs both use it so they agree.
  */
 import { NO_REASON, hexAddress, protocolName } from '../core/drop.js';
-import type { DropPoint } from '../core/aggregator.js';
+import type { DropPoint } from '../core/interval.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
-import { attribution } from '../kernel/namespaces.js';
+import type { Attribution } from '../core/attribution.js';
 
 export interface DescribedPoint {
   /** "fn+0x4bc" plus " [module]" for module code; the hex address when unknown. */
@@ -31,18 +31,21 @@ export interface DescribedPoint {
   readonly initNetns: boolean;
 }
 
-/** Interface and namespace names of a point (cached lookups; null when unknown or not reported). */
-export function describeAttribution(ifindex: number | undefined, netns: number | undefined) {
+/**
+ * Interface and namespace names of a point (null when unknown or not
+ * reported). Without an attribution (callers that keep only numbers) the
+ * numbers stay and no name is looked up.
+ */
+export function describeAttribution(ifindex: number | undefined, netns: number | undefined, attribution: Attribution | undefined) {
   if (netns === undefined || netns === 0) return { ifindex: ifindex || null, ifname: null, netns: null, netnsName: null, container: null, initNetns: false };
-  const a = attribution();
-  const info = a.netns(netns);
+  const info = attribution?.netns(netns);
   return {
     ifindex: ifindex || null,
-    ifname: ifindex ? (a.ifname(netns, ifindex) ?? null) : null,
+    ifname: ifindex ? (attribution?.ifname(netns, ifindex) ?? null) : null,
     netns,
     netnsName: info?.name ?? null,
     container: info?.container ?? null,
-    initNetns: netns === a.initInode,
+    initNetns: attribution !== undefined && netns === attribution.initInode,
   };
 }
 
@@ -78,7 +81,7 @@ export function trapInputName(p: DropPoint, d: Pick<DescribedPoint, 'ifname'>): 
   return p.trap?.inputName || d.ifname || null;
 }
 
-export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): DescribedPoint {
+export function describePoint(p: DropPoint, symbols: Symbolizer | undefined, attribution: Attribution | undefined): DescribedPoint {
   const sym = symbols?.lookup(p.location);
   return {
     where: formatSymbol(sym, p.location, false),
@@ -89,7 +92,7 @@ export function describePoint(p: DropPoint, symbols: Symbolizer | undefined): De
     address: hexAddress(p.location),
     reason: p.reasonName || (p.reason === NO_REASON ? '' : `reason ${p.reason}`),
     protocol: p.protocol ? protocolName(p.protocol) : '',
-    ...describeAttribution(p.ifindex, p.netns),
+    ...describeAttribution(p.ifindex, p.netns, attribution),
   };
 }
 

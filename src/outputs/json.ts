@@ -3,30 +3,32 @@
  * per interval ("type":"interval") with totals and losses. Field names are
  * documented in README.md; keep them stable.
  */
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
+import type { Attribution } from '../core/attribution.js';
 import { describePoint, describeStack, trapInputName } from './describe.js';
 
 export class JsonOutput implements IntervalOutput {
   constructor(
     private readonly write: (text: string) => void,
     private readonly symbols: Symbolizer | undefined,
+    private readonly attribution: Attribution | undefined,
     private readonly source: string,
   ) {}
 
   interval(r: IntervalReport): void {
-    this.write(formatIntervalJson(r, this.symbols, this.source).join('\n') + '\n');
+    this.write(formatIntervalJson(r, this.symbols, this.attribution, this.source).join('\n') + '\n');
   }
 }
 
-export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | undefined, source: string): string[] {
+export function formatIntervalJson(r: IntervalReport, symbols: Symbolizer | undefined, attribution: Attribution | undefined, source: string): string[] {
   const time = new Date(r.end).toISOString();
   const out: string[] = [];
   for (const p of r.points) {
     // Per-packet samples carry no count (the source counts the drops apart).
     if (p.count === 0) continue;
-    const d = describePoint(p, symbols);
+    const d = describePoint(p, symbols, attribution);
     out.push(
       JSON.stringify({
         type: 'drop',

@@ -4,15 +4,17 @@
  * Everything up to "[software]" is what dropwatch has printed for 15 years
  * (operators' scripts parse it); the reason and protocol follow.
  */
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
+import type { Attribution } from '../core/attribution.js';
 import { attributionText, describePoint, describeStack, trapText } from './describe.js';
 
 export class TextOutput implements IntervalOutput {
   constructor(
     private readonly write: (text: string) => void,
     private readonly symbols: Symbolizer | undefined,
+    private readonly attribution: Attribution | undefined,
     /** Print a timestamp line before each non-empty interval. */
     private readonly timestamps = false,
     /** Packets are printed one by one elsewhere: print only overflow and loss lines. */
@@ -20,14 +22,14 @@ export class TextOutput implements IntervalOutput {
   ) {}
 
   interval(r: IntervalReport): void {
-    const lines = formatIntervalText(this.lossesOnly ? { ...r, points: [], overflow: { drops: 0, points: 0, pointsCapped: false } } : r, this.symbols);
+    const lines = formatIntervalText(this.lossesOnly ? { ...r, points: [], overflow: { drops: 0, points: 0, pointsCapped: false } } : r, this.symbols, this.attribution);
     if (lines.length === 0) return;
     if (this.timestamps) lines.unshift(`# ${new Date(r.end).toISOString()} interval ${r.seq}: ${r.drops} drops`);
     this.write(lines.join('\n') + '\n');
   }
 }
 
-export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | undefined): string[] {
+export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | undefined, attribution: Attribution | undefined): string[] {
   const lines: string[] = [];
   for (const p of r.points) {
     // Per-packet samples carry no count (the source counts the drops apart).
@@ -35,10 +37,10 @@ export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | unde
     if (p.trap) {
       // dropwatch's form for hardware drops, "<count> drops at <trap> [hardware]",
       // then what the source knows: group, type, action, input port, device
-      lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${trapText(p, describePoint(p, symbols))}`);
+      lines.push(`${p.count} drops at ${p.trap.name} [${p.origin}]${trapText(p, describePoint(p, symbols, attribution))}`);
       continue;
     }
-    const d = describePoint(p, symbols);
+    const d = describePoint(p, symbols, attribution);
     const tail = [d.reason, d.protocol].filter(Boolean).join(' ');
     lines.push(`${p.count} drops at ${d.where} (${d.address}) [${p.origin}]${tail ? ' ' + tail : ''}${attributionText(d)}`);
     if (p.stack) for (const f of describeStack(p.stack, symbols)) lines.push(`    ${f}`);

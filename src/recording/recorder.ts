@@ -20,7 +20,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import Database from 'better-sqlite3';
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../core/interval.js';
 import type { CounterDelta } from '../core/counter.js';
 import { NO_REASON, hexAddress, type DropSample } from '../core/drop.js';
 import { DropmonError } from '../core/errors.js';
@@ -379,7 +379,8 @@ export class Recorder implements IntervalOutput, PacketOutput {
   }
 
   private pointRow(p: DropPoint | DropSample, kernelSymbol?: string): PointRow {
-    const d = describePoint(p as DropPoint, this.opts.symbols);
+    // The row keeps the namespace inode and interface index, not their names on this host.
+    const d = describePoint(p as DropPoint, this.opts.symbols, undefined);
     // Without kallsyms, NET_DM's own %pS text beats a bare address.
     const symbol = this.opts.symbols?.lookup(p.location) === undefined && kernelSymbol ? kernelSymbol : d.symbol;
     const stack = p.stack ? JSON.stringify(describeStack(p.stack, this.opts.symbols)) : null;

@@ -16,8 +16,8 @@
  * a time, retried with exponential backoff.
  */
 import { hostname } from 'node:os';
-import type { IntervalReport } from '../core/aggregator.js';
-import type { KnowledgeView } from '../core/correlate.js';
+import type { IntervalReport } from '../core/interval.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { AlertRule, WebhookConfig } from './config.js';
 
 export type AlertStatus = 'firing' | 'resolved';

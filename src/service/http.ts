@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { entryJson } from '../core/knowledge.js';
+import { entryJson } from '../knowledge/entry.js';
 import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';

@@ -6,10 +6,11 @@
  * points. Built once per interval and shared by every client, so its cost
  * does not grow with the number of dashboards open.
  */
-import type { DropPoint, IntervalReport } from '../core/aggregator.js';
-import type { Correlation, KnowledgeView } from '../core/correlate.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { Correlation, DropPoint, IntervalReport } from '../core/interval.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
+import type { Attribution } from '../core/attribution.js';
 import { describePoint } from '../outputs/describe.js';
 import { selectDeltas } from '../outputs/counters.js';
 
@@ -75,8 +76,8 @@ function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-export function pointJson(p: DropPoint, seconds: number, symbols: Symbolizer | undefined, kb: KnowledgeBase): PointJson {
-  const d = describePoint(p, symbols);
+export function pointJson(p: DropPoint, seconds: number, symbols: Symbolizer | undefined, attribution: Attribution | undefined, kb: KnowledgeBase): PointJson {
+  const d = describePoint(p, symbols, attribution);
   const entry = d.reason ? kb.explainReason(d.reason, d.function ?? undefined) : undefined;
   return {
     symbol: d.symbol,
@@ -106,8 +107,8 @@ function correlationJson(c: Correlation): IntervalJson['correlation'] {
   };
 }
 
-/** `view` answers the per-counter questions (a cached view of `kb`, see knowledge-view.ts). */
-export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined, kb: KnowledgeBase, view: KnowledgeView = kb): IntervalJson {
+/** `view` answers the per-counter questions (a cached view of `kb`, see knowledge/views.ts). */
+export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined, attribution: Attribution | undefined, kb: KnowledgeBase, view: KnowledgeView = kb): IntervalJson {
   const seconds = (r.end - r.start) / 1000;
   const counters = r.counters
     ? selectDeltas(r.counters, view, false)
@@ -123,7 +124,7 @@ export function intervalJson(r: IntervalReport, symbols: Symbolizer | undefined,
     drops: r.drops,
     lost: r.lostTotal,
     lostByCause: Object.fromEntries(r.lost),
-    points: r.points.map((p) => pointJson(p, seconds, symbols, kb)),
+    points: r.points.map((p) => pointJson(p, seconds, symbols, attribution, kb)),
     overflow: { drops: r.overflow.drops, points: r.overflow.points },
     ...(counters ? { counters } : {}),
     ...(r.correlation ? { correlation: correlationJson(r.correlation) } : {}),

@@ -22,12 +22,12 @@
  * runtime and container id), so they add no series beyond the namespaces'.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import type { CounterReading } from '../core/counter.js';
 import { protocolName } from '../core/drop.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { attribution } from '../kernel/namespaces.js';
+import type { Attribution } from '../core/attribution.js';
 import { counterMeaning } from '../core/counter-meaning.js';
 
 export const OTHER = 'other';
@@ -77,6 +77,8 @@ export class ServiceMetrics {
     private opts: MetricsOptions,
     private readonly kb: KnowledgeBase,
     private readonly symbols: Symbolizer | undefined,
+    /** Names the netns, pod and container labels; without it the netns label is the inode. */
+    private readonly attribution: Attribution | undefined,
   ) {
     const registers = [this.registry];
     this.locations = new LabelBudget(opts.topLocations);
@@ -168,7 +170,7 @@ export class ServiceMetrics {
   /** netns, pod and container labels of a drop's namespace (inode); pod and container only for an admitted namespace. */
   private netnsLabels(inode: number | undefined): { netns: string; pod: string; container: string } {
     if (inode === undefined) return { netns: '', pod: '', container: '' };
-    const info = attribution().netns(inode);
+    const info = this.attribution?.netns(inode);
     const netns = this.namespaces.label(info?.name ?? String(inode));
     if (netns === OTHER || !info?.container) return { netns, pod: '', container: '' };
     return { netns, ...podAndContainer(info.container) };

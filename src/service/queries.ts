@@ -9,13 +9,13 @@
  * handle across a reload that changes the file.
  */
 import { existsSync } from 'node:fs';
-import type { IntervalReport } from '../core/aggregator.js';
+import type { IntervalReport } from '../core/interval.js';
 import { Diagnoser } from '../core/diagnosis.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
 import { findingsJson } from '../outputs/diagnosis.js';
 import { describePoint } from '../outputs/describe.js';
-import { diagnoseRecorded } from '../recording/knowledge-adapter.js';
+import { diagnoseRecorded } from '../recording/diagnosis.js';
 import { OVERFLOW_REASON, openRecording, type PointTotal, type Recording, type TimeRange } from '../recording/recording.js';
 
 export interface RangeContext {
@@ -99,7 +99,7 @@ export function topPoints(ctx: RangeContext, range: Required<TimeRange>, top: nu
     if (!inRange(r, range)) continue;
     drops += r.drops;
     for (const p of r.points) {
-      const d = describePoint(p, ctx.symbols);
+      const d = describePoint(p, ctx.symbols, undefined); // the totals keep numbers, not namespace names
       const key = `${d.address}|${d.reason}|${d.protocol}|${p.origin}|${p.trap?.name ?? ''}|${p.ifindex ?? ''}`;
       const a = acc.get(key);
       if (a) {

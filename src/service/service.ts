@@ -18,16 +18,18 @@ import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
-import type { IntervalReport } from '../core/aggregator.js';
-import { correlate, type KnowledgeView } from '../core/correlate.js';
+import type { Attribution } from '../core/attribution.js';
+import type { IntervalReport } from '../core/interval.js';
+import { correlate } from '../core/correlate.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { CounterDelta } from '../core/counter.js';
 import type { DropSource } from '../core/drop.js';
-import type { KnowledgeBase } from '../core/knowledge.js';
-import { loadKnowledge } from '../core/knowledge.js';
+import type { KnowledgeBase } from '../knowledge/base.js';
+import { loadKnowledge } from '../knowledge/load.js';
 import { Pipeline, type StopReason } from '../core/pipeline.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { resolveNetnsSpec } from '../kernel/namespaces.js';
+import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
 import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
@@ -35,7 +37,7 @@ import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapsh
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
-import { cachedKnowledgeView } from './knowledge-view.js';
+import { cachedKnowledgeView } from '../knowledge/views.js';
 import { ServiceMetrics } from './metrics.js';
 import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
 import { dropmonVersion } from '../core/version.js';
@@ -78,6 +80,8 @@ export interface DropServiceOptions {
   /** Alert lines; default stdout. */
   readonly alertLog?: (line: string) => void;
   readonly kb?: KnowledgeBase;
+  /** Namespace and interface names for the points; default this host's (kernel/namespaces.ts). */
+  readonly attribution?: Attribution;
 }
 
 /** What one run of the pipeline owns; all of it goes away at stop. */
@@ -112,6 +116,7 @@ export class DropService extends EventEmitter {
   /** The knowledge base's per-counter answers, remembered (asked every interval). */
   private readonly kbView: KnowledgeView;
   readonly symbols = new Symbolizer();
+  private readonly attribution: Attribution;
   readonly metrics: ServiceMetrics;
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];
@@ -137,6 +142,7 @@ export class DropService extends EventEmitter {
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
+    this.attribution = opts.attribution ?? attribution();
     this.tables = readKernelTables();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
@@ -150,7 +156,7 @@ export class DropService extends EventEmitter {
         return undefined;
       },
     );
-    this.metrics = new ServiceMetrics(this.config_.metrics, this.kb, this.symbols);
+    this.metrics = new ServiceMetrics(this.config_.metrics, this.kb, this.symbols, this.attribution);
     const log = new LogNotifier(opts.alertLog);
     const fanout: Notifier = { notify: (e) => this.notifyAlert(e) };
     this.alerts = new AlertEngine(this.config_.alerts.rules, [log, fanout], this.kbView);
@@ -418,7 +424,7 @@ export class DropService extends EventEmitter {
     this.totals.drops += r.drops;
     this.totals.lost += r.lostTotal;
     this.totals.intervals++;
-    const json = intervalJson(r, this.symbols, this.kb, this.kbView);
+    const json = intervalJson(r, this.symbols, this.attribution, this.kb, this.kbView);
     // Drop-related counters only, for memory and the recording: traffic counters move every
     // interval and say nothing about drops (alerts and metrics still see every delta).
     const dropCounters = r.counters ? selectDeltas(r.counters.filter((d) => !d.gauge && d.delta !== 0), this.kbView, false) : undefined;

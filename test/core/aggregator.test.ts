@@ -46,7 +46,7 @@ test('text output: dropwatch-compatible lines, overflow and loss lines', () => {
   a.add(sample(0xffffffff81abc4bcn, 12));
   a.add(sample(0xffffffff99000000n, 2));
   a.addLoss({ lost: 3, cause: 'ring-buffer overrun cpu0' });
-  const lines = formatIntervalText(a.close(1000), sym);
+  const lines = formatIntervalText(a.close(1000), sym, undefined);
   assert.deepEqual(lines, [
     '12 drops at __udp4_lib_rcv+0x4bc (0xffffffff81abc4bc) [software] NO_SOCKET ipv4',
     '2 drops at 1 other locations (over --max-points)',
@@ -59,7 +59,7 @@ test('JSON output: one drop object per point and an interval object', () => {
   const sym = new Symbolizer(KallsymsTable.parse('ffffffff81abc000 t __udp4_lib_rcv\nffffffff81abd000 t next\n'));
   const a = new IntervalAggregator(64, 0);
   a.add(sample(0xffffffff81abc4bcn, 12));
-  const [drop, interval] = formatIntervalJson(a.close(1000), sym, 'tracefs').map((l) => JSON.parse(l));
+  const [drop, interval] = formatIntervalJson(a.close(1000), sym, undefined, 'tracefs').map((l) => JSON.parse(l));
   assert.deepEqual(
     { ...drop, time: undefined },
     {

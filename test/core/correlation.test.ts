@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { diffReadings, type CounterDelta, type CounterReading } from '../../src/core/counter.js';
 import { correlate } from '../../src/core/correlate.js';
 import { Diagnoser } from '../../src/core/diagnosis.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 import { counterMeaning } from '../../src/core/counter-meaning.js';
-import type { DropPoint } from '../../src/core/aggregator.js';
+import type { DropPoint } from '../../src/core/interval.js';
 
 const kb = loadKnowledge();
 

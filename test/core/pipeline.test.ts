@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pipeline } from '../../src/core/pipeline.js';
-import type { IntervalReport } from '../../src/core/aggregator.js';
+import type { IntervalReport } from '../../src/core/interval.js';
 import type { DropSink, DropSource } from '../../src/core/drop.js';
 
 class ScriptedSource implements DropSource {

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import { DropmonError } from '../../src/core/errors.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 import { renderReport, type ReportRequest } from '../../src/cli/report.js';
 import { Recorder } from '../../src/recording/recorder.js';
-import { counterClassifier, recordingDiagnosis } from '../../src/recording/knowledge-adapter.js';
+import { counterClassifier } from '../../src/knowledge/views.js';
+import { recordingDiagnosis } from '../../src/recording/diagnosis.js';
 import { syntheticInterval } from './synthetic.js';
 
 const RUNS = Math.min(300, Number(process.env.DROPMON_FUZZ_RUNS ?? 300));

@@ -16,8 +16,9 @@ import { buildReport, OTHER_REASONS, type DiagnosisInput, type RecordingReport }
 import { formatReportText } from '../../src/recording/report-text.js';
 import { escapeHtml, formatReportHtml } from '../../src/recording/report-html.js';
 import { parseTime, reportCommand } from '../../src/cli/report.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
-import { counterClassifier, recordingDiagnosis } from '../../src/recording/knowledge-adapter.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
+import { counterClassifier } from '../../src/knowledge/views.js';
+import { recordingDiagnosis } from '../../src/recording/diagnosis.js';
 import { parseAge, parseRecordFlags, parseSize } from '../../src/cli/record.js';
 import { syntheticInterval } from './synthetic.js';
 

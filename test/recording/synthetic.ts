@@ -3,7 +3,7 @@
  * to the recorder directly (the kernel-facing path is tested with real drops
  * in record-drops.test.ts).
  */
-import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
 
 export const BASE_ADDR = 0xffffffff81000000n;
 

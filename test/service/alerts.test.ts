@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
+import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
 import { AlertEngine, WebhookNotifier, alertLine, ruleRate, type AlertEvent } from '../../src/service/alerts.js';
 import type { AlertRule } from '../../src/service/config.js';
 import type { CounterDelta } from '../../src/core/counter.js';

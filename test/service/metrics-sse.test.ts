@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DropPoint, IntervalReport } from '../../src/core/aggregator.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
 import { SseHub } from '../../src/service/sse.js';
 import { PROJECT_ROOT } from '../helpers/dropgen.js';
@@ -36,7 +36,7 @@ function at(i: number, count: number, reasonName = 'NO_SOCKET'): DropPoint {
 }
 
 test('metrics: top-N locations keep their label, the rest is "other"; promtool accepts the output', async () => {
-  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined);
+  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined, undefined);
   m.interval(report([at(0, 100), at(1, 50), at(2, 10), at(3, 5), at(4, 1)], [['ring-buffer overrun cpu0', 3], ['ring-buffer overrun cpu1', 4]]));
   m.interval(report([at(4, 7), at(0, 1)]));
   m.setCounters([

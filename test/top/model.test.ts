@@ -11,7 +11,7 @@ import { Screen, printable, BOLD, RED } from '../../src/outputs/top/screen.js';
 import { columns, tableFrame, detailLines } from '../../src/outputs/top/view.js';
 import { TopApp } from '../../src/outputs/top/app.js';
 import { shortCount, shortRate, sparkline, wrap } from '../../src/outputs/top/format.js';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 
 function pt(reason: string, fn: string, count: number, more: Partial<LivePoint> = {}): LivePoint {
   return {

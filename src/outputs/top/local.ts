@@ -4,22 +4,23 @@
  * the knowledge base, and the drop-related counters that moved with their
  * correlation (the same selection as the service's event stream).
  */
-import type { IntervalReport } from '../../core/aggregator.js';
-import type { KnowledgeView } from '../../core/correlate.js';
+import type { IntervalReport } from '../../core/interval.js';
+import type { KnowledgeView } from '../../core/knowledge-view.js';
 import type { LiveCounter, LiveInterval, LivePoint } from '../../core/live.js';
 import type { IntervalOutput } from '../../core/pipeline.js';
 import type { Symbolizer } from '../../kernel/kallsyms.js';
+import type { Attribution } from '../../core/attribution.js';
 import { describePoint, describeStack } from '../describe.js';
 import { selectDeltas } from '../counters.js';
 
 /** Counters listed per interval at most (the largest moves and every blind spot). */
 const MAX_COUNTERS = 100;
 
-export function liveInterval(r: IntervalReport, symbols: Symbolizer | undefined, kb: KnowledgeView): LiveInterval {
+export function liveInterval(r: IntervalReport, symbols: Symbolizer | undefined, attribution: Attribution | undefined, kb: KnowledgeView): LiveInterval {
   const points: LivePoint[] = [];
   for (const p of r.points) {
     if (p.count <= 0) continue;
-    const d = describePoint(p, symbols);
+    const d = describePoint(p, symbols, attribution);
     const fn = p.trap ? p.trap.name : (d.function ?? d.address);
     points.push({
       reason: d.reason,
@@ -70,10 +71,11 @@ export class TopOutput implements IntervalOutput {
   constructor(
     private readonly sink: (r: LiveInterval) => void,
     private readonly symbols: Symbolizer | undefined,
+    private readonly attribution: Attribution | undefined,
     private readonly kb: KnowledgeView,
   ) {}
 
   interval(r: IntervalReport): void {
-    this.sink(liveInterval(r, this.symbols, this.kb));
+    this.sink(liveInterval(r, this.symbols, this.attribution, this.kb));
   }
 }

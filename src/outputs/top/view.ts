@@ -4,7 +4,8 @@
  * a row's explanation and evidence, and the help. Pure functions of the
  * model and the view's state, so a frame can be checked on fixed input.
  */
-import type { KnowledgeBase, KnowledgeEntry } from '../../core/knowledge.js';
+import type { KnowledgeBase } from '../../knowledge/base.js';
+import type { KnowledgeEntry } from '../../knowledge/entry.js';
 import type { LiveOrigin } from '../../core/live.js';
 import type { Row, TopModel } from './model.js';
 import { BOLD, CYAN, DIM, GREEN, REVERSE, RED, YELLOW, printable, type Line, type Segment } from './screen.js';

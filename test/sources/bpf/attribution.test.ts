@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chooseSource } from '../../../src/sources/select.js';
-import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
+import { NamespaceAttribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
 import { formatIntervalText } from '../../../src/outputs/text.js';
 import { formatIntervalJson } from '../../../src/outputs/json.js';
-import type { IntervalReport } from '../../../src/core/aggregator.js';
+import type { IntervalReport } from '../../../src/core/interval.js';
 import { UsageError } from '../../../src/core/errors.js';
 import { kernelTest } from '../../helpers/env.js';
 import { TestNetns } from '../../helpers/netns.js';
@@ -68,7 +68,7 @@ test('namespaces and interfaces named from inode and index; text and JSON output
   const byPath = resolveNetnsSpec(`/run/netns/${ns.name}`);
   assert.equal(byPath.inode, target.inode);
   assert.equal(resolveNetnsSpec(String(target.inode)).inode, target.inode, 'an inode number is accepted');
-  assert.equal(resolveNetnsSpec(String(process.pid)).inode, new Attribution().ownInode, 'a pid means its namespace');
+  assert.equal(resolveNetnsSpec(String(process.pid)).inode, new NamespaceAttribution().ownInode, 'a pid means its namespace');
   assert.throws(() => resolveNetnsSpec('no-such-namespace-here'), UsageError);
   // Only a network namespace's own inode will do (the BPF source filters on it in the kernel).
   const plain = join(tmpdir(), `dropmon-not-a-netns-${process.pid}`);
@@ -82,7 +82,7 @@ test('namespaces and interfaces named from inode and index; text and JSON output
   const ifindex = interfaceIndex('dmattr0', target);
   assert.throws(() => interfaceIndex('dmattr0'), UsageError, 'not in our own namespace');
 
-  const a = new Attribution();
+  const a = new NamespaceAttribution();
   assert.equal(a.netns(target.inode)?.name, ns.name);
   assert.equal(a.ifname(target.inode, ifindex), 'dmattr0');
   assert.equal(a.ifname(target.inode, 1), 'lo');
@@ -102,9 +102,9 @@ test('namespaces and interfaces named from inode and index; text and JSON output
       { location: 0xffffffff81000000n, reason: 3, reasonName: 'NO_SOCKET', protocol: 0x0800, origin: 'software', count: 0, ifindex, netns: target.inode },
     ],
   };
-  const text = formatIntervalText(report, undefined);
+  const text = formatIntervalText(report, undefined, a);
   assert.deepEqual(text, [`5 drops at 0xffffffff81000000 (0xffffffff81000000) [software] NO_SOCKET ipv4 dev dmattr0 netns ${ns.name}`], 'count-0 points (packet records) are not lines');
-  const json = JSON.parse(formatIntervalJson(report, undefined, 'bpf')[0]) as Record<string, unknown>;
+  const json = JSON.parse(formatIntervalJson(report, undefined, a, 'bpf')[0]) as Record<string, unknown>;
   assert.deepEqual([json.ifindex, json.ifname, json.netns, json.netns_name, json.container], [ifindex, 'dmattr0', target.inode, ns.name, null]);
   ns.delete();
 });

@@ -13,7 +13,7 @@ import { DropTally } from '../../../src/core/tally.js';
 import { ParseError } from '../../../src/core/errors.js';
 import { fixture, fixtureText, words } from '../../helpers/fixtures.js';
 import { PageBuilder } from '../../helpers/pages.js';
-import type { IntervalReport } from '../../../src/core/aggregator.js';
+import type { IntervalReport } from '../../../src/core/interval.js';
 import { formatIntervalText } from '../../../src/outputs/text.js';
 import { formatIntervalJson } from '../../../src/outputs/json.js';
 
@@ -165,11 +165,11 @@ test('hardware lines and JSON: trap, group, type, action, input port and devlink
       { ...hw, count: 5, trap: { name: 'source_mac_is_multicast' } },
     ],
   };
-  assert.deepEqual(formatIntervalText(report, undefined), [
+  assert.deepEqual(formatIntervalText(report, undefined, undefined), [
     '7 drops at blackhole_route [hardware] l3_drops type drop action trap dev swp1 devlink pci/0000:03:00.0',
     '5 drops at source_mac_is_multicast [hardware]',
   ]);
-  const [a, b] = formatIntervalJson(report, undefined, 'tracefs').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const [a, b] = formatIntervalJson(report, undefined, undefined, 'tracefs').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     [a.trap, a.trap_group, a.trap_type, a.trap_action, a.devlink, a.ifindex, a.ifname, a.origin, a.count],
     ['blackhole_route', 'l3_drops', 'drop', 'trap', 'pci/0000:03:00.0', 12, 'swp1', 'hardware', 7],

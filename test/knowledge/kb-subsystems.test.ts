@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadKnowledge } from '../../src/core/knowledge.js';
+import { loadKnowledge } from '../../src/knowledge/load.js';
 
 const kb = loadKnowledge();
 const subsys = kb.all('reason').filter((e) => e.file === 'subsystems.yaml');

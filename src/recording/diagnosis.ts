@@ -1,21 +1,14 @@
 /**
- * What the knowledge base adds to a report of a recording: which counters
- * count drops (so "counters that moved" leads with them, not with byte
- * counters), and the diagnosis (core/diagnosis.ts) over the recorded drop
- * points and counter totals. Kept apart from report.ts, whose hook stays
- * usable with any engine.
+ * The diagnosis (core/diagnosis.ts) of a recording: its drop points and
+ * counter totals, as the report and the service's time-range queries ask for
+ * it. Kept apart from report.ts, whose hook stays usable with any engine.
  */
-import type { DropPoint } from '../core/aggregator.js';
-import type { KnowledgeView } from '../core/correlate.js';
-import { counterMeaning } from '../core/counter-meaning.js';
+import type { DropPoint } from '../core/interval.js';
+import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { CounterDelta, CounterLayer } from '../core/counter.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
 import { NO_REASON } from '../core/drop.js';
-import type { CounterClassifier, DiagnoseFn, DiagnosisInput } from './report.js';
-
-export function counterClassifier(kb: KnowledgeView): CounterClassifier {
-  return (name) => counterMeaning({ name }, kb);
-}
+import type { DiagnoseFn, DiagnosisInput } from './report.js';
 
 /** The recorded symbol without its size: "fn+0x4bc [mod]", as the live diagnosis names points. */
 const shortSymbol = (symbol: string) => symbol.replace(/\/0x[0-9a-f]+/, '');
