@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../core/errors.js';
 import type { IntervalReport } from '../core/aggregator.js';
-import { correlate } from '../core/correlate.js';
+import { annotateWithCounters, troubleAsWarnings } from '../core/annotate.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
 import { loadKnowledge } from '../core/knowledge.js';
 import { Pipeline } from '../core/pipeline.js';
@@ -75,9 +75,6 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     (t) => symbols.setTable(t),
     () => undefined,
   );
-  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
-  const baseline = sampler.baseline();
-  const notRead = new Set(baseline.errors);
   if (v.source !== undefined && !['auto', 'bpf', 'tracefs'].includes(v.source))
     throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf or tracefs`);
   const choice = chooseSource((v.source ?? 'auto') as SourceName | 'auto', {});
@@ -85,6 +82,25 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   const source: DropSource =
     choice.name === 'bpf' ? new BpfDropSource({ ...(netns ? { netns: netns.inode } : {}), warn }) : new TracefsDropSource({ warn });
   onCleanup(() => source.close());
+
+  // Families not read go into the summary; a failing read is warned about, and the diagnosis goes on without it.
+  const notRead = new Set<string>();
+  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
+  const trouble = troubleAsWarnings(warn);
+  const annotate = annotateWithCounters({
+    kb,
+    sampler,
+    symbolName: (a) => symbols.lookup(a)?.name,
+    noise: 'flat',
+    trouble: {
+      notRead: (e) => notRead.add(e),
+      failed: (e) => {
+        notRead.add(`counters: ${e}`);
+        trouble.failed(e);
+      },
+      recovered: trouble.recovered,
+    },
+  });
 
   const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined);
   let drops = 0;
@@ -106,11 +122,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     maxPoints: 1000,
     durationMs: Math.round(durationS * 1000),
     outputsReady: kallsyms,
-    annotate: (r) => {
-      const s = sampler.sample();
-      for (const e of s.snapshot.errors) notRead.add(e);
-      return { ...r, counters: s.deltas, correlation: correlate(r.points, s.deltas, kb) };
-    },
+    annotate,
     onStarted: () => {
       process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
     },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { resolveReasons, type DropFilter } from '../core/filter.js';
 import type { DropSource } from '../core/drop.js';
-import { annotateWithCounters, type NoisePolicy } from '../core/annotate.js';
+import { annotateWithCounters, troubleAsWarnings, type NoisePolicy } from '../core/annotate.js';
 import type { IntervalReport } from '../core/aggregator.js';
 import { loadKnowledge, type KnowledgeBase } from '../core/knowledge.js';
 import { type KallsymsTable, Symbolizer, resolveLocations } from '../kernel/kallsyms.js';
@@ -195,7 +195,7 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
         symbolName: (a) => symbols.lookup(a)?.name,
         noise,
         ...(flags.reasons.length ? { watchedReasons: new Set(filter.reasonNames) } : {}),
-        warn,
+        trouble: troubleAsWarnings(warn),
       }),
   };
 }

@@ -19,8 +19,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import type { IntervalReport } from '../core/aggregator.js';
-import { correlate, type KnowledgeView } from '../core/correlate.js';
-import type { CounterDelta } from '../core/counter.js';
+import { annotateWithCounters, troubleAsWarnings } from '../core/annotate.js';
+import type { KnowledgeView } from '../core/correlate.js';
 import type { DropSource } from '../core/drop.js';
 import type { KnowledgeBase } from '../core/knowledge.js';
 import { loadKnowledge } from '../core/knowledge.js';
@@ -124,7 +124,6 @@ export class DropService extends EventEmitter {
   private readonly recentJson: IntervalJson[] = [];
   private readonly recentReports: IntervalReport[] = [];
   private snapshot: CounterSnapshot | undefined;
-  private samplerFailing = false;
   private totals = { drops: 0, lost: 0, intervals: 0 };
   private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0 };
   private readonly warn: (m: string) => void;
@@ -312,21 +311,27 @@ export class DropService extends EventEmitter {
   }
 
   private async launch(c: ServiceConfig, plan: SourcePlan, why: string): Promise<void> {
-    let sampler: CounterSampler | undefined;
-    if (c.counters.enabled) {
-      sampler = new CounterSampler({
-        ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
-        sockets: 'drops',
-        ethtoolDriver: c.counters.driver,
-      });
-      try {
-        this.snapshot = sampler.baseline();
-        this.metrics.setCounters(this.snapshot.readings);
-      } catch (err) {
-        this.warn(`counters cannot be read (${(err as Error).message}); going on without them`);
-        sampler = undefined;
-      }
-    }
+    const sampler = c.counters.enabled
+      ? new CounterSampler({
+          ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
+          sockets: 'drops',
+          ethtoolDriver: c.counters.driver,
+        })
+      : undefined;
+    // The baseline is read now; the latest snapshot is kept for the API, the metrics and the alerts' interface names.
+    const annotate = sampler
+      ? annotateWithCounters({
+          kb: this.kbView,
+          sampler,
+          symbolName: (a) => this.symbols.lookup(a)?.name,
+          noise: 'flat',
+          trouble: troubleAsWarnings(this.warn, this.info),
+          onSnapshot: (snapshot) => {
+            this.snapshot = snapshot;
+            this.metrics.setCounters(snapshot.readings);
+          },
+        })
+      : undefined;
     const source = plan.create(this.warn);
     let recorder: Recorder | undefined;
     let before = 0;
@@ -359,7 +364,7 @@ export class DropService extends EventEmitter {
       maxPoints: c.maxPoints,
       filter: plan.filter,
       outputsReady: this.kallsyms,
-      ...(sampler ? { annotate: (r: IntervalReport) => this.annotate(r, sampler) } : {}),
+      ...(annotate ? { annotate } : {}),
       onStarted: () => started(),
     });
     const done = pipeline.run();
@@ -395,23 +400,6 @@ export class DropService extends EventEmitter {
       this.metrics.setSourceUp(false);
     }
     if (announce) this.emitState(why);
-  }
-
-  private annotate(r: IntervalReport, sampler: CounterSampler): IntervalReport {
-    let deltas: readonly CounterDelta[];
-    try {
-      const s = sampler.sample();
-      this.snapshot = s.snapshot;
-      this.metrics.setCounters(s.snapshot.readings);
-      deltas = s.deltas;
-      if (this.samplerFailing) this.info('counters can be read again');
-      this.samplerFailing = false;
-    } catch (err) {
-      if (!this.samplerFailing) this.warn(`counters cannot be read (${(err as Error).message}); intervals go on without them`);
-      this.samplerFailing = true;
-      return r;
-    }
-    return { ...r, counters: deltas, correlation: correlate(r.points, deltas, this.kbView) };
   }
 
   private onInterval(r: IntervalReport, recorder: Recorder | undefined): void {
