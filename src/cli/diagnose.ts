@@ -14,13 +14,13 @@ import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
-import { TracefsDropSource } from '../sources/tracefs/source.js';
-import { BpfDropSource } from '../sources/bpf/source.js';
-import { chooseSource, type SourceName } from '../sources/select.js';
-import type { DropSource } from '../core/drop.js';
+import { readKernelReasons } from '../sources/kernel-reasons.js';
+import { planSource, type SourceRequest } from '../sources/plan.js';
+import { chooseSource } from '../sources/select.js';
 import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
 import { parseCount, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
+import { inFlagTerms } from './watch-source.js';
 
 export const DIAGNOSE_HELP = `Usage: dropmon diagnose [options]
 
@@ -77,10 +77,18 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   );
   if (v.source !== undefined && !['auto', 'bpf', 'tracefs'].includes(v.source))
     throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf or tracefs`);
-  const choice = chooseSource((v.source ?? 'auto') as SourceName | 'auto', {});
   const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
-  const source: DropSource =
-    choice.name === 'bpf' ? new BpfDropSource({ ...(netns ? { netns: netns.inode } : {}), warn }) : new TracefsDropSource({ warn });
+  // Every drop, software only; the namespace is the counters', and the drops' too where the source can tell it.
+  const request: SourceRequest = {
+    software: true,
+    hardware: false,
+    reasons: [],
+    protocols: [],
+    locations: [],
+    ...(netns ? { netns: netns.spec, netnsWhereSupported: true } : {}),
+  };
+  const choice = inFlagTerms(() => chooseSource(request, v.source ?? 'auto'));
+  const source = inFlagTerms(() => planSource(choice, request, readKernelReasons(), undefined)).create(warn);
   onCleanup(() => source.close());
 
   // Families not read go into the summary; a failing read is warned about, and the diagnosis goes on without it.

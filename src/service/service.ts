@@ -32,12 +32,13 @@ import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
 import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
 import { cachedKnowledgeView } from './knowledge-view.js';
 import { ServiceMetrics } from './metrics.js';
-import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
+import { fallbackSource, planSource, type SourcePlan } from './source.js';
 import { dropmonVersion } from './version.js';
 
 export type ServiceState = 'running' | 'stopped';
@@ -116,7 +117,8 @@ export class DropService extends EventEmitter {
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];
   private config_: ServiceConfig;
-  private readonly tables: KernelTables;
+  /** This kernel's reason tables, read once. */
+  private readonly tables: KernelReasons;
   private readonly kallsyms: Promise<KallsymsTable | undefined>;
   private run: Run | undefined;
   /** Serializes start/stop/reconfigure. */
@@ -136,7 +138,7 @@ export class DropService extends EventEmitter {
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
-    this.tables = readKernelTables();
+    this.tables = readKernelReasons();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
       (t) => {
@@ -302,11 +304,12 @@ export class DropService extends EventEmitter {
     try {
       await this.launch(c, plan, why);
     } catch (err) {
-      // auto picked BPF, which can still fail to load (a verifier or memory limit of this host):
-      // a service had better watch through tracefs than not at all.
-      if (c.source !== 'auto' || plan.choice.name !== 'bpf') throw err;
-      this.warn(`the BPF source cannot start (${(err as Error).message}); using tracefs`);
-      await this.launch(c, planSource({ ...c, source: 'tracefs' }, this.tables, table), why);
+      // The source auto preferred (BPF) can still fail to load (a verifier or memory limit of
+      // this host): a service had better watch through the next one (tracefs) than not at all.
+      const next = fallbackSource(c, plan.choice);
+      if (!next) throw err;
+      this.warn(`the ${plan.choice.provider.title} source cannot start (${(err as Error).message}); using ${next.name}`);
+      await this.launch(c, planSource(c, this.tables, table, next.name), why);
     }
   }
 
