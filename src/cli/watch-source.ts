@@ -49,7 +49,7 @@ export function pipelineLimits(flags: WatchFlags, setup: WatchSetup) {
 }
 
 /** What watch's flags ask of a drop source. */
-export function watchRequest(flags: WatchFlags): SourceRequest {
+function watchRequest(flags: WatchFlags): SourceRequest {
   return {
     software: flags.origins.sw,
     hardware: flags.origins.hw,

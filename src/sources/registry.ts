@@ -18,7 +18,3 @@ export const SOURCE_PROVIDERS: readonly SourceProvider[] = [
   bpfProvider,
 ];
 
-/** The names `--source` and the service's `source:` take. */
-export function sourceNames(providers: readonly SourceProvider[] = SOURCE_PROVIDERS): string[] {
-  return providers.map((p) => p.name);
-}
