@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../core/errors.js';
 import type { IntervalReport } from '../core/interval.js';
-import { correlate } from '../core/correlate.js';
+import { annotateWithCounters, troubleAsWarnings } from '../core/annotate.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
 import { loadKnowledge } from '../knowledge/load.js';
 import { Pipeline } from '../core/pipeline.js';
@@ -14,13 +14,13 @@ import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
-import { TracefsDropSource } from '../sources/tracefs/source.js';
-import { BpfDropSource } from '../sources/bpf/source.js';
-import { chooseSource, type SourceName } from '../sources/select.js';
-import type { DropSource } from '../core/drop.js';
+import { readKernelReasons } from '../sources/kernel-reasons.js';
+import { planSource, type SourceRequest } from '../sources/plan.js';
+import { chooseSource } from '../sources/select.js';
 import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
 import { parseCount, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
+import { inFlagTerms } from './watch-source.js';
 
 export const DIAGNOSE_HELP = `Usage: dropmon diagnose [options]
 
@@ -75,16 +75,40 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     (t) => symbols.setTable(t),
     () => undefined,
   );
-  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
-  const baseline = sampler.baseline();
-  const notRead = new Set(baseline.errors);
   if (v.source !== undefined && !['auto', 'bpf', 'tracefs'].includes(v.source))
     throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf or tracefs`);
-  const choice = chooseSource((v.source ?? 'auto') as SourceName | 'auto', {});
   const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
-  const source: DropSource =
-    choice.name === 'bpf' ? new BpfDropSource({ ...(netns ? { netns: netns.inode } : {}), warn }) : new TracefsDropSource({ warn });
+  // Every drop, software only; the namespace is the counters', and the drops' too where the source can tell it.
+  const request: SourceRequest = {
+    software: true,
+    hardware: false,
+    reasons: [],
+    protocols: [],
+    locations: [],
+    ...(netns ? { netns: netns.spec, netnsWhereSupported: true } : {}),
+  };
+  const choice = inFlagTerms(() => chooseSource(request, v.source ?? 'auto'));
+  const source = inFlagTerms(() => planSource(choice, request, readKernelReasons(), undefined)).create(warn);
   onCleanup(() => source.close());
+
+  // Families not read go into the summary; a failing read is warned about, and the diagnosis goes on without it.
+  const notRead = new Set<string>();
+  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
+  const trouble = troubleAsWarnings(warn);
+  const annotate = annotateWithCounters({
+    kb,
+    sampler,
+    symbolName: (a) => symbols.lookup(a)?.name,
+    noise: 'flat',
+    trouble: {
+      notRead: (e) => notRead.add(e),
+      failed: (e) => {
+        notRead.add(`counters: ${e}`);
+        trouble.failed(e);
+      },
+      recovered: trouble.recovered,
+    },
+  });
 
   const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined);
   let drops = 0;
@@ -106,11 +130,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     maxPoints: 1000,
     durationMs: Math.round(durationS * 1000),
     outputsReady: kallsyms,
-    annotate: (r) => {
-      const s = sampler.sample();
-      for (const e of s.snapshot.errors) notRead.add(e);
-      return { ...r, counters: s.deltas, correlation: correlate(r.points, s.deltas, kb) };
-    },
+    annotate,
     onStarted: () => {
       process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
     },

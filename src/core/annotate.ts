@@ -1,73 +1,126 @@
 /**
- * What `watch` (and the commands built on it) add to each interval as it
- * closes: the counters that moved, their correlation with the drop points,
- * and the noise policy that sets usually-benign drops apart.
+ * What every command and the service add to each interval as it closes: the
+ * counters that moved, their correlation with the drop points, and the noise
+ * policy that sets usually-benign drops apart.
+ *
+ * Counters are beside the drops, never in their way. The one policy for
+ * trouble reading them:
+ *   - a family the sampler could not read (one interface's ethtool, a /proc
+ *     file) is told once; the sampler tries every family again each interval;
+ *   - a whole read that fails (a namespace that went away) is told once, the
+ *     interval goes on without counters, and the next interval reads again;
+ *     when that works, it is told once that counters can be read again.
+ * Nothing here is fatal and nothing is silent. A family is not told when it
+ * recovers: its absence from one read does not mean it was read (device
+ * statistics are read every few intervals only).
  */
 import type { DropPoint, IntervalReport } from './interval.js';
 import { correlate } from './correlate.js';
 import type { KnowledgeView } from './knowledge-view.js';
 import type { CounterDelta } from './counter.js';
 
+/** What the annotator needs of a counter snapshot: the families not read. */
+export interface CounterSnapshotErrors {
+  readonly errors: readonly string[];
+}
+
+/**
+ * What annotation needs of a counter sampler (src/sources/counters/snapshot.ts):
+ * a baseline, then the deltas of each interval, with the families not read.
+ */
+export interface IntervalCounters<S extends CounterSnapshotErrors = CounterSnapshotErrors> {
+  baseline(): S;
+  sample(): { readonly deltas: readonly CounterDelta[]; readonly snapshot: S };
+}
+
+/**
+ * How trouble reading counters is told; each is called once per occurrence
+ * as the policy above says.
+ */
+export interface CounterTrouble {
+  /** A family could not be read (the sampler's message, which names it). */
+  notRead(message: string): void;
+  /** Reading failed as a whole: the interval goes on without counters. */
+  failed(message: string): void;
+  /** Counters could be read again after failing. */
+  recovered(): void;
+}
+
+/** The usual telling: warnings (and a plain message for the recovery). */
+export function troubleAsWarnings(warn: (message: string) => void, info: (message: string) => void = warn): CounterTrouble {
+  return {
+    notRead: (e) => warn(`counters not read: ${e}`),
+    failed: (e) => warn(`counters cannot be read (${e}); intervals go on without them`),
+    recovered: () => info('counters can be read again'),
+  };
+}
+
 /**
  * flat: every point on its own, nothing marked; apart: benign points moved to
  * `benignPoints` (text prints them on one line); mark: points kept, benign ones
  * also listed in `benignPoints` (JSON); hide: benign points left out.
  */
-/**
- * What annotation needs of a counter sampler (src/sources/counters/snapshot.ts):
- * a baseline, then the deltas of each interval, with the families not read.
- */
-export interface IntervalCounters {
-  baseline(): { readonly errors: readonly string[] };
-  sample(): { readonly deltas: readonly CounterDelta[]; readonly snapshot: { readonly errors: readonly string[] } };
-}
-
 export type NoisePolicy = 'flat' | 'apart' | 'mark' | 'hide';
 
-export interface AnnotateOptions {
+export interface AnnotateOptions<S extends CounterSnapshotErrors = CounterSnapshotErrors> {
   readonly kb: KnowledgeView;
-  readonly sampler?: IntervalCounters;
+  readonly sampler?: IntervalCounters<S>;
   /** The kernel function a drop location is in, when symbols are loaded. */
   readonly symbolName: (location: bigint) => string | undefined;
   readonly noise: NoisePolicy;
   /** Reasons a --reason filter lets through (counters of other reasons are not blind spots). */
   readonly watchedReasons?: ReadonlySet<string>;
-  readonly warn: (message: string) => void;
+  readonly trouble: CounterTrouble;
+  /** Every snapshot read, the baseline first (the service keeps the latest for its API and metrics). */
+  readonly onSnapshot?: (snapshot: S) => void;
 }
 
-export function annotateWithCounters(o: AnnotateOptions): (r: IntervalReport) => IntervalReport {
-  const warned = new Set<string>();
-  let samplerFailed = false;
-  if (o.sampler) {
-    try {
-      const first = o.sampler.baseline();
-      for (const e of first.errors) {
-        warned.add(e);
-        o.warn(`counters not read: ${e}`);
-      }
-    } catch (err) {
-      samplerFailed = true;
-      o.warn(`counters disabled: ${(err as Error).message}`);
-    }
+/** Reads the counters each interval, telling trouble as the policy says. */
+class CounterReader<S extends CounterSnapshotErrors> {
+  private readonly told = new Set<string>();
+  private failing = false;
+
+  constructor(
+    private readonly sampler: IntervalCounters<S>,
+    private readonly o: AnnotateOptions<S>,
+  ) {
+    this.read(() => ({ snapshot: sampler.baseline() }));
   }
+
+  /** The deltas since the last read, or undefined when reading failed. */
+  sample(): readonly CounterDelta[] | undefined {
+    return this.read(() => this.sampler.sample())?.deltas;
+  }
+
+  private read<T extends { readonly snapshot: S }>(step: () => T): T | undefined {
+    let s: T;
+    try {
+      s = step();
+    } catch (err) {
+      if (!this.failing) this.o.trouble.failed(err instanceof Error ? err.message : String(err));
+      this.failing = true;
+      return undefined;
+    }
+    if (this.failing) this.o.trouble.recovered();
+    this.failing = false;
+    for (const e of s.snapshot.errors) {
+      if (this.told.has(e)) continue;
+      this.told.add(e);
+      this.o.trouble.notRead(e);
+    }
+    this.o.onSnapshot?.(s.snapshot);
+    return s;
+  }
+}
+
+/** The annotation of each closing interval; the baseline is read now. */
+export function annotateWithCounters<S extends CounterSnapshotErrors>(o: AnnotateOptions<S>): (r: IntervalReport) => IntervalReport {
+  const counters = o.sampler ? new CounterReader(o.sampler, o) : undefined;
   const isBenign = (p: DropPoint) => !p.trap && p.reasonName !== '' && o.kb.benign(p.reasonName, o.symbolName(p.location)) === 'usually';
   return (r) => {
     let out: IntervalReport = r;
-    if (o.sampler && !samplerFailed) {
-      try {
-        const s = o.sampler.sample();
-        for (const e of s.snapshot.errors) {
-          if (warned.has(e)) continue;
-          warned.add(e);
-          o.warn(`counters not read: ${e}`);
-        }
-        out = { ...out, counters: s.deltas, correlation: correlate(r.points, s.deltas, o.kb, o.watchedReasons) };
-      } catch (err) {
-        // A counter family failing must never stop the drop monitor.
-        samplerFailed = true;
-        o.warn(`counters disabled: ${(err as Error).message}`);
-      }
-    }
+    const deltas = counters?.sample();
+    if (deltas) out = { ...out, counters: deltas, correlation: correlate(r.points, deltas, o.kb, o.watchedReasons) };
     if (o.noise === 'flat') return out;
     const benign = r.points.filter(isBenign);
     if (benign.length === 0) return out;

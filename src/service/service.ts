@@ -20,9 +20,8 @@ import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import type { Attribution } from '../core/attribution.js';
 import type { IntervalReport } from '../core/interval.js';
-import { correlate } from '../core/correlate.js';
+import { annotateWithCounters, troubleAsWarnings } from '../core/annotate.js';
 import type { KnowledgeView } from '../core/knowledge-view.js';
-import type { CounterDelta } from '../core/counter.js';
 import type { DropSource } from '../core/drop.js';
 import type { KnowledgeBase } from '../knowledge/base.js';
 import { loadKnowledge } from '../knowledge/load.js';
@@ -34,12 +33,13 @@ import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
 import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
 import { cachedKnowledgeView } from '../knowledge/views.js';
 import { ServiceMetrics } from './metrics.js';
-import { planSource, readKernelTables, type KernelTables, type SourcePlan } from './source.js';
+import { fallbackSource, planSource, type SourcePlan } from './source.js';
 import { dropmonVersion } from '../core/version.js';
 
 export type ServiceState = 'running' | 'stopped';
@@ -121,7 +121,8 @@ export class DropService extends EventEmitter {
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];
   private config_: ServiceConfig;
-  private readonly tables: KernelTables;
+  /** This kernel's reason tables, read once. */
+  private readonly tables: KernelReasons;
   private readonly kallsyms: Promise<KallsymsTable | undefined>;
   private run: Run | undefined;
   /** Serializes start/stop/reconfigure. */
@@ -129,7 +130,6 @@ export class DropService extends EventEmitter {
   private readonly recentJson: IntervalJson[] = [];
   private readonly recentReports: IntervalReport[] = [];
   private snapshot: CounterSnapshot | undefined;
-  private samplerFailing = false;
   private totals = { drops: 0, lost: 0, intervals: 0 };
   private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0 };
   private readonly warn: (m: string) => void;
@@ -143,7 +143,7 @@ export class DropService extends EventEmitter {
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
     this.attribution = opts.attribution ?? attribution();
-    this.tables = readKernelTables();
+    this.tables = readKernelReasons();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
       (t) => {
@@ -309,30 +309,37 @@ export class DropService extends EventEmitter {
     try {
       await this.launch(c, plan, why);
     } catch (err) {
-      // auto picked BPF, which can still fail to load (a verifier or memory limit of this host):
-      // a service had better watch through tracefs than not at all.
-      if (c.source !== 'auto' || plan.choice.name !== 'bpf') throw err;
-      this.warn(`the BPF source cannot start (${(err as Error).message}); using tracefs`);
-      await this.launch(c, planSource({ ...c, source: 'tracefs' }, this.tables, table), why);
+      // The source auto preferred (BPF) can still fail to load (a verifier or memory limit of
+      // this host): a service had better watch through the next one (tracefs) than not at all.
+      const next = fallbackSource(c, plan.choice);
+      if (!next) throw err;
+      this.warn(`the ${plan.choice.provider.title} source cannot start (${(err as Error).message}); using ${next.name}`);
+      await this.launch(c, planSource(c, this.tables, table, next.name), why);
     }
   }
 
   private async launch(c: ServiceConfig, plan: SourcePlan, why: string): Promise<void> {
-    let sampler: CounterSampler | undefined;
-    if (c.counters.enabled) {
-      sampler = new CounterSampler({
-        ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
-        sockets: 'drops',
-        ethtoolDriver: c.counters.driver,
-      });
-      try {
-        this.snapshot = sampler.baseline();
-        this.metrics.setCounters(this.snapshot.readings);
-      } catch (err) {
-        this.warn(`counters cannot be read (${(err as Error).message}); going on without them`);
-        sampler = undefined;
-      }
-    }
+    const sampler = c.counters.enabled
+      ? new CounterSampler({
+          ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
+          sockets: 'drops',
+          ethtoolDriver: c.counters.driver,
+        })
+      : undefined;
+    // The baseline is read now; the latest snapshot is kept for the API, the metrics and the alerts' interface names.
+    const annotate = sampler
+      ? annotateWithCounters({
+          kb: this.kbView,
+          sampler,
+          symbolName: (a) => this.symbols.lookup(a)?.name,
+          noise: 'flat',
+          trouble: troubleAsWarnings(this.warn, this.info),
+          onSnapshot: (snapshot) => {
+            this.snapshot = snapshot;
+            this.metrics.setCounters(snapshot.readings);
+          },
+        })
+      : undefined;
     const source = plan.create(this.warn);
     let recorder: Recorder | undefined;
     let before = 0;
@@ -365,7 +372,7 @@ export class DropService extends EventEmitter {
       maxPoints: c.maxPoints,
       filter: plan.filter,
       outputsReady: this.kallsyms,
-      ...(sampler ? { annotate: (r: IntervalReport) => this.annotate(r, sampler) } : {}),
+      ...(annotate ? { annotate } : {}),
       onStarted: () => started(),
     });
     const done = pipeline.run();
@@ -401,23 +408,6 @@ export class DropService extends EventEmitter {
       this.metrics.setSourceUp(false);
     }
     if (announce) this.emitState(why);
-  }
-
-  private annotate(r: IntervalReport, sampler: CounterSampler): IntervalReport {
-    let deltas: readonly CounterDelta[];
-    try {
-      const s = sampler.sample();
-      this.snapshot = s.snapshot;
-      this.metrics.setCounters(s.snapshot.readings);
-      deltas = s.deltas;
-      if (this.samplerFailing) this.info('counters can be read again');
-      this.samplerFailing = false;
-    } catch (err) {
-      if (!this.samplerFailing) this.warn(`counters cannot be read (${(err as Error).message}); intervals go on without them`);
-      this.samplerFailing = true;
-      return r;
-    }
-    return { ...r, counters: deltas, correlation: correlate(r.points, deltas, this.kbView) };
   }
 
   private onInterval(r: IntervalReport, recorder: Recorder | undefined): void {

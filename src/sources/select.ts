@@ -1,7 +1,9 @@
 /**
- * Which drop source `--source auto` uses, and why (printed once at start).
+ * Which drop source a request gets, and why (printed once at start by
+ * `--source auto`). The sources' own knowledge is in their providers
+ * (src/sources/<name>/provider.ts); this is the order they are asked in.
  *
- * Order, from the measurements (cost added to each drop on a 2-core VM):
+ * `--source auto`, from the measurements (cost added to each drop on a 2-core VM):
  *   1. options only one source has decide it: --stack and --buffer-kb pick
  *      tracefs; --mode, --trunc, --queue, --force, --passive (packet bytes,
  *      or another program's NET_DM) pick NET_DM; --netns, --interface and
@@ -19,47 +21,63 @@
  * nothing), so --hw alone no longer needs NET_DM.
  * NET_DM is not chosen on its own: its summary alerts carry no reason, and
  * it is one state per host that another tool may be using.
+ *
+ * After the choice every source checks the request (the chosen one what it
+ * cannot do, the others the options only they have), and an output that
+ * keeps packet bytes needs a source that delivers each packet.
  */
-import { bpfTrapUnavailableReason, bpfUnavailableReason } from './bpf/availability.js';
+import { DropmonError } from '../core/errors.js';
+import { SourceProblem, type SourceChoice, type SourceProvider, type SourceRequest } from './plan.js';
+import { SOURCE_PROVIDERS } from './registry.js';
 
-export type SourceName = 'tracefs' | 'netdm' | 'bpf';
+/** A source's name, as `--source` takes it ("auto" aside). */
+export type SourceName = string;
 
-export interface SourceNeeds {
-  /** --stack: only tracefs records stacks. */
-  readonly stack?: boolean;
-  /** --buffer-kb and other tracefs-only options. */
-  readonly tracefsOnly?: boolean;
-  /** --mode, --trunc, --queue, --force, --passive: only NET_DM. */
-  readonly netdmOnly?: boolean;
-  /** --netns, --interface, --packets: only BPF. */
-  readonly bpfOnly?: boolean;
-  /** --hw: hardware drops (devlink traps), which every source can count. */
-  readonly hardware?: boolean;
-  /** --reason or --protocol: NET_DM's summary mode cannot tell them. */
-  readonly filtersByReasonOrProtocol?: boolean;
+function pick(providers: readonly SourceProvider[], requested: SourceName | 'auto', request: SourceRequest): SourceChoice {
+  if (requested !== 'auto') {
+    const provider = providers.find((p) => p.name === requested);
+    if (!provider) throw new SourceProblem('unknown-source', `unknown source ${JSON.stringify(requested)}; use auto, ${providers.map((p) => p.name).join(', ')}`);
+    return { provider, name: provider.name, why: 'asked for', by: 'name' };
+  }
+  for (const provider of providers) {
+    const why = provider.claims(request);
+    if (why !== undefined) return { provider, name: provider.name, why, by: 'options' };
+  }
+  let refused: string | undefined;
+  for (const provider of preferred(providers)) {
+    const problem = provider.unavailable(request);
+    // The one chosen after others could not run says why they could not: that is why it is the one.
+    if (problem === undefined) return { provider, name: provider.name, why: refused ?? provider.auto!.why, by: 'preference' };
+    refused = problem;
+  }
+  throw new DropmonError(`no drop source can run here${refused ? ` (${refused})` : ''}`);
 }
 
-export interface SourceChoice {
-  readonly name: SourceName;
-  readonly why: string;
+/** The sources `auto` may pick on its own, most preferred first. */
+function preferred(providers: readonly SourceProvider[]): SourceProvider[] {
+  return providers.filter((p) => p.auto).sort((a, b) => a.auto!.rank - b.auto!.rank);
 }
 
-export function chooseSource(
-  requested: SourceName | 'auto',
-  needs: SourceNeeds,
-  /** Why BPF cannot run here (undefined: it can); injectable for tests. */
-  bpfProblem: () => string | undefined = bpfUnavailableReason,
-  /** Why BPF cannot count hardware drops here; injectable for tests. */
-  bpfTrapProblem: () => string | undefined = bpfTrapUnavailableReason,
-): SourceChoice {
-  if (requested !== 'auto') return { name: requested, why: 'asked for' };
-  if (needs.stack) return { name: 'tracefs', why: '--stack needs the tracefs source' };
-  if (needs.tracefsOnly) return { name: 'tracefs', why: 'the options given need the tracefs source' };
-  if (needs.netdmOnly) return { name: 'netdm', why: 'the options given need NET_DM' };
-  if (needs.bpfOnly) return { name: 'bpf', why: '--netns, --interface and --packets need the BPF source' };
-  const problem = bpfProblem();
-  const trapProblem = problem === undefined && needs.hardware ? bpfTrapProblem() : undefined;
-  if (trapProblem !== undefined) return { name: 'tracefs', why: `BPF cannot count hardware drops here (${trapProblem})` };
-  if (problem === undefined) return { name: 'bpf', why: 'BPF counts drops in the kernel (the cheapest source), with interface and namespace' };
-  return { name: 'tracefs', why: `BPF is not usable here (${problem})` };
+/**
+ * Choose the source for a request and check the request's options against
+ * it (every source refuses the options only it has when another is chosen).
+ * Throws SourceProblem; `providers` is the registry unless a test gives its own.
+ */
+export function chooseSource(request: SourceRequest, requested: SourceName | 'auto', providers: readonly SourceProvider[] = SOURCE_PROVIDERS): SourceChoice {
+  const choice = pick(providers, requested, request);
+  for (const p of providers) p.check(request, p === choice.provider);
+  if (request.packetBytes && !choice.provider.perPacket(request))
+    throw new SourceProblem('packet-bytes', 'keeping packet bytes needs per-packet records (NET_DM packet mode, or BPF per-packet records)');
+  return choice;
+}
+
+/**
+ * The next source `auto` would have picked after `failed`, which it preferred
+ * but which then could not start (a verifier or memory limit of this host);
+ * undefined when none can run. Not for a source the options asked for.
+ */
+export function nextPreferred(failed: SourceChoice, request: SourceRequest, providers: readonly SourceProvider[] = SOURCE_PROVIDERS): SourceProvider | undefined {
+  if (failed.by !== 'preference') return undefined;
+  const rest = preferred(providers);
+  return rest.slice(rest.indexOf(failed.provider) + 1).find((p) => p.unavailable(request) === undefined);
 }
