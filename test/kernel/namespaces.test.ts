@@ -1,50 +1,21 @@
 /**
- * What --source auto picks and why; containers named from cgroup paths; and,
- * against the kernel, namespaces and interfaces named from their inode and
- * index, the way the outputs show them.
+ * Containers named from cgroup paths; and, against the kernel, namespaces and
+ * interfaces named from their inode and index, the way the outputs show them.
  */
 import { after, test } from 'node:test';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { chooseSource } from '../../../src/sources/select.js';
-import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
-import { formatIntervalText } from '../../../src/outputs/text.js';
-import { formatIntervalJson } from '../../../src/outputs/json.js';
-import type { IntervalReport } from '../../../src/core/aggregator.js';
-import { UsageError } from '../../../src/core/errors.js';
-import { kernelTest } from '../../helpers/env.js';
-import { TestNetns } from '../../helpers/netns.js';
+import { Attribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../src/kernel/namespaces.js';
+import { formatIntervalText } from '../../src/outputs/text.js';
+import { formatIntervalJson } from '../../src/outputs/json.js';
+import type { IntervalReport } from '../../src/core/aggregator.js';
+import { UsageError } from '../../src/core/errors.js';
+import { kernelTest } from '../helpers/env.js';
+import { TestNetns } from '../helpers/netns.js';
 
 after(() => TestNetns.cleanupAll());
-
-test('--source auto: BPF first, tracefs when BPF cannot run; options only one source has decide', () => {
-  const ok = () => undefined;
-  const no = () => 'BPF needs root (or CAP_BPF and CAP_PERFMON)';
-  assert.equal(chooseSource('auto', {}, ok).name, 'bpf');
-  assert.equal(chooseSource('auto', { filtersByReasonOrProtocol: true }, ok).name, 'bpf');
-  const fallback = chooseSource('auto', {}, no);
-  assert.equal(fallback.name, 'tracefs');
-  assert.match(fallback.why, /BPF is not usable here \(BPF needs root/);
-  assert.equal(chooseSource('auto', { stack: true }, ok).name, 'tracefs');
-  assert.equal(chooseSource('auto', { tracefsOnly: true }, ok).name, 'tracefs');
-  assert.equal(chooseSource('auto', { netdmOnly: true }, ok).name, 'netdm');
-  assert.equal(chooseSource('auto', { bpfOnly: true }, no).name, 'bpf', 'asked-for BPF options fail with the reason rather than silently dropping them');
-  assert.deepEqual(chooseSource('netdm', {}, ok), { name: 'netdm', why: 'asked for' });
-});
-
-test('--source auto with --hw: BPF when it can count traps, else tracefs; never NET_DM on its own', () => {
-  const ok = () => undefined;
-  const noTraps = () => 'BPF source: this kernel has no devlink_trap_report tracepoint in its BTF';
-  assert.equal(chooseSource('auto', { hardware: true }, ok, ok).name, 'bpf');
-  const fallback = chooseSource('auto', { hardware: true }, ok, noTraps);
-  assert.equal(fallback.name, 'tracefs');
-  assert.match(fallback.why, /BPF cannot count hardware drops here \(BPF source: this kernel has no devlink_trap_report/);
-  assert.equal(chooseSource('auto', { hardware: true }, () => 'no BTF', ok).name, 'tracefs');
-  assert.equal(chooseSource('auto', { hardware: true, netdmOnly: true }, ok, ok).name, 'netdm', '--hw --mode packet: NET_DM, for the packets');
-  assert.equal(chooseSource('auto', {}, ok, noTraps).name, 'bpf', 'the trap tracepoint matters only with --hw');
-});
 
 test('containers from cgroup paths: Docker, containerd, CRI-O, Podman, Kubernetes pods', () => {
   const id = '3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a';
