@@ -102,7 +102,8 @@ export interface DropSink {
 }
 
 /**
- * A source of drop evidence (tracefs today; NET_DM and BPF later).
+ * A source of drop evidence: tracefs, NET_DM or BPF (src/sources/, built by the
+ * source plan).
  * Lifecycle: `start(sink)` once, `drain()` any number of times, `close()` once.
  */
 export interface DropSource {

@@ -1,7 +1,7 @@
 /**
  * What the user asked to see (`--reason`, `--protocol`, `--location`), in a
  * form independent of any source. Sources push what they can into the kernel
- * (a tracefs filter, later BPF); the pipeline applies `matches` to every
+ * (the tracefs source, as its event filter); the pipeline applies `matches` to every
  * sample as well, so the result is the same whatever the source could do.
  */
 import type { DropSample } from './drop.js';

@@ -1,6 +1,6 @@
 /**
  * A pipeline wires one source to the aggregator and to outputs:
- *   source --samples--> filter --> IntervalAggregator --interval reports--> outputs
+ *   source --samples--> filter --> IntervalAggregator --interval reports--> annotate --> outputs
  * It owns the interval clock and the stop conditions (duration, drop count,
  * an explicit stop); it knows nothing about tracefs or about formats.
  */

@@ -1,10 +1,11 @@
 /**
  * dropmon's version, as package.json says: printed by --version, written into
- * recordings, reported by the service. Read once, when first asked, from
- * dropmon's own installation (never the host's state); "unknown" when the
- * file cannot be read, since no caller should fail for want of a version.
+ * recordings, reported by the service. Loaded once, when first asked, as a
+ * module of dropmon's own installation (never the host's state: core does no
+ * host I/O); "unknown" when it cannot be loaded, since no caller should fail
+ * for want of a version.
  */
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 let cached: string | undefined;
 
@@ -12,7 +13,7 @@ export function dropmonVersion(): string {
   if (cached === undefined) {
     try {
       // dist/src/core/ → the package root.
-      cached = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+      cached = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
     } catch {
       cached = 'unknown';
     }

@@ -1,9 +1,9 @@
 /**
  * Per-interval lines that put counters beside the drops that explain them:
  *
- *   = Udp:RcvbufErrors +120, Udp:InErrors +120  <->  120 x SOCKET_RCVBUFF at __udp_enqueue_schedule_skb  [socket udp 10.1.0.2:47001: pid 812 (named)]
+ *   = Udp:RcvbufErrors +120, Udp:InErrors +120  <->  120 x SOCKET_RCVBUFF at __udp_enqueue_schedule_skb  [socket udp 10.1.0.2:47001: pid 812 (named) +120]
  *   ! blind spot: link:rx_missed_errors +50 on eth0: these drops never reach kfree_skb, so no drop event can show them
- *   ~ expected: 3 drops at tcp_disconnect (QUEUE_PURGE): usually benign
+ *   ~ usually benign: 3 drops (3 QUEUE_PURGE at tcp_disconnect)
  *
  * and the same as one JSON object per interval ("type":"counters").
  */

@@ -33,7 +33,7 @@ export function describeDrop(s: DropSample, symbols: Symbolizer | undefined): st
   return `drop at ${where(s, symbols)} [${s.origin}]${s.reasonName ? ` ${s.reasonName}` : ''}${dev ? ` dev ${dev}` : ''}`;
 }
 
-/** "drop at __udp4_lib_rcv+0x9a2 (0x...) [software] NO_SOCKET dev 2 len 74 udp 10.0.0.1:5 > 10.0.0.2:9" */
+/** "drop at __udp4_lib_rcv+0x9a2 (0x...) [software] NO_SOCKET dev ifindex 2 len 74 ipv4 udp 10.0.0.1:5 > 10.0.0.2:9" */
 export class PacketTextOutput implements PacketOutput {
   constructor(
     private readonly write: (t: string) => void,

@@ -4,7 +4,7 @@
  * - pcapng (the default): each dropped packet as a frame (Ethernet, or raw IP
  *   for devices without a MAC header) with the kernel's original length,
  *   nanosecond timestamp, and a comment "drop at <location> [origin] <reason>
- *   dev <ifindex>". Every tool reads it; the location and the reason show in
+ *   dev <interface>". Every tool reads it; the location and the reason show in
  *   any tshark (`tshark -r F -V`, or `-T fields -e frame.comment`), which is
  *   what an operator needs first.
  * - netlink (`--pcap-format netlink`): dwdump's format, LINKTYPE_NETLINK (253),

@@ -1,6 +1,6 @@
 /**
  * dropwatch-compatible console lines, one per drop point per interval:
- *   12 drops at __udp4_lib_rcv+0x4bc (0xffffffff81abcdef) [software] NO_SOCKET ipv4
+ *   12 drops at __udp4_lib_rcv+0x4bc (0xffffffff81abc4bc) [software] NO_SOCKET ipv4
  * Everything up to "[software]" is what dropwatch has printed for 15 years
  * (operators' scripts parse it); the reason and protocol follow.
  */

@@ -33,7 +33,7 @@ export interface GuestRun {
 export const VM_KERNELS = ['6.1', '6.12'] as const;
 
 export const GUEST_RUNS: readonly GuestRun[] = [
-  { name: 'netdm', files: ['dist/test/netdm/netdm-kernel.test.js'], noSkip: true },
+  { name: 'netdm', files: ['dist/test/sources/netdm/kernel.test.js'], noSkip: true },
   { name: 'netdm-record', files: ['dist/test/recording/netdm-record.test.js'], mustPass: ['record --source netdm --mode packet: summaries of dropped packets, bounded per interval'] },
   { name: 'devlink', files: ['dist/test/vm/devlink-kernel.test.js'], noSkip: true },
   {
@@ -50,7 +50,7 @@ export const GUEST_RUNS: readonly GuestRun[] = [
   },
   {
     name: 'bpf-toolkit',
-    files: ['dist/test/kernel/bpf-btf.test.js', 'dist/test/kernel/bpf-maps.test.js'],
+    files: ['dist/test/kernel/bpf/btf.test.js', 'dist/test/kernel/bpf/syscall.test.js'],
     env: { DROPMON_FUZZ_RUNS: '50' },
     mustPass: ['the raw_tp flavour (bpf_probe_read_kernel) counts what the tp_btf one counts', 'live vmlinux BTF: parsed, the offsets and the prototype found'],
   },

@@ -1,6 +1,6 @@
 /**
  * Netlink message and attribute codec (host byte order, 4-byte alignment),
- * shared by generic netlink (NET_DM, nlctrl) and later rtnetlink/ethtool.
+ * shared by generic netlink (NET_DM, nlctrl, devlink, ethtool) and rtnetlink.
  * Decoders take bytes and return values or throw a ParseError that says
  * what was malformed and where; they never read outside the input.
  */

@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LiveInterval, LivePoint } from '../../src/core/live.js';
-import { TopModel } from '../../src/outputs/top/model.js';
-import { Screen, printable, BOLD, RED } from '../../src/outputs/top/screen.js';
-import { columns, tableFrame, detailLines } from '../../src/outputs/top/view.js';
-import { TopApp } from '../../src/outputs/top/app.js';
-import { shortCount, shortRate, sparkline, wrap } from '../../src/outputs/top/format.js';
-import { loadKnowledge } from '../../src/knowledge/load.js';
+import type { LiveInterval, LivePoint } from '../../../src/core/live.js';
+import { TopModel } from '../../../src/outputs/top/model.js';
+import { Screen, printable, BOLD, RED } from '../../../src/outputs/top/screen.js';
+import { columns, tableFrame, detailLines } from '../../../src/outputs/top/view.js';
+import { TopApp } from '../../../src/outputs/top/app.js';
+import { shortCount, shortRate, sparkline, wrap } from '../../../src/outputs/top/format.js';
+import { loadKnowledge } from '../../../src/knowledge/load.js';
 
 function pt(reason: string, fn: string, count: number, more: Partial<LivePoint> = {}): LivePoint {
   return {

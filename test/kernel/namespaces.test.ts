@@ -1,20 +1,19 @@
 /**
- * Containers named from cgroup paths; and,
- * against the kernel, namespaces and interfaces named from their inode and
- * index, the way the outputs show them.
+ * Containers named from cgroup paths; and, against the kernel, namespaces and
+ * interfaces named from their inode and index, the way the outputs show them.
  */
 import { after, test } from 'node:test';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { NamespaceAttribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../../src/kernel/namespaces.js';
-import { formatIntervalText } from '../../../src/outputs/text.js';
-import { formatIntervalJson } from '../../../src/outputs/json.js';
-import type { IntervalReport } from '../../../src/core/interval.js';
-import { UsageError } from '../../../src/core/errors.js';
-import { kernelTest } from '../../helpers/env.js';
-import { TestNetns } from '../../helpers/netns.js';
+import { NamespaceAttribution, containerFromCgroup, interfaceIndex, resolveNetnsSpec } from '../../src/kernel/namespaces.js';
+import { formatIntervalText } from '../../src/outputs/text.js';
+import { formatIntervalJson } from '../../src/outputs/json.js';
+import type { IntervalReport } from '../../src/core/interval.js';
+import { UsageError } from '../../src/core/errors.js';
+import { kernelTest } from '../helpers/env.js';
+import { TestNetns } from '../helpers/netns.js';
 
 after(() => TestNetns.cleanupAll());
 

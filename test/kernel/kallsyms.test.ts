@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { KallsymsTable, Symbolizer, formatSymbol } from '../../src/kernel/kallsyms.js';
 import { ParseError } from '../../src/core/errors.js';
 
@@ -58,4 +59,24 @@ test('the running kernel: /proc/kallsyms parses and symbolizes its own text', { 
   assert.ok(t.length > 1000);
   const r = t.ranges('kfree_skb_reason').concat(t.ranges('sk_skb_reason_drop'), t.ranges('__netif_receive_skb_core'));
   assert.ok(r.length > 0, 'well-known functions are present');
+});
+
+test('kallsyms parser: random lines, and valid tables look up consistently', () => {
+  const line = fc.oneof(
+    fc.string({ maxLength: 60 }),
+    fc.tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom('t', 'T', 'd', 'W', 'b'), fc.stringMatching(/^[a-z_][a-z0-9_.]{0,20}$/), fc.option(fc.stringMatching(/^[a-z_]{1,8}$/)))
+      .map(([a, t, n, m]) => `${a.toString(16).padStart(16, '0')} ${t} ${n}${m ? `\t[${m}]` : ''}`),
+  );
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 50 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lines, addr) => {
+      try {
+        const t = KallsymsTable.parse(lines.join('\n'));
+        const s = t.lookup(addr);
+        if (s) assert.ok(s.offset >= 0n && (s.size === 0n || s.offset < s.size));
+      } catch (e) {
+        if (!(e instanceof ParseError)) throw e;
+      }
+    }),
+    { numRuns: Number(process.env.DROPMON_FUZZ_RUNS ?? 2000) },
+  );
 });

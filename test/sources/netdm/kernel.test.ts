@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetdmClient } from '../../src/sources/netdm/client.js';
-import { runDropgen, PROJECT_ROOT } from '../helpers/dropgen.js';
-import { DropmonProcess, parseJsonLines } from '../helpers/dropmon.js';
-import { TestNetns } from '../helpers/netns.js';
+import { NetdmClient } from '../../../src/sources/netdm/client.js';
+import { runDropgen, PROJECT_ROOT } from '../../helpers/dropgen.js';
+import { DropmonProcess, parseJsonLines } from '../../helpers/dropmon.js';
+import { TestNetns } from '../../helpers/netns.js';
 
 after(() => TestNetns.cleanupAll());
 

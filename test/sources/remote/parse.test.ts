@@ -7,10 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SseError, SseParser } from '../../src/sources/remote/sse.js';
-import { RemoteDataError, parseIntervalEvent, parseStateEvent } from '../../src/sources/remote/interval.js';
-import { parseRemoteUrl } from '../../src/sources/remote/client.js';
-import { authHeaders, resolveClientToken } from '../../src/sources/remote/auth.js';
+import { SseError, SseParser } from '../../../src/sources/remote/sse.js';
+import { RemoteDataError, parseIntervalEvent, parseStateEvent } from '../../../src/sources/remote/interval.js';
+import { parseRemoteUrl } from '../../../src/sources/remote/client.js';
+import { authHeaders, resolveClientToken } from '../../../src/sources/remote/auth.js';
 
 const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 300);
 

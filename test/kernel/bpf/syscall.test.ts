@@ -7,13 +7,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { kernelSkipReason } from '../helpers/env.js';
-import { TestNetns } from '../helpers/netns.js';
-import { runDropgen } from '../helpers/dropgen.js';
-import { bpfUnavailableReason } from '../../src/sources/bpf/availability.js';
-import { BpfMap, MapType, possibleCpus } from '../../src/kernel/bpf/syscall.js';
-import { BpfDropSource } from '../../src/sources/bpf/source.js';
-import type { DropSample } from '../../src/core/drop.js';
+import { kernelSkipReason } from '../../helpers/env.js';
+import { TestNetns } from '../../helpers/netns.js';
+import { runDropgen } from '../../helpers/dropgen.js';
+import { bpfUnavailableReason } from '../../../src/sources/bpf/availability.js';
+import { BpfMap, MapType, possibleCpus } from '../../../src/kernel/bpf/syscall.js';
+import { BpfDropSource } from '../../../src/sources/bpf/source.js';
+import type { DropSample } from '../../../src/core/drop.js';
 
 after(() => TestNetns.cleanupAll());
 

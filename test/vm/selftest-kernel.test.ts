@@ -32,7 +32,7 @@ function has(program: string): boolean {
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) return 'not root';
-  if (!netdmPresent()) return 'this kernel has no NET_DM (run through scripts/kernel-vm.sh, see test/netdm/selftest-vm.test.ts)';
+  if (!netdmPresent()) return 'this kernel has no NET_DM (run through scripts/kernel-vm.sh, see test/vm/selftest-vm.test.ts)';
   if (!existsSync(SELFTEST)) return `no ${SELFTEST} (scripts/kernel-vm.sh extracts it from the kernel's linux-source)`;
   if (!existsSync('/sys/bus/netdevsim/new_device')) return 'no netdevsim in this kernel: the selftest needs its devlink traps';
   const missing = TOOLS.filter((t) => !has(t));

@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import fc from 'fast-check';
-import { Btf, BtfKind } from '../../src/kernel/bpf/btf.js';
-import { DropmonError, ParseError } from '../../src/core/errors.js';
-import { checkKfreeSkbPrototype, readKernelLayout } from '../../src/sources/bpf/layout.js';
-import { kernelLikeBtf, writeBtf } from '../sources/bpf/btf-writer.js';
+import { Btf, BtfKind } from '../../../src/kernel/bpf/btf.js';
+import { DropmonError, ParseError } from '../../../src/core/errors.js';
+import { checkKfreeSkbPrototype, readKernelLayout } from '../../../src/sources/bpf/layout.js';
+import { kernelLikeBtf, writeBtf } from '../../sources/bpf/btf-writer.js';
 
 const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
 

@@ -58,7 +58,7 @@ for (const kernel of KERNELS) {
     const t0 = Date.now();
     const r = spawnSync(
       join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'),
-      ['node', '--test', '--test-reporter=tap', '--test-timeout=1500000', 'dist/test/netdm/selftest-kernel.test.js'],
+      ['node', '--test', '--test-reporter=tap', '--test-timeout=1500000', 'dist/test/vm/selftest-kernel.test.js'],
       {
         encoding: 'utf8',
         env: {
