@@ -168,6 +168,26 @@ function checkWritable(file: string, exists: boolean): void {
 }
 
 /**
+ * Look at an existing file without changing it before opening it for
+ * writing: a read-write connection to a file that turns out broken deletes
+ * the -wal beside it when it closes, and that journal belongs with the file
+ * (it may hold its last intervals). Throws the RecordingError of a file that
+ * is not a usable recording; storage trouble is left to the real opening.
+ */
+function checkReadOnly(file: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    checkSchemaObjects(db, checkSchema(db, file), file);
+  } catch (err) {
+    const e = describeOpenError(err, file);
+    if (e.fault !== 'storage' && e.fault !== 'missing') throw e;
+  } finally {
+    db?.close();
+  }
+}
+
+/**
  * Every drop point of an interval: a noise policy may have moved the usually
  * benign ones from `points` to `benignPoints`; a recording keeps them all.
  */
@@ -208,6 +228,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     if (existed && opts.append === false)
       throw new DropmonError(`${file} exists`, 'choose another file, remove it, or add to it with --append');
     checkWritable(file, existed);
+    if (existed) checkReadOnly(file);
     try {
       this.db = new Database(file);
     } catch (err) {
