@@ -93,7 +93,7 @@ export class RetentionHorizon {
       if (this.stepSince === undefined) {
         this.stepSince = mono;
         this.warn(
-          `the wall clock moved ${describeStep(off)} against the monotonic clock; retention by age waits until it has held for ${describeStep(this.settleMs).slice(1)}, intervals are still recorded`,
+          `the wall clock moved ${describeStep(off)} against the monotonic clock; retention by age waits until it has held for ${describeDuration(this.settleMs)}, intervals are still recorded`,
         );
       }
       if (mono - this.stepSince < this.settleMs) return undefined;
@@ -120,8 +120,12 @@ export class RetentionHorizon {
 
 /** "+1 y 3 d", "-5 min", "+42 s": a signed duration for a message. */
 export function describeStep(ms: number): string {
-  const sign = ms < 0 ? '-' : '+';
-  let s = Math.round(Math.abs(ms) / 1000);
+  return (ms < 0 ? '-' : '+') + describeDuration(Math.abs(ms));
+}
+
+/** "1 y 3 d", "1 h", "42 s": the two largest units of a duration. */
+function describeDuration(ms: number): string {
+  let s = Math.round(ms / 1000);
   const parts: string[] = [];
   for (const [unit, size] of [
     ['y', 365 * 86_400],
@@ -136,5 +140,5 @@ export function describeStep(ms: number): string {
     }
     if (parts.length === 2) break;
   }
-  return sign + parts.join(' ');
+  return parts.join(' ');
 }

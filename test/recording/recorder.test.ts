@@ -161,7 +161,9 @@ describe('recorder and reader', () => {
 describe('retention', () => {
   test('by age: only intervals within max-age of the newest remain, dictionaries pruned', () => {
     const file = newFile();
-    const rec = new Recorder(file, { source: 'tracefs', retention: { maxAgeMs: 60_000 } });
+    // Clocks after the last stamp: the test holds whatever the date of the machine running it.
+    const clocks = { wallMs: () => T0 + 3_000_000, monoMs: () => 0 };
+    const rec = new Recorder(file, { source: 'tracefs', clocks, retention: { maxAgeMs: 60_000 } });
     // 2000 one-second intervals; every 100 s the drop points move elsewhere.
     for (let s = 1; s <= 2000; s++) rec.record({ interval: syntheticInterval(s, T0, 1000, { firstPoint: Math.floor(s / 100) * 3 }) });
     assert.ok(rec.stats.intervalsExpired >= 1930, `expired ${rec.stats.intervalsExpired}`);
