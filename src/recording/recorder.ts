@@ -178,7 +178,8 @@ function checkReadOnly(file: string): void {
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
-    checkSchemaObjects(db, checkSchema(db, file), file);
+    // No schema yet (a creation that ran out of space): created like a new file.
+    if (!isEmptyDatabase(db)) checkSchemaObjects(db, checkSchema(db, file), file);
   } catch (err) {
     const e = describeOpenError(err, file);
     if (e.fault !== 'storage' && e.fault !== 'missing') throw e;

@@ -280,7 +280,7 @@ export function checkSchema(db: Database.Database, file: string, known: number =
     throw new RecordingError(
       'newer',
       `${file} is a recording of schema version ${version}; this dropmon reads up to version ${known}`,
-      'use a newer dropmon to read it',
+      'use a newer dropmon with it',
     );
   return version;
 }

@@ -171,6 +171,23 @@ describe('what is not moved aside', () => {
     assert.equal(h.warnings.length, 1, 'said once');
   });
 
+  test('a file left without a schema (its creation ran out of space): created in place', () => {
+    const dir = newDir();
+    const file = join(dir, 'dropmon.db');
+    const db = new Database(file);
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.pragma('application_id = 0x4472704d');
+    db.close();
+    assert.ok(statSync(file).size > 0);
+    const h = harness(file);
+    assert.equal(h.rec.state, 'recording', h.warnings.join(' | '));
+    assert.deepEqual(h.resets, []);
+    h.write();
+    h.rec.close();
+    assert.equal(intervalsIn(file), 1);
+    assert.deepEqual(readdirSync(dir), ['dropmon.db']);
+  });
+
   test('a file that cannot be opened yet: tried at every interval, lost intervals counted, resumes', () => {
     const dir = newDir();
     // A file where its folder should be: the recording cannot be created until it goes away.
