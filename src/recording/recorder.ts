@@ -7,6 +7,13 @@
  * recorder bounds counters, loss causes and packets per interval, counting
  * what it left out. Each interval is one transaction with prepared
  * statements, followed by a bounded retention step (age, then size).
+ * Retention by age deletes by end time, counted from a horizon that ignores
+ * future stamps and clock steps (horizon.ts); by size, the oldest by end time.
+ *
+ * Opening checks that the file is a recording of a known version holding
+ * only the tables dropmon writes, and migrates an earlier version in one
+ * transaction. A file it cannot use throws a RecordingError whose `fault`
+ * says why (resilient-recorder.ts decides what the service does about it).
  *
  * Storage failures (disk full, a file that became read-only, I/O errors) do
  * not stop monitoring: the interval is dropped and counted, one warning says
@@ -29,7 +36,18 @@ import { decodeHeaders } from '../core/packet.js';
 import type { IntervalOutput, PacketOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import { describePoint, describeStack } from '../outputs/describe.js';
-import { SCHEMA_VERSION, checkSchema, createSchema, describeOpenError, isEmptyDatabase, type PointRow } from './schema.js';
+import { RetentionHorizon, type Clocks } from './horizon.js';
+import {
+  RecordingError,
+  SCHEMA_VERSION,
+  checkSchema,
+  checkSchemaObjects,
+  createSchema,
+  describeOpenError,
+  isEmptyDatabase,
+  migrateSchema,
+  type PointRow,
+} from './schema.js';
 
 /** A counter delta as the recorder stores it (a subset of core/counter.ts's CounterDelta). */
 export type RecordedCounter = Pick<CounterDelta, 'name' | 'scope' | 'layer' | 'delta' | 'value' | 'rate'>;
@@ -42,7 +60,7 @@ export interface RecorderInput {
 }
 
 export interface RetentionPolicy {
-  /** Delete intervals that ended more than this long before the newest one. */
+  /** Delete intervals that ended more than this long before the newest one (the horizon: see horizon.ts). */
   readonly maxAgeMs?: number;
   /** Keep the database (page_count * page_size) under this many bytes; the WAL adds up to WAL_LIMIT_BYTES. */
   readonly maxBytes?: number;
@@ -63,9 +81,17 @@ export interface RecorderOptions {
   readonly warn?: (message: string) => void;
   /** Add a session to an existing recording instead of refusing it. Default true. */
   readonly append?: boolean;
+  /** Intervals that could not be written before this recorder opened (the first one's gap_before, and the session's count). */
+  readonly unwrittenBefore?: number;
+  /** The clocks retention by age goes by (tests). */
+  readonly clocks?: Clocks;
+  /** How long a step of the wall clock must hold before retention by age believes it (horizon.ts). */
+  readonly clockSettleMs?: number;
 }
 
 export interface RecorderStats {
+  /** Intervals in the file, every session's. */
+  readonly intervals: number;
   readonly intervalsWritten: number;
   /** Intervals that could not be written (storage errors). */
   readonly intervalsUnwritten: number;
@@ -86,6 +112,8 @@ const RETENTION_BATCH = 500;
 const PRUNE_BATCH = 500;
 /** Expired intervals between two prunings of the dictionaries (age retention expires one per interval). */
 const PRUNE_EVERY = 64;
+/** Child tables of an interval, deleted with it. */
+const INTERVAL_TABLES = ['interval_points', 'interval_counters', 'interval_losses', 'packets'] as const;
 /** The WAL file is truncated to this after checkpoints. */
 export const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
 
@@ -128,7 +156,28 @@ function checkWritable(file: string, exists: boolean): void {
     const code = errCode(err);
     const why =
       code === 'EROFS' ? 'the file system is read-only' : code === 'ENOENT' ? `no directory ${target}` : code === 'EACCES' ? `${target} is not writable` : (err as Error).message;
-    throw new DropmonError(`cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
+    throw new RecordingError('storage', `cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
+  }
+}
+
+/**
+ * Look at an existing file without changing it before opening it for
+ * writing: a read-write connection to a file that turns out broken deletes
+ * the -wal beside it when it closes, and that journal belongs with the file
+ * (it may hold its last intervals). Throws the RecordingError of a file that
+ * is not a usable recording; storage trouble is left to the real opening.
+ */
+function checkReadOnly(file: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    // No schema yet (a creation that ran out of space): created like a new file.
+    if (!isEmptyDatabase(db)) checkSchemaObjects(db, checkSchema(db, file), file);
+  } catch (err) {
+    const e = describeOpenError(err, file);
+    if (e.fault !== 'storage' && e.fault !== 'missing') throw e;
+  } finally {
+    db?.close();
   }
 }
 
@@ -153,14 +202,15 @@ export class Recorder implements IntervalOutput, PacketOutput {
   private pendingPackets: PacketRow[] = [];
   private packetsSeen = 0;
   private intervalCount: number;
-  private failing: string | undefined;
+  private failing: { why: string; code: string } | undefined;
+  private readonly horizon: RetentionHorizon;
   private gap = 0;
   private prunedAt = 0;
   private closed = false;
   private stats_ = { intervalsWritten: 0, intervalsUnwritten: 0, intervalsExpired: 0, drops: 0, lost: 0, databaseBytes: 0 };
   private readonly stmt: ReturnType<Recorder['prepare']>;
 
-  /** Create FILE or add a session to the recording in it. Throws DropmonError when it cannot. */
+  /** Create FILE or add a session to the recording in it. Throws a RecordingError (a DropmonError) when it cannot. */
   constructor(
     readonly file: string,
     private readonly opts: RecorderOptions,
@@ -172,6 +222,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     if (existed && opts.append === false)
       throw new DropmonError(`${file} exists`, 'choose another file, remove it, or add to it with --append');
     checkWritable(file, existed);
+    if (existed) checkReadOnly(file);
     try {
       this.db = new Database(file);
     } catch (err) {
@@ -189,8 +240,8 @@ export class Recorder implements IntervalOutput, PacketOutput {
         });
       } else {
         const version = checkSchema(this.db, file);
-        if (version !== SCHEMA_VERSION)
-          throw new DropmonError(`${file} is a recording of schema version ${version}; this dropmon writes version ${SCHEMA_VERSION}`, 'record to a new file');
+        checkSchemaObjects(this.db, version, file);
+        migrateSchema(this.db, version, file);
       }
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode: a power cut may lose the last intervals, never corrupt the file.
@@ -201,13 +252,24 @@ export class Recorder implements IntervalOutput, PacketOutput {
         this.stmt.insertSession.run(Date.now(), opts.source, dropmonVersion(), release(), hostname(), opts.intervalMs ?? null).lastInsertRowid,
       );
       this.intervalCount = (this.db.prepare('SELECT count(*) AS n FROM intervals').get() as { n: number }).n;
+      const newestUpTo = this.db.prepare('SELECT max(end_ms) FROM intervals WHERE end_ms <= ?').pluck();
+      this.horizon = new RetentionHorizon({
+        intervalMs: opts.intervalMs ?? 1000,
+        newestUpTo: (ceiling) => (newestUpTo.get(ceiling) as number | null) ?? undefined,
+        warn: this.warn,
+        ...(opts.clocks ? { clocks: opts.clocks } : {}),
+        ...(opts.clockSettleMs !== undefined ? { settleMs: opts.clockSettleMs } : {}),
+      });
     } catch (err) {
       this.db.close();
       if (err instanceof DropmonError) throw err;
-      const why = errCode(err) === 'SQLITE_NOTADB' ? undefined : storageFailure(err);
-      if (why) throw new DropmonError(`cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
+      const code = errCode(err);
+      const why = code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') ? undefined : storageFailure(err);
+      if (why) throw new RecordingError('storage', `cannot record to ${file}: ${why}`, 'choose a writable file on a file system with free space');
       throw describeOpenError(err, file);
     }
+    this.gap = opts.unwrittenBefore ?? 0;
+    this.stats_.intervalsUnwritten = this.gap;
     this.updateSize();
   }
 
@@ -244,14 +306,12 @@ export class Recorder implements IntervalOutput, PacketOutput {
         `INSERT INTO packets (interval_id, n, time_ms, point_id, ifindex, ifname, orig_len, protocol, src, dst, l4, sport, dport)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      oldestIdsBefore: db.prepare('SELECT max(id) FROM (SELECT id FROM intervals WHERE end_ms < ? ORDER BY id LIMIT ?)').pluck(),
-      nthOldestId: db.prepare('SELECT id FROM intervals ORDER BY id LIMIT 1 OFFSET ?').pluck(),
-      countUpTo: db.prepare('SELECT count(*) FROM intervals WHERE id <= ?').pluck(),
-      deleteIntervals: db.prepare('DELETE FROM intervals WHERE id <= ?'),
-      deleteIntervalPoints: db.prepare('DELETE FROM interval_points WHERE interval_id <= ?'),
-      deleteIntervalCounters: db.prepare('DELETE FROM interval_counters WHERE interval_id <= ?'),
-      deleteLosses: db.prepare('DELETE FROM interval_losses WHERE interval_id <= ?'),
-      deletePackets: db.prepare('DELETE FROM packets WHERE interval_id <= ?'),
+      // Retention goes by end time (the intervals_end index), never by id: ids follow the order of
+      // writing, which is not the order of time when the clock steps.
+      endedBefore: db.prepare('SELECT id FROM intervals WHERE end_ms < ? ORDER BY end_ms, id LIMIT ?').pluck(),
+      oldest: db.prepare('SELECT id FROM intervals ORDER BY end_ms, id LIMIT ?').pluck(),
+      deleteChildren: INTERVAL_TABLES.map((t) => db.prepare(`DELETE FROM ${t} WHERE interval_id IN (SELECT value FROM json_each(?))`)),
+      deleteIntervals: db.prepare('DELETE FROM intervals WHERE id IN (SELECT value FROM json_each(?))'),
       prunePoints: db.prepare(
         `DELETE FROM points WHERE id IN (SELECT p.id FROM points p
            WHERE NOT EXISTS (SELECT 1 FROM interval_points ip WHERE ip.point_id = p.id)
@@ -265,7 +325,12 @@ export class Recorder implements IntervalOutput, PacketOutput {
   }
 
   get stats(): RecorderStats {
-    return { ...this.stats_ };
+    return { ...this.stats_, intervals: this.intervalCount };
+  }
+
+  /** The SQLite error code of the storage failure intervals are being dropped for, while they are. */
+  get failingCode(): string | undefined {
+    return this.failing?.code;
   }
 
   /** IntervalOutput: an interval without counters. */
@@ -320,7 +385,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
       this.stats_.intervalsUnwritten++;
       if (this.failing === undefined)
         this.warn(`cannot write the recording ${this.file}: ${why}; monitoring goes on, intervals are dropped and counted until it can be written`);
-      this.failing = why;
+      this.failing = { why, code: errCode(err) };
       return;
     }
     if (this.failing !== undefined) {
@@ -332,7 +397,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
     this.stats_.drops += r.drops;
     this.stats_.lost += r.lostTotal;
     try {
-      this.applyRetention(r.end);
+      this.applyRetention(this.horizon.written(r.end));
     } catch (err) {
       if (storageFailure(err) === undefined) throw err;
       // Retention runs again after the next interval.
@@ -424,14 +489,20 @@ export class Recorder implements IntervalOutput, PacketOutput {
     return id;
   }
 
-  /** Delete the oldest intervals past the age or size limit, a bounded batch at a time. */
-  private applyRetention(newestEnd: number): void {
+  /**
+   * Delete the oldest intervals past the age or size limit, a bounded batch
+   * at a time. Age: those that ended more than max-age before the horizon
+   * (none while the horizon is unknown), so no interval that ended after
+   * horizon - max-age is ever deleted by age. Size: the oldest by end time,
+   * never the newest.
+   */
+  private applyRetention(horizon: number | undefined): void {
     const { maxAgeMs, maxBytes } = this.opts.retention ?? {};
     let deleted = false;
     let sizeDriven = false;
-    if (maxAgeMs !== undefined) {
-      const upTo = this.stmt.oldestIdsBefore.get(newestEnd - maxAgeMs, RETENTION_BATCH) as number | null;
-      if (upTo !== null) deleted = this.deleteUpTo(upTo) || deleted;
+    if (maxAgeMs !== undefined && horizon !== undefined) {
+      const ids = this.stmt.endedBefore.all(horizon - maxAgeMs, RETENTION_BATCH) as number[];
+      deleted = this.deleteIntervals(ids);
     }
     if (maxBytes !== undefined && this.intervalCount > 1) {
       const bytes = this.databaseBytes();
@@ -439,8 +510,7 @@ export class Recorder implements IntervalOutput, PacketOutput {
         // Delete about as many intervals as the excess holds, at least one; always keep the newest.
         const perInterval = bytes / this.intervalCount;
         const n = Math.min(RETENTION_BATCH, this.intervalCount - 1, Math.max(1, Math.ceil((bytes - maxBytes) / perInterval) + 1));
-        const upTo = this.stmt.nthOldestId.get(n - 1) as number | undefined;
-        if (upTo !== undefined) sizeDriven = this.deleteUpTo(upTo);
+        sizeDriven = this.deleteIntervals(this.stmt.oldest.all(n) as number[]);
         deleted ||= sizeDriven;
       }
     }
@@ -459,21 +529,18 @@ export class Recorder implements IntervalOutput, PacketOutput {
     this.db.pragma('incremental_vacuum');
   }
 
-  private deleteUpTo(id: number): boolean {
+  /** Delete these intervals and their rows, in one transaction. */
+  private deleteIntervals(ids: readonly number[]): boolean {
+    if (ids.length === 0) return false;
     const s = this.stmt;
-    let n = 0;
+    const list = JSON.stringify(ids);
     this.db.transaction(() => {
-      n = s.countUpTo.get(id) as number;
-      if (n === 0) return;
-      s.deleteIntervalPoints.run(id);
-      s.deleteIntervalCounters.run(id);
-      s.deleteLosses.run(id);
-      s.deletePackets.run(id);
-      s.deleteIntervals.run(id);
+      for (const del of s.deleteChildren) del.run(list);
+      s.deleteIntervals.run(list);
     })();
-    this.intervalCount -= n;
-    this.stats_.intervalsExpired += n;
-    return n > 0;
+    this.intervalCount -= ids.length;
+    this.stats_.intervalsExpired += ids.length;
+    return true;
   }
 
   private databaseBytes(): number {

@@ -2,6 +2,14 @@
  * Reading a recording: the queries behind `dropmon report` and the service's
  * HTTP API. Read-only; safe while a recorder writes the same file (WAL).
  *
+ * A recording is a file from anywhere, so before any query of its tables the
+ * file is opened read-only with `query_only` and without trusting functions
+ * in its schema, and it must hold exactly the tables and indexes dropmon
+ * writes: a view, a trigger or a table of another shape is refused (a
+ * recursive view in place of a table would hang every query). better-sqlite3
+ * has no progress handler to stop a query that runs too long; what remains
+ * are dropmon's own queries over its own tables, bounded by the file's size.
+ *
  * Every query takes a time range (ms since the epoch) and returns plain
  * objects. A range holds the intervals that ended after `from` and at or
  * before `to`; either end may be left out.
@@ -9,8 +17,7 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { protocolName } from '../core/drop.js';
-import { DropmonError } from '../core/errors.js';
-import { checkSchema, describeOpenError, type PointRow } from './schema.js';
+import { checkSchema, checkSchemaObjects, describeOpenError, RecordingError, type PointRow } from './schema.js';
 
 export interface TimeRange {
   readonly from?: number;
@@ -159,9 +166,9 @@ export class Recording {
     readonly schemaVersion: number,
   ) {}
 
-  /** Open FILE read-only; a DropmonError says why when it is not a readable recording. */
+  /** Open FILE read-only; a RecordingError (a DropmonError) says why when it is not a readable recording. */
   static open(file: string): Recording {
-    if (!existsSync(file)) throw new DropmonError(`${file}: no such file`);
+    if (!existsSync(file)) throw new RecordingError('missing', `${file}: no such file`);
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
@@ -169,11 +176,16 @@ export class Recording {
       throw describeOpenError(err, file);
     }
     try {
+      // Nothing this connection runs can write, and SQL functions with side effects cannot run from the
+      // file's schema; damaged pages are found as they are read, not followed.
+      db.pragma('query_only = ON');
+      db.pragma('trusted_schema = OFF');
+      db.pragma('cell_size_check = ON');
       const version = checkSchema(db, file);
+      checkSchemaObjects(db, version, file);
       return new Recording(db, file, version);
     } catch (err) {
       db.close();
-      if (err instanceof DropmonError) throw err;
       throw describeOpenError(err, file);
     }
   }

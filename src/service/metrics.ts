@@ -10,6 +10,8 @@
  *   dropmon_intervals_total                               counter
  *   dropmon_source_up                                     gauge: 1 while a source runs
  *   dropmon_recording_bytes                               gauge
+ *   dropmon_recording_reset_total{why}                    counter: broken recordings moved aside
+ *     (why: not_a_database, corrupt, foreign, unmigratable; every value present from the start)
  *   process_* / nodejs_*                                  prom-client's default metrics
  *
  * Locations: the first `topLocations` distinct functions to drop packets
@@ -29,6 +31,7 @@ import type { KnowledgeBase } from '../knowledge/base.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import type { Attribution } from '../core/attribution.js';
 import { counterMeaning } from '../core/counter-meaning.js';
+import { RESET_CAUSES, type ResetCause } from '../recording/resilient-recorder.js';
 
 export const OTHER = 'other';
 const MAX_PROTOCOLS = 16;
@@ -66,6 +69,7 @@ export class ServiceMetrics {
   private readonly intervals: Counter;
   private readonly sourceUp: Gauge;
   private readonly recordingBytes: Gauge;
+  private readonly recordingResets: Counter<'why'>;
   private locations: LabelBudget;
   private readonly protocols = new LabelBudget(MAX_PROTOCOLS);
   private readonly causes = new LabelBudget(MAX_CAUSES);
@@ -92,6 +96,13 @@ export class ServiceMetrics {
     this.intervals = new Counter({ name: 'dropmon_intervals_total', help: 'Intervals closed by the service.', registers });
     this.sourceUp = new Gauge({ name: 'dropmon_source_up', help: '1 while a drop source is running, 0 when stopped.', registers });
     this.recordingBytes = new Gauge({ name: 'dropmon_recording_bytes', help: 'Size of the recording database.', registers });
+    this.recordingResets = new Counter({
+      name: 'dropmon_recording_reset_total',
+      help: 'Recordings that could not be used, moved aside (FILE.broken-TIME) and started anew, by why.',
+      labelNames: ['why'],
+      registers,
+    });
+    for (const why of RESET_CAUSES) this.recordingResets.inc({ why }, 0);
     const readings = () => this.counterReadings;
     const limit = () => this.opts.maxCounterSeries;
     // Whether a counter name counts drops is asked of the knowledge base once per name, not per scrape.
@@ -140,6 +151,10 @@ export class ServiceMetrics {
 
   setRecordingBytes(bytes: number): void {
     this.recordingBytes.set(bytes);
+  }
+
+  recordingReset(why: ResetCause): void {
+    this.recordingResets.inc({ why });
   }
 
   /** The latest counter snapshot's readings (exported as dropmon_kernel_stat at scrape time). */

@@ -15,8 +15,6 @@
  * 'alert' (AlertEvent).
  */
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { hostname, release } from 'node:os';
 import type { Attribution } from '../core/attribution.js';
 import type { IntervalReport } from '../core/interval.js';
@@ -30,8 +28,7 @@ import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
 import { selectCounters, selectDeltas } from '../outputs/counters.js';
-import { Recorder } from '../recording/recorder.js';
-import { openRecording } from '../recording/recording.js';
+import { ResilientRecorder, type RecordingState } from '../recording/resilient-recorder.js';
 import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
 import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
@@ -66,7 +63,14 @@ export interface ServiceStatus {
   readonly drops: number;
   readonly lost: number;
   readonly intervals: number;
-  readonly recording: { readonly file: string | null; readonly bytes: number; readonly intervals: number; readonly unwritten: number };
+  readonly recording: {
+    readonly file: string | null;
+    readonly bytes: number;
+    readonly intervals: number;
+    readonly unwritten: number;
+    /** 'waiting' while the file cannot be written (retried every interval), 'off' when it is left alone (a newer dropmon's); null when not recording. */
+    readonly state: RecordingState | null;
+  };
   readonly counters: boolean;
   readonly alertsFiring: readonly { rule: string; since: number }[];
   readonly sseClients?: number;
@@ -88,27 +92,10 @@ export interface DropServiceOptions {
 interface Run {
   readonly pipeline: Pipeline;
   readonly source: DropSource;
-  readonly recorder?: Recorder;
+  readonly recorder?: ResilientRecorder;
   readonly sampler?: CounterSampler;
   readonly done: Promise<StopReason>;
   readonly since: number;
-  /** Intervals the recording held when this run started. */
-  readonly intervalsBefore: number;
-}
-
-/** Intervals already in a recording file (0 when it does not exist yet or cannot be read). */
-function intervalsIn(file: string): number {
-  if (!existsSync(file)) return 0;
-  try {
-    const rec = openRecording(file);
-    try {
-      return rec.totals().intervals;
-    } finally {
-      rec.close();
-    }
-  } catch {
-    return 0;
-  }
 }
 
 export class DropService extends EventEmitter {
@@ -131,7 +118,7 @@ export class DropService extends EventEmitter {
   private readonly recentReports: IntervalReport[] = [];
   private snapshot: CounterSnapshot | undefined;
   private totals = { drops: 0, lost: 0, intervals: 0 };
-  private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0 };
+  private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0, state: null as RecordingState | null };
   private readonly warn: (m: string) => void;
   private readonly info: (m: string) => void;
 
@@ -341,21 +328,16 @@ export class DropService extends EventEmitter {
         })
       : undefined;
     const source = plan.create(this.warn);
-    let recorder: Recorder | undefined;
-    let before = 0;
+    let recorder: ResilientRecorder | undefined;
     if (c.recording.file) {
-      before = intervalsIn(c.recording.file);
-      try {
-        mkdirSync(dirname(c.recording.file), { recursive: true });
-      } catch {
-        /* the recorder says what is wrong */
-      }
-      recorder = new Recorder(c.recording.file, {
+      // Never throws for the file: a broken one is moved aside, storage trouble is waited out, a newer
+      // dropmon's recording is left alone; monitoring starts in every case.
+      recorder = new ResilientRecorder(c.recording.file, {
         source: source.name,
         intervalMs: c.intervalMs,
         symbols: this.symbols,
-        append: true,
         warn: this.warn,
+        onReset: (why) => this.metrics.recordingReset(why),
         retention: {
           ...(c.recording.maxAgeMs !== undefined ? { maxAgeMs: c.recording.maxAgeMs } : {}),
           ...(c.recording.maxBytes !== undefined ? { maxBytes: c.recording.maxBytes } : {}),
@@ -383,7 +365,7 @@ export class DropService extends EventEmitter {
       recorder?.close();
       throw err;
     }
-    this.run = { pipeline, source, recorder, sampler, done, since: Date.now(), intervalsBefore: before };
+    this.run = { pipeline, source, recorder, sampler, done, since: Date.now() };
     if (recorder) this.updateRecorderStats(recorder);
     this.metrics.setSourceUp(true);
     this.info(`watching ${source.describe()}${plan.choice.why !== 'asked for' ? ` (${plan.choice.why})` : ''}`);
@@ -404,13 +386,14 @@ export class DropService extends EventEmitter {
       if (r.recorder) {
         this.updateRecorderStats(r.recorder);
         r.recorder.close();
+        this.recorderStats.state = null;
       }
       this.metrics.setSourceUp(false);
     }
     if (announce) this.emitState(why);
   }
 
-  private onInterval(r: IntervalReport, recorder: Recorder | undefined): void {
+  private onInterval(r: IntervalReport, recorder: ResilientRecorder | undefined): void {
     this.totals.drops += r.drops;
     this.totals.lost += r.lostTotal;
     this.totals.intervals++;
@@ -434,10 +417,9 @@ export class DropService extends EventEmitter {
     this.emit('interval', json, r);
   }
 
-  private updateRecorderStats(recorder: Recorder): void {
+  private updateRecorderStats(recorder: ResilientRecorder): void {
     const s = recorder.stats;
-    const before = this.run?.recorder === recorder ? this.run.intervalsBefore : this.recorderStats.intervals - s.intervalsWritten + s.intervalsExpired;
-    this.recorderStats = { file: recorder.file, bytes: s.databaseBytes, intervals: Math.max(0, before + s.intervalsWritten - s.intervalsExpired), unwritten: s.intervalsUnwritten };
+    this.recorderStats = { file: recorder.file, bytes: s.databaseBytes, intervals: s.intervals, unwritten: s.intervalsUnwritten, state: recorder.state };
     this.metrics.setRecordingBytes(s.databaseBytes);
   }
 

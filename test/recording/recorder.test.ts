@@ -1,8 +1,10 @@
 /**
  * The recorder and the reader on synthetic intervals: what is written reads
  * back exactly, per-interval bounds hold, retention keeps age and size within
- * their limits under thousands of storm intervals, and files that are not
- * recordings (or of a newer schema) are refused with a clear error.
+ * their limits under thousands of storm intervals, retention by age goes by
+ * end time from a horizon that future stamps and clock steps do not move,
+ * and files that are not recordings (or of a newer schema) are refused with
+ * a clear error.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +12,11 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { DropmonError } from '../../src/core/errors.js';
 import type { DropSample } from '../../src/core/drop.js';
+import type { IntervalReport } from '../../src/core/interval.js';
+import type { Clocks } from '../../src/recording/horizon.js';
 import { Recorder } from '../../src/recording/recorder.js';
 import { openRecording, OVERFLOW_REASON } from '../../src/recording/recording.js';
 import { SCHEMA_VERSION } from '../../src/recording/schema.js';
@@ -156,7 +161,9 @@ describe('recorder and reader', () => {
 describe('retention', () => {
   test('by age: only intervals within max-age of the newest remain, dictionaries pruned', () => {
     const file = newFile();
-    const rec = new Recorder(file, { source: 'tracefs', retention: { maxAgeMs: 60_000 } });
+    // Clocks after the last stamp: the test holds whatever the date of the machine running it.
+    const clocks = { wallMs: () => T0 + 3_000_000, monoMs: () => 0 };
+    const rec = new Recorder(file, { source: 'tracefs', clocks, retention: { maxAgeMs: 60_000 } });
     // 2000 one-second intervals; every 100 s the drop points move elsewhere.
     for (let s = 1; s <= 2000; s++) rec.record({ interval: syntheticInterval(s, T0, 1000, { firstPoint: Math.floor(s / 100) * 3 }) });
     assert.ok(rec.stats.intervalsExpired >= 1930, `expired ${rec.stats.intervalsExpired}`);
@@ -228,6 +235,175 @@ describe('retention', () => {
     } finally {
       r.close();
     }
+  });
+});
+
+/** Clocks a test moves by hand: the wall clock may step, the monotonic one only goes forward. */
+class TestClocks implements Clocks {
+  constructor(
+    public wall: number,
+    public mono = 0,
+  ) {}
+  wallMs(): number {
+    return this.wall;
+  }
+  monoMs(): number {
+    return this.mono;
+  }
+  /** Time passes on both clocks. */
+  pass(ms: number): void {
+    this.wall += ms;
+    this.mono += ms;
+  }
+}
+
+/** A one-interval report ending at `end`. */
+function endingAt(seq: number, end: number, ms = 60_000): IntervalReport {
+  return { ...syntheticInterval(seq, 0, ms), start: end - ms, end };
+}
+
+function seqsIn(file: string): number[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT seq FROM intervals ORDER BY seq').pluck().all() as number[];
+  } finally {
+    db.close();
+  }
+}
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+const YEAR = 365 * DAY;
+
+describe('retention by time, whatever the clock does', () => {
+  test('10 intervals stamped a year ahead do not delete the 3 days before them', () => {
+    const now = Date.UTC(2026, 5, 1);
+    const clocks = new TestClocks(now - 3 * DAY);
+    const file = newFile();
+    const warnings: string[] = [];
+    const rec = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks, retention: { maxAgeMs: 7 * DAY }, warn: (m) => warnings.push(m) });
+    for (let s = 1; s <= 4320; s++) {
+      clocks.pass(MINUTE);
+      rec.record({ interval: endingAt(s, clocks.wall) });
+    }
+    for (let s = 4321; s <= 4330; s++) {
+      clocks.pass(MINUTE);
+      rec.record({ interval: endingAt(s, clocks.wall + YEAR) });
+    }
+    assert.equal(rec.stats.intervalsExpired, 0);
+    assert.equal(rec.stats.intervals, 4330);
+    rec.close();
+    assert.equal(seqsIn(file).length, 4330);
+    assert.equal(warnings.length, 1, warnings.join(' | '));
+    assert.match(warnings[0], /an interval ends \+1 y( \d+ \w+)? ahead of the clock; retention by age does not count from it/);
+  });
+
+  test('5 intervals stamped 1970 after 100 good ones: those 5 are deleted, not 105', () => {
+    const clocks = new TestClocks(Date.UTC(2026, 5, 1));
+    const file = newFile();
+    const rec = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks, retention: { maxAgeMs: DAY } });
+    for (let s = 1; s <= 100; s++) {
+      clocks.pass(MINUTE);
+      rec.record({ interval: endingAt(s, clocks.wall) });
+    }
+    for (let s = 101; s <= 105; s++) {
+      clocks.pass(MINUTE);
+      rec.record({ interval: endingAt(s, (s - 100) * MINUTE) });
+    }
+    assert.equal(rec.stats.intervalsExpired, 5);
+    rec.close();
+    assert.deepEqual(seqsIn(file), Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  test('a step of the wall clock: retention by age waits until the step has held for the settle time', () => {
+    const clocks = new TestClocks(Date.UTC(2026, 5, 1));
+    const file = newFile();
+    const warnings: string[] = [];
+    const settle = 3_600_000;
+    const rec = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks, clockSettleMs: settle, retention: { maxAgeMs: DAY }, warn: (m) => warnings.push(m) });
+    let seq = 0;
+    const tick = () => {
+      clocks.pass(MINUTE);
+      rec.record({ interval: endingAt(++seq, clocks.wall) });
+    };
+    for (let i = 0; i < 600; i++) tick();
+    // The clock jumps a year ahead (a bad time server): nothing is deleted while it is unsettled.
+    clocks.wall += YEAR;
+    for (let i = 0; i < 59; i++) tick();
+    assert.equal(rec.stats.intervalsExpired, 0, 'a year-ahead clock deletes nothing within the settle time');
+    assert.match(warnings.join('\n'), /the wall clock moved \+1 y .*retention by age waits until it has held for 1 h/);
+    // Back to the right time before it settled: retention goes on as before, nothing was lost.
+    clocks.wall -= YEAR;
+    tick();
+    assert.match(warnings.at(-1)!, /back in step/);
+    assert.equal(rec.stats.intervalsExpired, 0);
+    // A step that holds (an RTC corrected by NTP at boot) is believed after the settle time.
+    clocks.wall += YEAR;
+    for (let i = 0; i < 60; i++) tick();
+    assert.equal(rec.stats.intervalsExpired, 0);
+    tick();
+    assert.match(warnings.at(-1)!, /kept its new time/);
+    assert.ok(rec.stats.intervalsExpired > 0, 'the intervals of a year ago go');
+    rec.close();
+    const left = seqsIn(file);
+    assert.ok(left.includes(seq), 'the newest stays');
+  });
+
+  test('a file opened after the clock went back: its future intervals do not count', () => {
+    const file = newFile();
+    const before = new TestClocks(Date.UTC(2027, 5, 1));
+    const a = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks: before, retention: { maxAgeMs: DAY } });
+    for (let s = 1; s <= 10; s++) {
+      before.pass(MINUTE);
+      a.record({ interval: endingAt(s, before.wall) });
+    }
+    a.close();
+    // Restarted with the clock a year earlier (it was wrong before): the 2027 intervals are in the future.
+    const clocks = new TestClocks(Date.UTC(2026, 5, 1));
+    const b = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks, retention: { maxAgeMs: DAY } });
+    for (let s = 11; s <= 20; s++) {
+      clocks.pass(MINUTE);
+      b.record({ interval: endingAt(s, clocks.wall) });
+    }
+    assert.equal(b.stats.intervalsExpired, 0, 'neither the new intervals nor the future ones are deleted');
+    b.close();
+    assert.equal(seqsIn(file).length, 20);
+  });
+
+  test('no interval newer than the horizon minus max-age is ever deleted; the older ones are (any stamps)', () => {
+    const now = Date.UTC(2026, 5, 1);
+    const maxAgeMs = 10 * MINUTE;
+    const slack = 60_000;
+    const stamp = fc.oneof(
+      { weight: 6, arbitrary: fc.integer({ min: -30 * MINUTE, max: 0 }) },
+      { weight: 1, arbitrary: fc.integer({ min: -60 * YEAR, max: -DAY }) },
+      { weight: 1, arbitrary: fc.integer({ min: 2 * MINUTE, max: 2 * YEAR }) },
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(stamp, fc.nat(3 * MINUTE)), { minLength: 1, maxLength: 40 }), (steps) => {
+        const clocks = new TestClocks(now);
+        const file = newFile();
+        const rec = new Recorder(file, { source: 'bpf', intervalMs: MINUTE, clocks, retention: { maxAgeMs } });
+        const ends: number[] = [];
+        let horizon: number | undefined;
+        try {
+          steps.forEach(([offset, pause], i) => {
+            clocks.pass(pause);
+            const end = clocks.wall + offset;
+            ends.push(end);
+            rec.record({ interval: endingAt(i + 1, end) });
+            // The model: the newest end not past the clock by more than an interval and the slack.
+            if (end <= clocks.wall + MINUTE + slack && (horizon === undefined || end > horizon)) horizon = end;
+            const want = ends.map((e, k) => [e, k + 1] as const).filter(([e]) => horizon === undefined || e >= horizon - maxAgeMs).map(([, k]) => k);
+            assert.deepEqual(seqsIn(file), want);
+          });
+        } finally {
+          rec.close();
+          rmSync(file, { force: true });
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
