@@ -147,7 +147,8 @@ describe('a drop storm', bpfSkip(), () => {
       const t = r.totals();
       assert.equal(t.drops + t.lost, sent, `recorded ${t.drops} + lost ${t.lost} = sent ${sent}`);
       assert.equal(t.intervalsUnwritten, 0);
-      assert.ok(t.intervals >= 8, `${t.intervals} intervals`);
+      // Several intervals (how many depends on the machine's speed: timers run late under load), not one.
+      assert.ok(t.intervals >= 3, `${t.intervals} intervals`);
       const points = r.topPoints(undefined, 100);
       assert.ok(points.length <= 3, `one drop point, not one row per drop (${points.length})`);
       assert.equal(points[0].reason, 'UNHANDLED_PROTO');
