@@ -32,6 +32,7 @@ import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
 import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import { reclaimedLine, reclaimLeftovers } from '../sources/reclaim.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
@@ -135,6 +136,9 @@ export class DropService extends EventEmitter {
     this.config_ = opts.config;
     this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
+    // Before this service changes anything: undo what dropmons that died left (never fails).
+    const reclaimed = reclaimedLine(reclaimLeftovers());
+    if (reclaimed) this.info(reclaimed);
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
     this.tables = readKernelTables();
