@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +27,8 @@ test('a command name with spaces and parentheses does not shift the fields', asy
   // The command name (comm) is the name the program was run by: a link named ") x ( y".
   const dir = mkdtempSync(join(tmpdir(), 'dropmon-comm-'));
   const link = join(dir, ') x ( y');
-  symlinkSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), link);
-  const child = spawn(link, ['30'], { stdio: 'ignore' });
+  symlinkSync(process.execPath, link);
+  const child = spawn(link, ['-e', 'setTimeout(() => {}, 30_000)'], { stdio: 'ignore' });
   try {
     await new Promise((r) => child.once('spawn', r));
     assert.match(readFileSync(`/proc/${child.pid}/stat`, 'latin1'), /\(\) x \( y\)/);
@@ -42,7 +42,7 @@ test('a command name with spaces and parentheses does not shift the fields', asy
 
 test('an owner that exited is dead, a zombie too; a pid with another start time is a reused pid, dead', async () => {
   const me = selfIdentity()!;
-  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)'], { stdio: 'ignore' });
   await new Promise((r) => child.once('spawn', r));
   const owner = { ...me, pid: child.pid!, start: processStart(child.pid!)! };
   assert.equal(liveness(owner, me), 'alive');

@@ -13,7 +13,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelSkipReason, netdmPresent, TRACEFS } from '../helpers/env.js';
@@ -222,16 +222,12 @@ describe('whose instance is it: the rule', () => {
     return name;
   }
 
-  /** A live process (sleep) run by the name `argv0`; its identity. */
+  /** A live process (node, idle) whose command line starts with `argv0`; its identity. */
   async function live(argv0?: string): Promise<ProcessIdentity> {
-    let cmd = 'sleep';
-    if (argv0) {
-      cmd = join(dir, argv0);
-      symlinkSync(spawnSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).stdout.trim(), cmd);
-    }
-    const c = spawn(cmd, ['60'], { stdio: 'ignore' });
+    const c = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore', ...(argv0 ? { argv0 } : {}) });
     children.push(c);
     await new Promise((r) => c.once('spawn', r));
+    if (argv0) assert.ok(readFileSync(`/proc/${c.pid}/cmdline`, 'latin1').startsWith(`${argv0}\0`));
     return { ...selfIdentity()!, pid: c.pid!, start: processStart(c.pid!)! };
   }
 
