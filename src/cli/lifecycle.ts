@@ -2,7 +2,7 @@
  * Process lifecycle for commands that change the host (tracefs instances,
  * later NET_DM state): whatever way the process ends — normal end, SIGINT,
  * SIGTERM, SIGHUP, SIGQUIT, an uncaught error — the registered cleanups run, once.
- * (SIGKILL cannot be caught: the next start reclaims what it left.)
+ * (SIGKILL cannot be caught: the next start reclaims what it left, reclaimAtStart.)
  */
 type Cleanup = () => void;
 
@@ -58,4 +58,19 @@ function install(): void {
 export function onStopSignal(handler: (signal: NodeJS.Signals) => void): void {
   stopping = handler;
   install();
+}
+
+/**
+ * Undo what dropmons that died left on the host (sources/reclaim.ts), said in
+ * one line on stderr. Commands that touch the kernel call it first, whatever
+ * their source; never fails.
+ */
+export async function reclaimAtStart(): Promise<void> {
+  try {
+    const { reclaimLeftovers, reclaimedLine } = await import('../sources/reclaim.js');
+    const line = reclaimedLine(reclaimLeftovers());
+    if (line) process.stderr.write(`dropmon: ${line}\n`);
+  } catch {
+    /* never fatal */
+  }
 }

@@ -3,7 +3,7 @@
 import { basename } from 'node:path';
 import { DropmonError } from '../core/errors.js';
 import { dropmonVersion } from '../core/version.js';
-import { runCleanups } from './lifecycle.js';
+import { reclaimAtStart, runCleanups } from './lifecycle.js';
 
 // Commands are imported when they run: each pulls in its own sources and
 // outputs (BPF, SQLite, the HTTP server), and loading all of them costs every
@@ -37,8 +37,12 @@ Options:
   -V, --version   print the version
 `;
 
+/** Commands that touch the kernel, so first clean up after dropmons that died (serve: the service does). */
+const TOUCH_THE_KERNEL = new Set(['watch', 'top', 'netdm', 'dwdump', 'diagnose', 'record']);
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && TOUCH_THE_KERNEL.has(cmd)) await reclaimAtStart();
   switch (cmd) {
     case undefined:
     case '-h':

@@ -3,7 +3,8 @@
  * state, which is global to the host and outlives the programs that set it.
  */
 import { UsageError } from '../core/errors.js';
-import { NetdmClient } from '../sources/netdm/client.js';
+import { NETDM_OWNER_RECORD, NetdmClient } from '../sources/netdm/client.js';
+import { ownerRecords } from '../sources/owner-records.js';
 import type { AlertMode } from '../sources/netdm/protocol.js';
 import { parseCount, parseCommandArgs } from './args.js';
 
@@ -69,6 +70,9 @@ export async function netdmCommand(argv: string[]): Promise<number> {
       case 'stop': {
         const sw = parsed.values.sw ?? !parsed.values.hw, hw = parsed.values.hw ?? !parsed.values.sw;
         client.stop({ sw, hw });
+        // What a dropmon recorded as its monitoring is stopped now: no later start should stop it again (it may be another program's by then).
+        const rec = ownerRecords.read(NETDM_OWNER_RECORD);
+        if (rec && (sw || rec.detail.sw === false) && (hw || rec.detail.hw !== true)) ownerRecords.remove(NETDM_OWNER_RECORD, rec.owner);
         out({ stopped: { sw, hw } }, `NET_DM monitoring stopped (${[sw ? 'software' : '', hw ? 'hardware' : ''].filter(Boolean).join(' and ')})\n`);
         return 0;
       }

@@ -31,6 +31,7 @@ import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { ResilientRecorder, type RecordingState } from '../recording/resilient-recorder.js';
 import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
 import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
+import { reclaimedLine, reclaimLeftovers } from '../sources/reclaim.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
@@ -127,6 +128,9 @@ export class DropService extends EventEmitter {
     this.config_ = opts.config;
     this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
+    // Before this service changes anything: undo what dropmons that died left (never fails).
+    const reclaimed = reclaimedLine(reclaimLeftovers());
+    if (reclaimed) this.info(reclaimed);
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
     this.attribution = opts.attribution ?? attribution();

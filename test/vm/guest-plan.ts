@@ -34,6 +34,8 @@ export const VM_KERNELS = ['6.1', '6.12'] as const;
 
 export const GUEST_RUNS: readonly GuestRun[] = [
   { name: 'netdm', files: ['dist/test/sources/netdm/kernel.test.js'], noSkip: true },
+  // kill -9 of a watch of each source, then a start of each other one: nothing left (NET_DM monitoring included).
+  { name: 'reclaim', files: ['dist/test/sources/reclaim.test.js'], noSkip: true },
   { name: 'netdm-record', files: ['dist/test/recording/netdm-record.test.js'], mustPass: ['record --source netdm --mode packet: summaries of dropped packets, bounded per interval'] },
   { name: 'devlink', files: ['dist/test/vm/devlink-kernel.test.js'], noSkip: true },
   {

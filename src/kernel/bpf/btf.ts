@@ -304,16 +304,29 @@ export class Btf {
     return out;
   }
 
-  /** Find a member by name, looking into anonymous structs and unions; bit offset from `id`'s start. */
-  private findMember(id: number, name: string, depth = 0): { type: number; bitOffset: number; bitSize: number } | undefined {
-    if (depth > 16) return undefined;
+  /**
+   * Find a member by name, looking into anonymous structs and unions; bit
+   * offset from `id`'s start. An anonymous type already searched without
+   * success is not searched again (`searched`): the answer would be the same,
+   * and without this a crafted BTF whose anonymous members share their types
+   * (a diamond at every level) makes the walk exponential in the nesting.
+   * So each type is walked at most once per search.
+   */
+  private findMember(
+    id: number,
+    name: string,
+    searched = new Set<number>(),
+    depth = 0,
+  ): { type: number; bitOffset: number; bitSize: number } | undefined {
+    if (depth > 16 || searched.has(id)) return undefined;
+    searched.add(id);
     for (const m of this.members(id)) {
       if (m.name === name) return m;
       if (m.name === '') {
         const inner = this.resolve(m.type);
         const k = this.kind(inner);
         if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) continue;
-        const r = this.findMember(inner, name, depth + 1);
+        const r = this.findMember(inner, name, searched, depth + 1);
         if (r) return { ...r, bitOffset: m.bitOffset + r.bitOffset };
       }
     }

@@ -23,6 +23,14 @@ import {
   type Origins,
 } from './protocol.js';
 
+/**
+ * Where the dropmon that started NET_DM monitoring records itself (in
+ * sources/owner-records.ts), with the origins it started: NET_DM keeps
+ * monitoring after a kill -9, and this is how the next dropmon knows it may
+ * stop it (reclaim.ts), and that monitoring without a record is someone else's.
+ */
+export const NETDM_OWNER_RECORD = 'netdm.owner';
+
 /** True when this process is not in the initial network namespace (best effort). */
 export function inChildNetns(): boolean {
   try {

@@ -5,14 +5,18 @@
  *
  * NET_DM state is global and outlives us: the mode is set explicitly before
  * START, monitoring started by someone else is left alone unless forced,
- * and close() STOPs exactly what start() started.
+ * and close() STOPs exactly what start() started. Who started it is
+ * recorded (NETDM_OWNER_RECORD), so that a dropmon killed with -9 has its
+ * monitoring stopped by the next one.
  */
 import { DropmonError, ParseError } from '../../core/errors.js';
 import { NO_REASON, type DropSample, type DropSink, type DropSource } from '../../core/drop.js';
 import { parseMessages } from '../../kernel/netlink/message.js';
 import { parseGenl } from '../../kernel/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../kernel/netlink/socket.js';
-import { NetdmClient, originsText } from './client.js';
+import { selfIdentity } from '../../kernel/process-identity.js';
+import { ownerRecords } from '../owner-records.js';
+import { NETDM_OWNER_RECORD, NetdmClient, originsText } from './client.js';
 import { decodeAlert, type AlertMode, type Origins, type PacketAlert } from './protocol.js';
 import { DropReasons } from '../../kernel/drop-reasons.js';
 
@@ -48,6 +52,8 @@ export class NetdmDropSource implements DropSource {
   private sink: DropSink | undefined;
   private timer: NodeJS.Timeout | undefined;
   private started: Origins | undefined;
+  /** This process is recorded as the owner of NET_DM monitoring. */
+  private recorded = false;
   private closed = false;
   private lastOverruns = 0;
   private lastSocketDrops = 0;
@@ -100,6 +106,8 @@ export class NetdmDropSource implements DropSource {
         const s = client.getStats();
         this.lastTailDrops = { sw: s.swDropped, hw: s.hwDropped };
       }
+      // Recorded before START: a kill -9 right after it must find the record.
+      this.recordOwner();
       client.start(this.origins);
       this.started = this.origins;
     } catch (err) {
@@ -107,6 +115,17 @@ export class NetdmDropSource implements DropSource {
       throw err;
     }
     this.schedule();
+  }
+
+  private recordOwner(): void {
+    try {
+      ownerRecords.write(NETDM_OWNER_RECORD, { sw: this.origins.sw, hw: this.origins.hw });
+      this.recorded = true;
+    } catch (err) {
+      this.opts.warn?.(
+        `cannot record this dropmon as the owner of NET_DM monitoring (${(err as Error).message}); if it is killed, stop NET_DM by hand: dropmon netdm stop`,
+      );
+    }
   }
 
   private tailDrops(): { sw: bigint; hw: bigint } | undefined {
@@ -219,14 +238,18 @@ export class NetdmDropSource implements DropSource {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    let stopped = true;
     if (this.started && this.client) {
       try {
         this.client.stop(this.started);
       } catch (err) {
+        stopped = false; // the record stays: the next dropmon tries again
         this.opts.warn?.(`could not stop NET_DM: ${(err as Error).message}; stop it by hand: dropmon netdm stop`);
       }
       this.started = undefined;
     }
+    if (this.recorded && stopped) ownerRecords.remove(NETDM_OWNER_RECORD, selfIdentity());
+    this.recorded = false;
     this.events?.close();
     this.client?.close();
   }

@@ -3,14 +3,40 @@
  * its own enabled events, so dropmon never touches the top-level buffer or
  * another tool's instance. Removing the directory frees the buffers and
  * disables everything in it; `remove()` is synchronous so it can run from
- * exit and signal handlers.
+ * exit and signal handlers. Who owns an instance is written down in
+ * /run/dropmon (owner-records.ts), so that a dropmon killed with -9 has its
+ * instance reclaimed by the next one (reclaim.ts) and a live one's is left alone.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DropmonError, errnoCode } from '../../core/errors.js';
+import { INITIAL_PID_NAMESPACE, pidNamespaceInode, selfIdentity } from '../../kernel/process-identity.js';
+import { ownerRecords } from '../owner-records.js';
 import { tracefsError } from './tracefs.js';
 
 export const INSTANCE_PREFIX = 'dropmon-';
+
+/**
+ * The name of this process's instance: dropmon-PID in the initial PID
+ * namespace (the usual case), dropmon-PID-pidnsINODE in another one (a
+ * container sharing the host's tracefs), where the pid means nothing to the
+ * host's dropmons and may equal one of theirs.
+ */
+export function ownInstanceName(): string {
+  const pidns = pidNamespaceInode();
+  return pidns === undefined || pidns === INITIAL_PID_NAMESPACE ? `${INSTANCE_PREFIX}${process.pid}` : `${INSTANCE_PREFIX}${process.pid}-pidns${pidns}`;
+}
+
+/** The owner an instance's name gives: its pid and that pid's namespace; undefined for a name dropmon did not give. */
+export function instanceOwner(name: string): { pid: number; pidns: number } | undefined {
+  const m = /^dropmon-(\d+)(?:-pidns(\d+))?$/.exec(name);
+  return m ? { pid: Number(m[1]), pidns: m[2] ? Number(m[2]) : INITIAL_PID_NAMESPACE } : undefined;
+}
+
+/** Where the owner of instance `name` is recorded (in ownerRecords). */
+export function instanceRecord(name: string): string {
+  return `tracefs/${name}.owner`;
+}
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -18,6 +44,7 @@ function sleepSync(ms: number): void {
 
 export class TracefsInstance {
   private removed = false;
+  private recorded = false;
 
   private constructor(
     readonly root: string,
@@ -25,7 +52,7 @@ export class TracefsInstance {
     readonly dir: string,
   ) {}
 
-  /** Create instances/NAME. Fails if it exists (see `reclaimStaleInstances`). */
+  /** Create instances/NAME. Fails if it exists (a dead dropmon's is reclaimed at start: reclaim.ts). */
   static create(root: string, name: string): TracefsInstance {
     const dir = join(root, 'instances', name);
     try {
@@ -36,6 +63,22 @@ export class TracefsInstance {
       throw tracefsError('create a tracefs instance', dir, err);
     }
     return new TracefsInstance(root, name, dir);
+  }
+
+  /**
+   * Create this process's own instance (ownInstanceName) and record its owner.
+   * Without the record (a read-only /run) the instance is still reclaimed
+   * after a kill -9, by the rule that goes by its name (see reclaim.ts).
+   */
+  static createOwned(root: string): TracefsInstance {
+    const inst = TracefsInstance.create(root, ownInstanceName());
+    try {
+      ownerRecords.write(instanceRecord(inst.name));
+      inst.recorded = true;
+    } catch {
+      /* see above */
+    }
+    return inst;
   }
 
   path(rel: string): string {
@@ -98,6 +141,7 @@ export class TracefsInstance {
   remove(): boolean {
     if (this.removed) return true;
     this.removed = removeInstanceDir(this.dir);
+    if (this.removed && this.recorded) ownerRecords.remove(instanceRecord(this.name), selfIdentity());
     return this.removed;
   }
 }
@@ -128,34 +172,4 @@ export function removeInstanceDir(dir: string): boolean {
     }
   }
   return !existsSync(dir);
-}
-
-/** Is process PID alive and a dropmon? (Pids are reused: check the command line too.) */
-function isLiveDropmon(pid: number): boolean {
-  if (pid === process.pid) return false; // an instance with our own pid is a leftover of a dead namesake
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('dropmon');
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Remove instances left behind by dropmon processes that died without
- * cleaning up (kill -9, OOM kill, power loss of the process). Returns their names.
- */
-export function reclaimStaleInstances(root: string): string[] {
-  const out: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(join(root, 'instances'));
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    const m = /^dropmon-(\d+)$/.exec(name);
-    if (!m || isLiveDropmon(Number(m[1]))) continue;
-    if (removeInstanceDir(join(root, 'instances', name))) out.push(name);
-  }
-  return out;
 }

@@ -19,7 +19,7 @@ import { DropTally } from '../../core/tally.js';
 import { isEmptyFilter, type DropFilter } from '../../core/filter.js';
 import { parseEventFormat, parseHeaderEvent, parseHeaderPage, type EventFormat } from './format.js';
 import { PageDecoder, kernelStackLayout, kfreeSkbLayout } from './ringbuffer.js';
-import { INSTANCE_PREFIX, TracefsInstance, reclaimStaleInstances } from './instance.js';
+import { TracefsInstance } from './instance.js';
 import { compileTracefsFilter } from './filter.js';
 import { findTracefs, tracefsError } from './tracefs.js';
 import { DropReasons } from '../../kernel/drop-reasons.js';
@@ -137,8 +137,6 @@ export class TracefsDropSource implements DropSource {
    */
   readonly reasons: DropReasons;
   readonly stats: TracefsSourceStats = { pages: 0, bytes: 0, drops: 0, trapReports: 0, malformedPages: 0, missedPages: 0, reads: 0 };
-  /** Instances of dead dropmon processes removed at start-up. */
-  reclaimed: string[] = [];
   /** The kernel filter expression in force ("" for none). */
   kernelFilter = '';
 
@@ -200,9 +198,8 @@ export class TracefsDropSource implements DropSource {
   async start(sink: DropSink): Promise<void> {
     if (this.instance) throw new Error('source already started');
     this.sink = sink;
-    this.reclaimed = reclaimStaleInstances(this.root);
-    for (const r of this.reclaimed) this.warn(`removed tracefs instance ${r} left by a dropmon that died`);
-    const inst = TracefsInstance.create(this.root, `${INSTANCE_PREFIX}${process.pid}`);
+    // Instances of dropmons that died were reclaimed when this process started (sources/reclaim.ts).
+    const inst = TracefsInstance.createOwned(this.root);
     this.instance = inst;
     try {
       // Larger sub-buffers (Linux 6.8+) mean one read() per ~1500 events

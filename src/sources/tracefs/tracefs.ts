@@ -24,6 +24,11 @@ function mountedTracefs(): string[] {
   return out;
 }
 
+/** The mounted tracefs root, or undefined: never mounts (for a look that must stay cheap). */
+export function mountedTracefsRoot(): string | undefined {
+  return mountedTracefs().find((dir) => existsSync(`${dir}/instances`));
+}
+
 /**
  * The tracefs root. When none is mounted, mount it at /sys/kernel/tracing
  * (as `mount -t tracefs nodev /sys/kernel/tracing` would); the mount is left

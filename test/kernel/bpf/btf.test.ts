@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { Btf, BtfKind } from '../../../src/kernel/bpf/btf.js';
 import { DropmonError, ParseError } from '../../../src/core/errors.js';
 import { checkKfreeSkbPrototype, readKernelLayout } from '../../../src/sources/bpf/layout.js';
-import { kernelLikeBtf, writeBtf } from '../../sources/bpf/btf-writer.js';
+import { kernelLikeBtf, writeBtf, type TypeSpec } from '../../sources/bpf/btf-writer.js';
 
 const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
 
@@ -50,6 +50,35 @@ test('the tracepoint prototype: argument types and names; refused when it is not
   assert.throws(() => readKernelLayout(wrong), /kfree_skb has the prototype \(void \* __data, void \* skb/);
   const none = Btf.parse(writeBtf([{ kind: 'int', name: 'int', size: 4 }]));
   assert.throws(() => readKernelLayout(none), /not described in this kernel's BTF/);
+});
+
+test('anonymous members sharing their types: each type walked once per search, not once per path', () => {
+  // 16 levels of anonymous structs, each with 4 anonymous members of the
+  // next level's type: 4^15 paths to the bottom, 16 types.
+  const LEVELS = 16, WIDTH = 4;
+  const types: TypeSpec[] = [{ kind: 'int', name: 'int', size: 4 }];
+  for (let level = 0; level < LEVELS; level++) {
+    const last = level === LEVELS - 1;
+    types.push({
+      kind: 'struct',
+      name: level === 0 ? 'diamonds' : '',
+      size: 4 * WIDTH,
+      members: last ? [{ name: 'leaf', type: 1, bitOffset: 0 }] : Array.from({ length: WIDTH }, () => ({ name: '', type: 3 + level, bitOffset: 0 })),
+    });
+  }
+  const btf = Btf.parse(writeBtf(types));
+  let walked = 0;
+  const members = btf.members.bind(btf);
+  // Stop a walk that revisits types at once (it would run for hours), rather than count it afterwards.
+  btf.members = (id) => {
+    if (++walked > 4 * LEVELS) throw new Error(`${walked} member lists read for ${LEVELS} types: the walk revisits types`);
+    return members(id);
+  };
+  assert.throws(() => btf.member('diamonds', 'no_such'), /has no member no_such/);
+  assert.ok(walked <= LEVELS, `${walked} member lists read for ${LEVELS} types`);
+  walked = 0;
+  assert.equal(btf.field('diamonds', 'leaf').offset, 0);
+  assert.ok(walked <= LEVELS, `${walked} member lists read`);
 });
 
 test('live vmlinux BTF: parsed, the offsets and the prototype found', { skip: existsSync('/sys/kernel/btf/vmlinux') ? false : 'no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)' }, (t) => {
