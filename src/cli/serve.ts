@@ -40,7 +40,8 @@ and these flags, which override the file:
       --state-dir DIR     where the generated token lives (default: the
                           recording's folder, /var/lib/dropmon)
       --print-url         print the dashboard's address with the token, then
-                          exit (as root; open it in a browser on this host)
+                          exit (as root, with the service's --config; open
+                          it in a browser on this host)
       --source NAME       auto (default: BPF where it can run, else tracefs),
                           bpf, tracefs or netdm
       --mode MODE         NET_DM: summary (default) or packet
