@@ -166,7 +166,7 @@ function askToken(rejected) {
   input.value = '';
   dialog.querySelector('p').textContent = rejected
     ? 'The token was not accepted. Enter the bearer token of this dropmon service.'
-    : 'This dropmon service requires a bearer token. It is kept in this browser tab only.';
+    : 'This dropmon service requires a bearer token (as root on its host, dropmon serve --print-url gives an address with it). It is kept in this browser tab only.';
   state.tokenPrompt = new Promise((resolve) => {
     const done = () => {
       dialog.removeEventListener('close', done);
