@@ -13,6 +13,7 @@ import type { IntervalReport, DropPoint } from '../src/core/interval.js';
 import type { CounterReading } from '../src/core/counter.js';
 import { loadKnowledge } from '../src/knowledge/load.js';
 import { ServiceMetrics } from '../src/service/metrics.js';
+import { KallsymsTable, Symbolizer } from '../src/kernel/kallsyms.js';
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '20' }, series: { type: 'string', default: '1000' } } });
 const RUNS = Number(opt.runs);
@@ -25,7 +26,11 @@ const protocols = [0x0800, 0x86dd, 0x0806, 0x88b5];
 const dropSeries = Math.floor(SERIES / 2);
 const counterSeries = SERIES - dropSeries;
 const locations = Math.ceil(dropSeries / (reasons.length * protocols.length));
-const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, undefined, undefined);
+// One kernel function per location: /metrics labels drops with function names, never addresses.
+const symbols = new Symbolizer(
+  KallsymsTable.parse(Array.from({ length: locations + 1 }, (_, l) => `${(0xffffffff81000000n + BigInt(l * 0x100)).toString(16)} t bench_fn${l}`).join('\n') + '\n'),
+);
+const metrics = new ServiceMetrics({ topLocations: locations, maxCounterSeries: counterSeries }, kb, symbols, undefined);
 
 const points: DropPoint[] = [];
 let n = 0;

@@ -1,4 +1,4 @@
-/* global window, document, fetch, EventSource, sessionStorage, console, CSS */
+/* global window, document, fetch, EventSource, sessionStorage, console, CSS, URLSearchParams */
 // dropmon dashboard: plain browser JavaScript, no build step, no dependencies.
 //
 // Data flow: the first paint comes from GET /api/v1/intervals (the service's
@@ -26,8 +26,25 @@ const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#59a14f', '#b07aa1', '#edc948
 
 const $ = (id) => document.getElementById(id);
 
+/**
+ * A token handed over in the address's fragment (`dropmon serve --print-url`:
+ * http://127.0.0.1:9947/#token=...): kept in this tab's sessionStorage and
+ * removed from the address bar and the history at once. Browsers never send
+ * a fragment to the server.
+ */
+function tokenFromFragment() {
+  const hash = window.location.hash.replace(/^#/, '');
+  if (!hash) return '';
+  const token = new URLSearchParams(hash).get('token');
+  if (token === null) return '';
+  window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  const t = token.trim();
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  return t;
+}
+
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY) || '',
+  token: tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY) || '',
   /** Normalized intervals, oldest first; `receivedAt` is this browser's clock. */
   intervals: [],
   /** Intervals received before this browser time are left out of the table (set when filters change). */
@@ -149,7 +166,7 @@ function askToken(rejected) {
   input.value = '';
   dialog.querySelector('p').textContent = rejected
     ? 'The token was not accepted. Enter the bearer token of this dropmon service.'
-    : 'This dropmon service requires a bearer token. It is kept in this browser tab only.';
+    : 'This dropmon service requires a bearer token (as root on its host, dropmon serve --print-url gives an address with it). It is kept in this browser tab only.';
   state.tokenPrompt = new Promise((resolve) => {
     const done = () => {
       dialog.removeEventListener('close', done);

@@ -17,6 +17,7 @@ import {
 } from '../service/config.js';
 import { ApiServer } from '../service/http.js';
 import { DropService } from '../service/service.js';
+import { dashboardUrl, serviceToken } from '../service/token.js';
 import { listValues, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 
@@ -33,7 +34,14 @@ and these flags, which override the file:
       --listen ADDR       HOST:PORT of the API and dashboard (default
                           127.0.0.1:9947). Beyond loopback a token is required
       --token-file FILE   file whose first line is the API's bearer token
-                          (also: token/tokenFile in the config, DROPMON_TOKEN)
+                          (also: token/tokenFile in the config, DROPMON_TOKEN);
+                          without one, a token is generated into the state
+                          directory (mode 0600, root only)
+      --state-dir DIR     where the generated token lives (default: the
+                          recording's folder, /var/lib/dropmon)
+      --print-url         print the dashboard's address with the token, then
+                          exit (as root, with the service's --config; open
+                          it in a browser on this host)
       --source NAME       auto (default: BPF where it can run, else tracefs),
                           bpf, tracefs or netdm
       --mode MODE         NET_DM: summary (default) or packet
@@ -65,6 +73,7 @@ interface ServeFlags {
   /** The flags as a config document, applied over the file. */
   readonly overrides: Record<string, unknown>;
   readonly stopped: boolean;
+  readonly printUrl: boolean;
 }
 
 function parseServeFlags(argv: string[]): ServeFlags | 'help' {
@@ -73,6 +82,8 @@ function parseServeFlags(argv: string[]): ServeFlags | 'help' {
     config: { type: 'string' },
     listen: { type: 'string' },
     'token-file': { type: 'string' },
+    'state-dir': { type: 'string' },
+    'print-url': { type: 'boolean' },
     source: { type: 'string' },
     mode: { type: 'string' },
     interval: { type: 'string', short: 'i' },
@@ -94,6 +105,7 @@ function parseServeFlags(argv: string[]): ServeFlags | 'help' {
   const o: Record<string, unknown> = {};
   if (v.listen !== undefined) o.listen = v.listen;
   if (v['token-file'] !== undefined) o.tokenFile = v['token-file'];
+  if (v['state-dir'] !== undefined) o.stateDir = v['state-dir'];
   if (v.source !== undefined) o.source = v.source;
   if (v.mode !== undefined) o.mode = v.mode;
   if (v.interval !== undefined) o.intervalMs = Math.round((parseSeconds('--interval', v.interval, 0.1, 3600) ?? 1) * 1000);
@@ -112,7 +124,7 @@ function parseServeFlags(argv: string[]): ServeFlags | 'help' {
   if (v.web !== undefined) o.webDir = v.web;
   // Check the flags now, so that a bad one is a usage error naming the flag's key.
   applyConfig(DEFAULT_CONFIG, o);
-  return { ...(v.config !== undefined ? { configFile: v.config } : {}), overrides: o, stopped: v.stopped ?? false };
+  return { ...(v.config !== undefined ? { configFile: v.config } : {}), overrides: o, stopped: v.stopped ?? false, printUrl: v['print-url'] ?? false };
 }
 
 /** The effective configuration: defaults, then the file, then the flags. */
@@ -128,8 +140,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadServeConfig(flags);
-  const token = resolveToken(config);
-  checkExposure(config, token);
+  if (flags.printUrl) {
+    process.stdout.write(`${dashboardUrl(config.listen, serviceToken(config).token)}\n`);
+    return 0;
+  }
+  checkExposure(config, resolveToken(config));
+  const auth = serviceToken(config);
+  if (auth.created) process.stderr.write(`dropmon: API token written to ${auth.stateFile} (root only)\n`);
   const { host, port } = parseListen('listen', config.listen);
 
   const service = new DropService({ config });
@@ -138,7 +155,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // SIGHUP reloads here; the lifecycle module would treat it as a stop signal.
   process.removeAllListeners('SIGHUP');
 
-  const api = new ApiServer(service, { token, ...(config.webDir ? { webDir: config.webDir } : {}) });
+  const api = new ApiServer(service, { token: auth.token, http: config.http, ...(config.webDir ? { webDir: config.webDir } : {}) });
   if (!flags.stopped) await service.start('start');
   let bound: { host: string; port: number };
   try {
@@ -148,18 +165,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const shown = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
-  process.stderr.write(`dropmon: serving on http://${shown}:${bound.port}/ (dashboard, API /api/v1, metrics /metrics)${token ? '; token required' : ''}\n`);
+  const tokenFrom = auth.stateFile ? `the token in ${auth.stateFile}; dashboard: dropmon serve --print-url` : 'the configured token';
+  process.stderr.write(`dropmon: serving on http://${shown}:${bound.port}/ (dashboard, API /api/v1, metrics /metrics); the API needs ${tokenFrom}\n`);
 
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
     reloading = reloading.then(async () => {
       try {
         const next = loadServeConfig(flags);
-        const nextToken = resolveToken(next);
-        checkExposure({ ...next, listen: config.listen }, nextToken);
+        checkExposure({ ...next, listen: config.listen }, resolveToken(next));
+        const nextAuth = serviceToken(next);
         if (next.listen !== config.listen) process.stderr.write(`dropmon: warning: listen changed to ${next.listen}: restart dropmon to apply it\n`);
         await service.reconfigure(next, 'reload');
-        api.setToken(nextToken);
+        api.setToken(nextAuth.token);
+        api.setHttp(next.http);
         process.stderr.write('dropmon: configuration reloaded\n');
       } catch (err) {
         const hint = err instanceof ConfigError && err.hint ? ` (${err.hint})` : '';

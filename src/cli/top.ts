@@ -13,6 +13,7 @@ import { TopApp } from '../outputs/top/app.js';
 import { TopOutput } from '../outputs/top/local.js';
 import { openFullScreen, useColor, useUnicode, type FullScreen } from '../outputs/top/terminal.js';
 import { resolveClientToken } from '../sources/remote/auth.js';
+import { DEFAULT_STATE_DIR, stateTokenPath } from '../service/token.js';
 import { RemoteClient, parseRemoteUrl } from '../sources/remote/client.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags, type WatchFlags } from './watch-flags.js';
@@ -37,7 +38,9 @@ Screen:
 Remote (the source options below are the service's, not set from here):
       --remote URL        read a dropmon serve's event stream: http://HOST:PORT
       --token-file FILE   the service's bearer token (first line); also
-                          DROPMON_TOKEN, or --token TOKEN (visible in ps)
+                          DROPMON_TOKEN, or --token TOKEN (visible in ps);
+                          root, for a service on this host: the token it
+                          generated (/var/lib/dropmon/token)
 
 ${COUNTERS_HELP}
 ${TIMING_HELP}
@@ -75,7 +78,7 @@ export async function topCommand(argv: string[]): Promise<number> {
     throw new UsageError('top draws a full screen and needs a terminal (stdin and stdout)', "use 'dropmon watch' (or 'watch --json') for pipes, files and logs");
   const view = { color: useColor(process.stdout, process.env, extra.monochrome === true), unicode: useUnicode(process.env), kb: loadKnowledge() };
   return remote !== undefined
-    ? runRemote(remote, resolveClientToken({ token: extra.token as string | undefined, tokenFile: extra['token-file'] as string | undefined, env: process.env }), flags, view)
+    ? runRemote(remote, resolveClientToken({ token: extra.token as string | undefined, tokenFile: extra['token-file'] as string | undefined, env: process.env, stateTokenFile: stateTokenPath(DEFAULT_STATE_DIR), url: parseRemoteUrl(remote) }), flags, view)
     : runLocal(flags, view);
 }
 

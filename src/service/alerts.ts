@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import type { IntervalReport } from '../core/interval.js';
 import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { AlertRule, WebhookConfig } from './config.js';
+import { redactUrl } from './redact.js';
 
 export type AlertStatus = 'firing' | 'resolved';
 
@@ -236,17 +237,17 @@ export class WebhookNotifier implements Notifier {
           }
           if (this.failingSince === undefined) {
             this.failingSince = Date.now();
-            this.opts.warn?.(`webhook ${safeUrl(this.hook.url)}: ${why}; retrying with backoff`);
+            this.opts.warn?.(`webhook ${redactUrl(this.hook.url)}: ${why}; retrying with backoff`);
           }
         }
         if (this.queue[0] === e) this.queue.shift();
         if (ok) {
           this.stats_.delivered++;
-          if (this.failingSince !== undefined) this.opts.warn?.(`webhook ${safeUrl(this.hook.url)}: delivering again`);
+          if (this.failingSince !== undefined) this.opts.warn?.(`webhook ${redactUrl(this.hook.url)}: delivering again`);
           this.failingSince = undefined;
         } else if (!this.closed) {
           this.stats_.failed++;
-          this.opts.warn?.(`webhook ${safeUrl(this.hook.url)}: alert ${e.rule} ${e.status} not delivered after ${attempts} attempts`);
+          this.opts.warn?.(`webhook ${redactUrl(this.hook.url)}: alert ${e.rule} ${e.status} not delivered after ${attempts} attempts`);
         }
       }
     } finally {
@@ -276,16 +277,10 @@ export class WebhookNotifier implements Notifier {
     } catch (err) {
       // fetch hides the reason (ECONNREFUSED, a port fetch refuses to use, ...) in its cause.
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+      const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+      // The reason goes to the log: never with the URL's credentials in it.
+      return why.replaceAll(this.hook.url, redactUrl(this.hook.url));
     }
   }
 }
 
-function safeUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    return `${url.protocol}//${url.host}${url.pathname}`;
-  } catch {
-    return '(bad url)';
-  }
-}

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
+import { redactUrl } from './redact.js';
 
 export type SourceSetting = 'auto' | 'bpf' | 'tracefs' | 'netdm';
 export type ModeSetting = 'summary' | 'packet';
@@ -47,12 +48,38 @@ export interface WebhookConfig {
   readonly timeoutMs: number;
 }
 
+/** Who may use the HTTP server, and how much of it one client may hold. */
+export interface HttpConfig {
+  /** Clients without the token may read (GET, the event stream, /metrics), never change anything. */
+  readonly readOnlyPublic: boolean;
+  /** Connections at once; more are closed as they arrive. */
+  readonly maxConnections: number;
+  /** The request headers must have arrived this long after the connection (or the previous request). */
+  readonly headersTimeoutMs: number;
+  /** The whole request must have arrived within this. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** A connection with no traffic either way for this long is closed (event streams have a heartbeat). */
+  readonly idleTimeoutMs: number;
+  /** Event streams open at once, and from one client address. */
+  readonly eventStreams: number;
+  readonly eventStreamsPerClient: number;
+}
+
 export interface ServiceConfig {
   /** host:port; [v6]:port. */
   readonly listen: string;
-  /** Bearer token for the API; required when listening beyond loopback. */
+  /**
+   * Bearer token for the API; required when listening beyond loopback.
+   * Without token, tokenFile and DROPMON_TOKEN, the service generates one
+   * into its state directory (token.ts).
+   */
   readonly token?: string;
   readonly tokenFile?: string;
+  /** Where the generated token lives; default: the recording's folder, else /var/lib/dropmon. */
+  readonly stateDir?: string;
+  readonly http: HttpConfig;
   readonly source: SourceSetting;
   readonly mode: ModeSetting;
   readonly intervalMs: number;
@@ -69,8 +96,20 @@ export interface ServiceConfig {
   readonly webDir?: string;
 }
 
+export const DEFAULT_HTTP: HttpConfig = {
+  readOnlyPublic: false,
+  maxConnections: 256,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 60_000,
+  eventStreams: 64,
+  eventStreamsPerClient: 8,
+};
+
 export const DEFAULT_CONFIG: ServiceConfig = {
   listen: '127.0.0.1:9947',
+  http: DEFAULT_HTTP,
   source: 'auto',
   mode: 'summary',
   intervalMs: 1000,
@@ -221,7 +260,8 @@ function webhook(at: string, v: unknown): WebhookConfig {
   try {
     parsed = new URL(url);
   } catch {
-    fail(key(at, 'url'), `is not a URL: ${JSON.stringify(url)}`);
+    // Not echoed: a webhook URL may carry a secret, and this message reaches the logs.
+    fail(key(at, 'url'), 'is not a URL');
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(key(at, 'url'), 'must be an http:// or https:// URL');
   const headers: Record<string, string> = {};
@@ -236,9 +276,30 @@ function webhook(at: string, v: unknown): WebhookConfig {
 }
 
 const TOP_KEYS = [
-  'listen', 'token', 'tokenFile', 'source', 'mode', 'interval', 'intervalMs', 'maxPoints', 'filters', 'counters',
+  'listen', 'token', 'tokenFile', 'stateDir', 'http', 'source', 'mode', 'interval', 'intervalMs', 'maxPoints', 'filters', 'counters',
   'recording', 'memoryIntervals', 'metrics', 'alerts', 'webDir',
 ];
+
+const HTTP_KEYS = ['readOnlyPublic', 'maxConnections', 'headersTimeout', 'requestTimeout', 'keepAliveTimeout', 'idleTimeout', 'eventStreams', 'eventStreamsPerClient'];
+
+function httpSettings(at: string, v: unknown, base: HttpConfig): HttpConfig {
+  const o = object(at, v, HTTP_KEYS);
+  const duration = (k: string, dflt: number, min: number, max: number) => (o[k] === undefined ? dflt : parseDuration(key(at, k), o[k], min, max));
+  const h: HttpConfig = {
+    readOnlyPublic: o.readOnlyPublic === undefined ? base.readOnlyPublic : bool(key(at, 'readOnlyPublic'), o.readOnlyPublic),
+    maxConnections: o.maxConnections === undefined ? base.maxConnections : int(key(at, 'maxConnections'), o.maxConnections, 1, 100_000),
+    headersTimeoutMs: duration('headersTimeout', base.headersTimeoutMs, 1000, 300_000),
+    requestTimeoutMs: duration('requestTimeout', base.requestTimeoutMs, 1000, 3_600_000),
+    keepAliveTimeoutMs: duration('keepAliveTimeout', base.keepAliveTimeoutMs, 100, 300_000),
+    idleTimeoutMs: duration('idleTimeout', base.idleTimeoutMs, 1000, 3_600_000),
+    eventStreams: o.eventStreams === undefined ? base.eventStreams : int(key(at, 'eventStreams'), o.eventStreams, 1, 10_000),
+    eventStreamsPerClient: o.eventStreamsPerClient === undefined ? base.eventStreamsPerClient : int(key(at, 'eventStreamsPerClient'), o.eventStreamsPerClient, 1, 10_000),
+  };
+  // Node checks the request deadline only once the headers are in: a longer header deadline would make it moot.
+  if (h.headersTimeoutMs > h.requestTimeoutMs) fail(key(at, 'headersTimeout'), `must not be longer than requestTimeout (${h.requestTimeoutMs / 1000} s)`);
+  if (h.eventStreamsPerClient > h.eventStreams) fail(key(at, 'eventStreamsPerClient'), `must not be more than eventStreams (${h.eventStreams})`);
+  return h;
+}
 
 function filters(at: string, v: unknown, base: FilterConfig): FilterConfig {
   const o = object(at, v, ['reasons', 'protocols', 'locations']);
@@ -267,6 +328,12 @@ export function applyConfig(base: ServiceConfig, doc: unknown): ServiceConfig {
     c = { ...c, token: t };
   }
   if (o.tokenFile !== undefined) c = { ...c, tokenFile: str('tokenFile', o.tokenFile) };
+  if (o.stateDir !== undefined) {
+    const d = str('stateDir', o.stateDir).trim();
+    if (!d.startsWith('/')) fail('stateDir', 'must be an absolute path');
+    c = { ...c, stateDir: d };
+  }
+  if (o.http !== undefined) c = { ...c, http: httpSettings('http', o.http, c.http) };
   if (o.source !== undefined) c = { ...c, source: oneOf('source', o.source, ['auto', 'bpf', 'tracefs', 'netdm'] as const) };
   if (o.mode !== undefined) c = { ...c, mode: oneOf('mode', o.mode, ['summary', 'packet'] as const) };
   if (o.interval !== undefined && o.intervalMs !== undefined) fail('interval', 'give interval or intervalMs, not both');
@@ -397,11 +464,13 @@ export function applyRuntimeChange(base: ServiceConfig, body: unknown): ServiceC
   return applyConfig(base, body);
 }
 
-/** The config as the API shows it: never the token itself. */
+/** The config as the API shows it: never the token itself, webhook URLs without their credentials. */
 export function publicConfig(c: ServiceConfig): Record<string, unknown> {
   return {
     listen: c.listen,
     token: c.token || c.tokenFile ? '(set)' : null,
+    ...(c.stateDir !== undefined ? { stateDir: c.stateDir } : {}),
+    http: c.http,
     source: c.source,
     mode: c.mode,
     intervalMs: c.intervalMs,
@@ -415,12 +484,3 @@ export function publicConfig(c: ServiceConfig): Record<string, unknown> {
   };
 }
 
-function redactUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return u;
-  }
-}

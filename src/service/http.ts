@@ -3,14 +3,21 @@
  * endpoint, the live event stream and the dashboard's static files. The
  * routes and their answers are documented in docs/api.md.
  *
- * Security, since this controls tracing on the host:
- * - a bearer token, compared in constant time, on /api/* and /metrics whenever
- *   one is configured (it must be, beyond loopback: see config.ts); the
- *   dashboard's static files need none (the page asks for the token);
- *   EventSource cannot send headers, so /api/v1/events alone also takes ?token=;
- * - without a token (loopback only), the Host header must name this host, so a
- *   web page cannot reach the API through DNS rebinding; a browser request
- *   from another origin cannot change anything (Origin is checked on writes);
+ * Security, since this controls tracing on the host and runs as root:
+ * - a bearer token, compared in constant time, on /api/* and /metrics, on
+ *   loopback too: the configured one, else the one generated into the state
+ *   directory (token.ts), which only root can read. The dashboard's static
+ *   files need none (the page asks for the token, or takes it from the URL's
+ *   fragment); EventSource cannot send headers, so /api/v1/events alone also
+ *   takes ?token=;
+ * - with http.readOnlyPublic, clients without the token may read (GET/HEAD),
+ *   never change anything, and never see a kernel address (redact.ts); on a
+ *   loopback socket their Host header must name this host, so a web page
+ *   cannot read the API through DNS rebinding;
+ * - a browser request from another web origin gets nothing (Origin, when
+ *   present, is checked on every API request);
+ * - bounded connections: a cap, header/request/keep-alive/idle deadlines
+ *   checked every second, event streams bounded in all and per client;
  * - request bodies are limited, every parameter is validated, errors are
  *   JSON `{error}` with a 4xx status; nothing runs a shell.
  */
@@ -24,21 +31,27 @@ import { entryJson } from '../knowledge/entry.js';
 import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
-import { applyRuntimeChange, ConfigError, hasControlCharacters, publicConfig } from './config.js';
+import { applyRuntimeChange, ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import type { DropService, StateEvent } from './service.js';
-import { SseHub } from './sse.js';
+import { byAudience, SseHub, type Audience, type SseOptions } from './sse.js';
+import { withoutKernelAddresses } from './redact.js';
 import type { IntervalJson } from './interval-json.js';
 
 export interface ApiOptions {
-  /** Bearer token; undefined: no authentication (loopback only). */
-  token?: string;
+  /** The bearer token every change needs (and every read, unless http.readOnlyPublic). */
+  readonly token: string;
+  /** Public reads and connection bounds (default DEFAULT_HTTP). */
+  readonly http?: HttpConfig;
   /** Folder of the dashboard (index.html, app.js, style.css). */
   readonly webDir?: string;
   /** Largest request body accepted (default 64 KiB). */
   readonly maxBodyBytes?: number;
-  readonly sse?: ConstructorParameters<typeof SseHub>[0];
+  readonly sse?: Pick<SseOptions, 'maxBufferBytes' | 'heartbeatMs'>;
 }
+
+/** Node checks the header and request deadlines this often (its default, 30 s, let a slow client stay 40 s). */
+const DEADLINE_CHECK_MS = 1000;
 
 /** An error with its HTTP status, turned into `{error}` by the router. */
 export class HttpError extends Error {
@@ -115,6 +128,12 @@ function rangeParams(q: URLSearchParams): { from: number; to: number } {
   return { from, to };
 }
 
+/** A connection that arrived on a loopback address (127.0.0.0/8, ::1, IPv4-mapped). */
+function isLoopbackSocket(req: IncomingMessage): boolean {
+  const a = req.socket.localAddress;
+  return a !== undefined && isLoopback(a);
+}
+
 function isLoopbackHostHeader(host: string | undefined): boolean {
   if (!host) return false;
   const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
@@ -140,6 +159,10 @@ export class ApiServer {
   readonly server: Server;
   readonly hub: SseHub;
   private readonly webDir: string;
+  private token: string;
+  private http: HttpConfig;
+  /** Who each request in flight is answered for (json() redacts for the public). */
+  private readonly audiences = new WeakMap<ServerResponse, Audience>();
   private readonly onInterval: (j: IntervalJson) => void;
   private readonly onState: (s: StateEvent) => void;
 
@@ -148,24 +171,44 @@ export class ApiServer {
     private readonly opts: ApiOptions,
   ) {
     this.webDir = opts.webDir ?? defaultWebDir();
+    this.token = opts.token;
+    this.http = opts.http ?? DEFAULT_HTTP;
     this.hub = new SseHub(opts.sse);
-    this.onInterval = (j) => this.hub.broadcast('interval', j);
-    this.onState = (s) => this.hub.broadcast('state', { ...s, ...this.stateExtras() });
+    this.onInterval = (j) => this.hub.broadcast('interval', byAudience(j, () => withoutKernelAddresses(j)));
+    this.onState = (s) => {
+      const data = { ...s, ...this.stateExtras() };
+      this.hub.broadcast('state', byAudience(data, () => withoutKernelAddresses(data)));
+    };
     service.on('interval', this.onInterval);
     service.on('state', this.onState);
-    this.server = createServer((req, res) => {
+    this.server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));
     });
-    // Slow-loris bounds: headers and bodies must arrive in reasonable time.
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 30_000;
-    this.server.keepAliveTimeout = 5_000;
     this.server.maxHeadersCount = 100;
+    this.applyHttp();
   }
 
   /** Change the token at run time (reload). */
-  setToken(token: string | undefined): void {
-    this.opts.token = token;
+  setToken(token: string): void {
+    this.token = token;
+  }
+
+  /** New public-read and connection settings (reload); connections already open keep theirs. */
+  setHttp(http: HttpConfig): void {
+    this.http = http;
+    this.applyHttp();
+  }
+
+  /** Slow-loris and flood bounds: headers and bodies arrive in time, idle connections go, connections are capped. */
+  private applyHttp(): void {
+    const h = this.http;
+    this.server.maxConnections = h.maxConnections;
+    this.server.headersTimeout = h.headersTimeoutMs;
+    this.server.requestTimeout = h.requestTimeoutMs;
+    this.server.keepAliveTimeout = h.keepAliveTimeoutMs;
+    // No traffic either way for this long: the socket is destroyed (event streams opt out, sse.ts).
+    this.server.timeout = h.idleTimeoutMs;
+    this.hub.setLimits({ maxClients: h.eventStreams, maxPerAddress: h.eventStreamsPerClient });
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -209,7 +252,7 @@ export class ApiServer {
   }
 
   private json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-    const text = JSON.stringify(body);
+    const text = JSON.stringify(this.audiences.get(res) === 'public' ? withoutKernelAddresses(body) : body);
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...SECURITY_HEADERS, ...extra });
     res.end(text);
   }
@@ -235,33 +278,40 @@ export class ApiServer {
     }
   }
 
-  private authorize(req: IncomingMessage, url: URL, allowQueryToken: boolean): void {
-    const token = this.opts.token;
-    if (token === undefined) {
-      if (!isLoopbackHostHeader(req.headers.host)) throw new HttpError(403, 'without a token, the API answers only requests addressed to localhost');
-      return;
-    }
+  /**
+   * Who is asking: "admin" with the token; "public" without one, for reads
+   * only and only with http.readOnlyPublic. Throws 401 (no or a wrong token, a
+   * change without the token) or 403 (a public read through another host name).
+   */
+  private authorize(req: IncomingMessage, url: URL, allowQueryToken: boolean): Audience {
     const auth = req.headers.authorization;
-    const bearer = auth && /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1];
-    if (bearer !== undefined && bearer !== null && tokenMatches(bearer, token)) return;
-    const q = allowQueryToken ? url.searchParams.get('token') : null;
-    if (q !== null && tokenMatches(q, token)) return;
-    throw new HttpError(401, 'a bearer token is required (Authorization: Bearer TOKEN)');
+    let given: string | undefined;
+    if (auth !== undefined) {
+      given = /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1];
+      if (given === undefined) throw new HttpError(401, 'the Authorization header must be "Bearer TOKEN"');
+    } else if (allowQueryToken) given = url.searchParams.get('token') ?? undefined;
+    if (given !== undefined) {
+      if (tokenMatches(given, this.token)) return 'admin';
+      throw new HttpError(401, 'the token was refused');
+    }
+    if (!this.http.readOnlyPublic) throw new HttpError(401, 'a bearer token is required (Authorization: Bearer TOKEN); as root, `dropmon serve --print-url` shows it');
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(401, 'changing the service needs its token (Authorization: Bearer TOKEN)');
+    if (isLoopbackSocket(req) && !isLoopbackHostHeader(req.headers.host)) throw new HttpError(403, 'without a token, the API answers only requests addressed to localhost');
+    return 'public';
   }
 
+  /** A browser's request from another web origin (or an opaque one) gets nothing, read or write. */
   private checkOrigin(req: IncomingMessage): void {
     const origin = req.headers.origin;
-    if (origin === undefined || origin === 'null') {
-      if (origin === 'null') throw new HttpError(403, 'requests from an opaque origin cannot change the service');
-      return;
-    }
+    if (origin === undefined) return;
+    if (origin === 'null') throw new HttpError(403, 'requests from an opaque origin are refused');
     let host: string;
     try {
       host = new URL(origin).host;
     } catch {
       throw new HttpError(403, 'bad Origin header');
     }
-    if (host !== req.headers.host) throw new HttpError(403, 'requests from another web origin cannot change the service');
+    if (host !== req.headers.host) throw new HttpError(403, 'requests from another web origin are refused');
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -276,14 +326,15 @@ export class ApiServer {
     if (path === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'use GET');
       this.authorize(req, url, false);
+      this.checkOrigin(req);
       const m = await this.service.metrics.scrape();
       res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
       res.end(method === 'HEAD' ? undefined : m.body);
       return;
     }
     if (path.startsWith('/api/')) {
-      this.authorize(req, url, path === '/api/v1/events');
-      if (method !== 'GET' && method !== 'HEAD') this.checkOrigin(req);
+      this.audiences.set(res, this.authorize(req, url, path === '/api/v1/events'));
+      this.checkOrigin(req);
       return this.api(method, path, url.searchParams, req, res);
     }
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'use GET');
@@ -336,8 +387,12 @@ export class ApiServer {
       case 'GET /api/v1/diagnosis':
         return this.json(res, 200, diagnosis(ctx(), rangeParams(q)));
       case 'GET /api/v1/events': {
-        const first = [{ event: 'state', data: { state: s.state, source: s.status().source, since: s.status().since, why: 'connected', ...this.stateExtras() } }];
-        if (!this.hub.accept(req, res, first)) throw new HttpError(503, 'too many event streams open');
+        const audience = this.audiences.get(res) ?? 'public';
+        const state = { state: s.state, source: s.status().source, since: s.status().since, why: 'connected', ...this.stateExtras() };
+        const first = [{ event: 'state', data: audience === 'admin' ? state : withoutKernelAddresses(state) }];
+        const refused = this.hub.accept(req, res, first, audience);
+        if (refused === 'full') throw new HttpError(503, 'too many event streams open');
+        if (refused === 'client-limit') throw new HttpError(429, `too many event streams from ${req.socket.remoteAddress ?? 'this address'} (at most ${this.http.eventStreamsPerClient})`);
         return;
       }
     }

@@ -14,7 +14,8 @@
  *     (why: not_a_database, corrupt, foreign, unmigratable; every value present from the start)
  *   process_* / nodejs_*                                  prom-client's default metrics
  *
- * Locations: the first `topLocations` distinct functions to drop packets
+ * Locations: kernel function names, never addresses ("unknown" until a drop
+ * point can be symbolized). The first `topLocations` distinct functions to drop packets
  * (the busiest first within an interval) keep their own label for the life of
  * the process; the rest are counted as location="other". Admission is sticky
  * because a counter series must never go backwards or disappear and
@@ -32,6 +33,7 @@ import type { Symbolizer } from '../kernel/kallsyms.js';
 import type { Attribution } from '../core/attribution.js';
 import { counterMeaning } from '../core/counter-meaning.js';
 import { RESET_CAUSES, type ResetCause } from '../recording/resilient-recorder.js';
+import { UNKNOWN_LOCATION } from './redact.js';
 
 export const OTHER = 'other';
 const MAX_PROTOCOLS = 16;
@@ -166,7 +168,9 @@ export class ServiceMetrics {
     this.intervals.inc();
     // Busiest points first, so that a storm's main location is admitted before its noise.
     for (const p of r.points) {
-      const fn = this.symbols?.lookup(p.location)?.name ?? `0x${p.location.toString(16)}`;
+      // Never the raw address: /metrics may be read without the token (http.readOnlyPublic), and an
+      // address would undo kptr_restrict. Unsymbolized drops share one series.
+      const fn = this.symbols?.lookup(p.location)?.name ?? UNKNOWN_LOCATION;
       this.drops.inc(
         {
           reason: this.reasons.label(p.reasonName || 'NONE'),

@@ -81,9 +81,25 @@ class Service {
   readonly proc: DropmonProcess;
   readonly base: string;
 
-  private constructor(readonly port: number, configFile: string, readonly token?: string) {
+  private constructor(
+    readonly port: number,
+    configFile: string,
+    private readonly configuredToken: string | undefined,
+    /** The token the service generates when none is configured (its state directory is the recording's folder). */
+    private readonly stateTokenFile: string,
+  ) {
     this.base = `http://127.0.0.1:${port}`;
     this.proc = new DropmonProcess(['serve', '--config', configFile]);
+  }
+
+  get token(): string | undefined {
+    if (this.configuredToken !== undefined) return this.configuredToken;
+    return existsSync(this.stateTokenFile) ? readFileSync(this.stateTokenFile, 'utf8').trim() : undefined;
+  }
+
+  /** The dashboard's address as `dropmon serve --print-url` gives it: the generated token in the fragment. */
+  get pageUrl(): string {
+    return this.configuredToken === undefined ? `${this.base}/#token=${this.token}` : `${this.base}/`;
   }
 
   static async start(dir: string, name: string, extra: string): Promise<Service> {
@@ -91,7 +107,7 @@ class Service {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, `listen: 127.0.0.1:${port}\nrecording:\n  file: ${join(dir, `${name}.db`)}\n${extra}`);
     const token = /^token: (\S+)$/m.exec(extra)?.[1];
-    const s = new Service(port, file, token);
+    const s = new Service(port, file, token, join(dir, 'token'));
     await waitFor(
       `dropmon serve to answer on ${s.base}`,
       async () => {
@@ -170,7 +186,7 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     page.on('pageerror', (e) => pageErrors.push(e.message));
     // Console errors too: a resource refused by the Content-Security-Policy, a 404, a failed request.
     page.on('console', (m) => void (isUnexpectedConsoleError(m) && pageErrors.push(`console: ${m.text()}`)));
-    await page.goto(service.base + '/');
+    await page.goto(service.pageUrl);
     await page.waitForSelector('#live.on', { timeout: 10_000 }); // the event stream is open
   });
 
@@ -301,6 +317,13 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     await page.waitForSelector('#points-body tr[data-reason="UNHANDLED_PROTO"]', { timeout: 15_000 });
   });
 
+  test('the token handed over in the fragment: kept in the tab, gone from the address bar', async () => {
+    assert.ok(service);
+    assert.equal(new URL(page.url()).hash, '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('dropmon-token')), service.token);
+    assert.equal(await page.$('#token-dialog[open]'), null, 'no prompt');
+  });
+
   test('desktop screenshot', async () => {
     const file = join(shots, 'desktop.png');
     await page.screenshot({ path: file });
@@ -313,7 +336,7 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     phone.on('pageerror', (e) => pageErrors.push(e.message));
     phone.on('console', (m) => void (isUnexpectedConsoleError(m) && pageErrors.push(`phone console: ${m.text()}`)));
     try {
-      await phone.goto(service.base + '/');
+      await phone.goto(service.pageUrl);
       await phone.waitForSelector('#live.on', { timeout: 10_000 });
       runDropgen(['-m', 'noport', '-n', '50'], ns.name);
       await phone.waitForSelector('#points-body tr', { timeout: 10_000 });

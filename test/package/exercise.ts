@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DropmonProcess } from '../helpers/dropmon.js';
 import { runDropgen } from '../helpers/dropgen.js';
@@ -109,13 +110,18 @@ export async function checkRecordReport(dm: Installed, ns: TestNetns, dir: strin
   assert.ok(mine >= DROPS, `${dm.label}: the report counts the ${DROPS} recorded drops (${mine})`);
 }
 
-async function get(port: number, path: string): Promise<{ status: number; type: string; text: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(15_000) });
+async function get(port: number, path: string, token?: string): Promise<{ status: number; type: string; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(15_000), headers: token ? { authorization: `Bearer ${token}` } : {} });
   return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
 }
 
-/** Check a running service: the dashboard page (and its script) and /metrics with the drops caused here. */
-export async function checkService(label: string, port: number, ns: TestNetns): Promise<void> {
+/**
+ * Check a running service: the dashboard page (and its script) and /metrics with the drops caused here.
+ * `stateDir`: where the service wrote its API token (the recording's folder); /metrics needs it.
+ */
+export async function checkService(label: string, port: number, ns: TestNetns, stateDir: string): Promise<void> {
+  const token = readFileSync(join(stateDir, 'token'), 'utf8').trim();
+  assert.equal((await get(port, '/metrics')).status, 401, `${label}: /metrics wants the token`);
   const page = await get(port, '/');
   assert.equal(page.status, 200, `${label}: dashboard status`);
   assert.match(page.type, /text\/html/);
@@ -128,7 +134,7 @@ export async function checkService(label: string, port: number, ns: TestNetns): 
   let metrics = '';
   let seen = false;
   for (const t0 = Date.now(); !seen && Date.now() - t0 < 10_000; ) {
-    metrics = (await get(port, '/metrics')).text;
+    metrics = (await get(port, '/metrics', token)).text;
     seen = counted.test(metrics);
     if (!seen) await new Promise((r) => setTimeout(r, 250));
   }
@@ -144,7 +150,7 @@ export async function checkServe(dm: Installed, ns: TestNetns, dir: string): Pro
     await p.ready(30_000, 'serving on');
     const port = Number(/serving on http:\/\/[^ ]*:(\d+)\//.exec(p.stderr)?.[1]);
     assert.ok(port > 0, p.stderr);
-    await checkService(dm.label, port, ns);
+    await checkService(dm.label, port, ns, dir);
   } finally {
     const fin = await p.stop('SIGTERM');
     assert.equal(fin.code, 0, `${dm.label}: serve exit code; stderr: ${fin.stderr}`);

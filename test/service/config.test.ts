@@ -130,8 +130,22 @@ test('a token is required beyond loopback, and never shown', () => {
   assert.deepEqual(parseListen('listen', '9000'), { host: '127.0.0.1', port: 9000 });
 });
 
+test('http: public reads off by default; connection bounds as durations and counts, checked against each other', () => {
+  assert.equal(DEFAULT_CONFIG.http.readOnlyPublic, false);
+  const c = applyConfig(DEFAULT_CONFIG, { stateDir: '/srv/dropmon', http: { readOnlyPublic: true, maxConnections: 32, headersTimeout: '5s', idleTimeout: 30, eventStreamsPerClient: 2 } });
+  assert.equal(c.stateDir, '/srv/dropmon');
+  assert.deepEqual(c.http, { ...DEFAULT_CONFIG.http, readOnlyPublic: true, maxConnections: 32, headersTimeoutMs: 5000, idleTimeoutMs: 30_000, eventStreamsPerClient: 2 });
+  assert.deepEqual(applyConfig(c, { http: { maxConnections: 64 } }).http.readOnlyPublic, true, 'keys left out keep their value');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { http: { headersTimeout: '40s' } }), /http\.headersTimeout: must not be longer than requestTimeout/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { http: { eventStreams: 4, eventStreamsPerClient: 5 } }), /http\.eventStreamsPerClient/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { http: { maxConnections: 0 } }), /http\.maxConnections/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { http: { public: true } }), /http\.public: unknown key/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { stateDir: 'relative/dir' }), /stateDir: must be an absolute path/);
+  throwsAt(() => applyRuntimeChange(DEFAULT_CONFIG, { http: { readOnlyPublic: true } }), /http: cannot be changed at run time/);
+});
+
 test('fuzz: any document gives a config or a ConfigError', () => {
-  const keys = ['listen', 'token', 'source', 'mode', 'interval', 'intervalMs', 'filters', 'counters', 'recording', 'alerts', 'metrics', 'memoryIntervals', 'maxPoints', 'x'];
+  const keys = ['listen', 'token', 'stateDir', 'http', 'source', 'mode', 'interval', 'intervalMs', 'filters', 'counters', 'recording', 'alerts', 'metrics', 'memoryIntervals', 'maxPoints', 'x'];
   const value = fc.oneof(
     fc.string(),
     fc.integer(),
@@ -139,7 +153,7 @@ test('fuzz: any document gives a config or a ConfigError', () => {
     fc.boolean(),
     fc.constant(null),
     fc.array(fc.oneof(fc.string(), fc.integer(), fc.dictionary(fc.string(), fc.string())), { maxLength: 4 }),
-    fc.dictionary(fc.constantFrom('reasons', 'rules', 'webhooks', 'file', 'maxAge', 'enabled', 'name', 'kind', 'above'), fc.oneof(fc.string(), fc.integer(), fc.array(fc.anything(), { maxLength: 3 }))),
+    fc.dictionary(fc.constantFrom('reasons', 'rules', 'webhooks', 'file', 'maxAge', 'enabled', 'name', 'kind', 'above', 'readOnlyPublic', 'maxConnections', 'headersTimeout', 'eventStreamsPerClient'), fc.oneof(fc.string(), fc.integer(), fc.array(fc.anything(), { maxLength: 3 }))),
   );
   fc.assert(
     fc.property(fc.oneof(fc.anything(), fc.dictionary(fc.constantFrom(...keys), value)), (doc) => {

@@ -16,6 +16,7 @@ import type { DropPoint, IntervalReport } from '../../src/core/interval.js';
 import { loadKnowledge } from '../../src/knowledge/load.js';
 import { OTHER, ServiceMetrics } from '../../src/service/metrics.js';
 import { SseHub } from '../../src/service/sse.js';
+import { KallsymsTable, Symbolizer } from '../../src/kernel/kallsyms.js';
 import { PROJECT_ROOT } from '../helpers/dropgen.js';
 
 function report(points: DropPoint[], lost: [string, number][] = []): IntervalReport {
@@ -35,8 +36,11 @@ function at(i: number, count: number, reasonName = 'NO_SOCKET'): DropPoint {
   return { location: 0xffffffff81000000n + BigInt(i) * 0x1000n, reason: 2, reasonName, protocol: 0x800, origin: 'software', count };
 }
 
+/** fn0 .. fn4 at the addresses at(0) .. at(4) drop in. */
+const SYMBOLS = new Symbolizer(KallsymsTable.parse([0, 1, 2, 3, 4].map((i) => `${(0xffffffff81000000n + BigInt(i) * 0x1000n).toString(16)} t fn${i}`).join('\n') + '\nffffffff81005000 t end\n'));
+
 test('metrics: top-N locations keep their label, the rest is "other"; promtool accepts the output', async () => {
-  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), undefined, undefined);
+  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2 }, loadKnowledge(), SYMBOLS, undefined);
   m.interval(report([at(0, 100), at(1, 50), at(2, 10), at(3, 5), at(4, 1)], [['ring-buffer overrun cpu0', 3], ['ring-buffer overrun cpu1', 4]]));
   m.interval(report([at(4, 7), at(0, 1)]));
   m.setCounters([
@@ -48,9 +52,9 @@ test('metrics: top-N locations keep their label, the rest is "other"; promtool a
   const { body } = await m.scrape();
   const drops = body.split('\n').filter((l) => l.startsWith('dropmon_drops_total{'));
   const value = (loc: string) => drops.filter((l) => l.includes(`location="${loc}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-  assert.equal(value('0xffffffff81000000'), 101);
-  assert.equal(value('0xffffffff81001000'), 50);
-  assert.equal(value('0xffffffff81002000'), 10);
+  assert.equal(value('fn0'), 101);
+  assert.equal(value('fn1'), 50);
+  assert.equal(value('fn2'), 10);
   assert.equal(value(OTHER), 5 + 1 + 7 + 5 + 5, 'beyond the top 3, and the overflow of both intervals');
   assert.equal(new Set(drops.map((l) => /location="([^"]+)"/.exec(l)![1])).size, 4);
   assert.match(body, /^dropmon_lost_events_total\{cause="ring-buffer overrun cpu"\} 7$/m, 'CPU numbers folded');
@@ -63,6 +67,14 @@ test('metrics: top-N locations keep their label, the rest is "other"; promtool a
     const e = err as { code?: string; stdout?: Buffer; stderr?: Buffer };
     assert.fail(e.code === 'ENOENT' ? 'promtool (Debian package prometheus) is missing' : `promtool: ${String(e.stdout)}${String(e.stderr)}`);
   }
+});
+
+test('metrics: an unsymbolized drop point is location="unknown", never its address', async () => {
+  const m = new ServiceMetrics({ topLocations: 3, maxCounterSeries: 2, defaultMetrics: false }, loadKnowledge(), new Symbolizer(), undefined);
+  m.interval(report([at(0, 3), at(1, 4)]));
+  const { body } = await m.scrape();
+  assert.doesNotMatch(body, /0x[0-9a-f]{9,}|ffff[0-9a-f]{12}/i);
+  assert.match(body, /^dropmon_drops_total\{[^}]*location="unknown"[^}]*\} 7$/m);
 });
 
 test('SSE: a client that does not read is dropped; the others and the sender go on', async () => {

@@ -1,8 +1,9 @@
 /**
  * Runs `dropmon serve` as a child process on a free loopback port, with its
- * recording in a temporary folder, and talks to it over HTTP.
+ * recording and state (the generated API token) in a temporary folder, and
+ * talks to it over HTTP, with that token unless told otherwise.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,17 +23,27 @@ export class Served {
   port = 0;
   token: string | undefined;
 
-  constructor(args: string[], opts: { record?: boolean; token?: string } = {}) {
+  /** The token given, else the one the service generated (read once it serves); anonymous: none. */
+  private readonly tokenGiven: boolean;
+
+  constructor(args: string[], opts: { record?: boolean; token?: string; anonymous?: boolean } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'dropmon-serve-'));
     const record = opts.record ?? true;
     this.token = opts.token;
+    this.tokenGiven = opts.token !== undefined || opts.anonymous === true;
     const hasListen = args.includes('--listen');
     this.proc = new DropmonProcess([
       'serve',
       ...(hasListen ? [] : ['--listen', '127.0.0.1:0']),
       ...(record ? ['--record', this.db] : ['--no-record']),
+      ...(args.includes('--state-dir') ? [] : ['--state-dir', this.dir]),
       ...args,
     ]);
+  }
+
+  /** The token the service generated in its state directory. */
+  get stateToken(): string {
+    return readFileSync(join(this.dir, 'token'), 'utf8').trim();
   }
 
   get db(): string {
@@ -45,6 +56,7 @@ export class Served {
     const m = /serving on http:\/\/[^ ]*:(\d+)\//.exec(this.proc.stderr);
     if (!m) throw new Error(`no port in: ${this.proc.stderr}`);
     this.port = Number(m[1]);
+    if (!this.tokenGiven && this.proc.stderr.includes(join(this.dir, 'token'))) this.token = this.stateToken;
     return this;
   }
 
@@ -87,6 +99,16 @@ export class Served {
 
   get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
     return this.call('GET', path, undefined, headers);
+  }
+
+  /** The Authorization header of this.token (none without a token). */
+  auth(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
+  /** readEvents with this service's token. */
+  events(path: string, want: (event: string, data: unknown) => boolean, ms?: number, headers: Record<string, string> = {}): ReturnType<typeof readEvents> {
+    return readEvents(this.port, path, want, ms, { ...this.auth(), ...headers });
   }
 
   /** Poll `fn` until it returns a value (not undefined), at most `ms`. */
