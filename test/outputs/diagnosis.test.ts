@@ -5,7 +5,7 @@ import type { Finding } from '../../src/core/diagnosis.js';
 import { findingsJson, formatFindings, type DiagnosisSummary } from '../../src/outputs/diagnosis.js';
 
 function finding(rank: number, key: string, cause: string, packets: number, more: Partial<Finding> = {}): Finding {
-  return { rank, key, kind: 'drops', cause, packets, benign: 'no', known: true, blindSpot: false, evidence: [], check: [], fix: [], points: [], counters: [], ...more };
+  return { rank, key, kind: 'drops', cause, packets, benign: 'no', known: true, blindSpot: false, evidence: [], check: [], fix: [], points: [], counters: [], interfaces: [], sockets: [], ...more };
 }
 
 const RCVBUF = finding(1, 'SOCKET_RCVBUFF', 'a UDP socket receive buffer was full', 120, {
@@ -121,12 +121,12 @@ test('JSON: the summary and every finding with all its fields; netns and benign_
       {
         rank: 3, key: 'NETFILTER_DROP', kind: 'drops', cause: 'a firewall rule dropped packets', packets: 8, benign: 'sometimes',
         benign_when: 'when the rule is meant to drop them', known: true, blind_spot: false, evidence: ['8 drops at nft_do_chain'], check: [], fix: [],
-        points: [{ location: 'nft_do_chain+0x10 [nf_tables]', reason: 'NETFILTER_DROP', count: 8 }], counters: [],
+        points: [{ location: 'nft_do_chain+0x10 [nf_tables]', reason: 'NETFILTER_DROP', count: 8 }], counters: [], interfaces: [], sockets: [],
       },
       {
         rank: 2, key: 'link:rx_missed_errors', kind: 'counter', cause: 'the NIC ran out of receive buffers', packets: 50, benign: 'no',
         known: true, blind_spot: true, evidence: ['link:rx_missed_errors +50 on eth0'], check: ['ethtool -g eth0'], fix: [],
-        points: [], counters: [{ name: 'link:rx_missed_errors', scope: 'eth0', layer: 'nic', delta: 50 }],
+        points: [], counters: [{ name: 'link:rx_missed_errors', scope: 'eth0', layer: 'nic', delta: 50 }], interfaces: [], sockets: [],
       },
     ],
   });
