@@ -21,6 +21,10 @@ const COUNTERS_WINDOW_MS = 60_000;
 const MAX_INTERVALS = 7200;
 const CHART_BUCKETS = 60;
 const STATUS_POLL_MS = 5_000;
+/** The diagnosis table: the causes of the last minutes, asked of the service this often. */
+const DIAGNOSIS_WINDOW_MIN = 5;
+const DIAGNOSIS_POLL_MS = 15_000;
+const DIAGNOSIS_ROWS = 10;
 /** Colours of the chart's reasons: readable on both the light and the dark background. */
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#59a14f', '#b07aa1', '#edc948', '#76b7b2', '#ff9da7', '#9c755f', '#8cd17d', '#bab0ac', '#d37295'];
 
@@ -218,7 +222,7 @@ function normalizePoint(p) {
   const protocol = p.protocol || '';
   const location = p.location || '';
   return {
-    key: `${location || p.symbol}|${reason}|${protocol}|${p.origin}|${p.trap ?? ''}`,
+    key: `${location || p.symbol}|${reason}|${protocol}|${p.origin}|${p.trap ?? ''}|${p.netns ?? ''}|${p.ifindex ?? ''}`,
     reason,
     protocol,
     location,
@@ -226,7 +230,31 @@ function normalizePoint(p) {
     count: num(p.count),
     summary: p.summary || '',
     benign: p.benign || 'no',
+    netns: p.netns ?? null,
+    netnsName: p.netnsName || p.netns_name || '',
+    container: p.container || '',
+    ifindex: p.ifindex || null,
+    ifname: p.ifname || '',
   };
+}
+
+/** How the tables name a namespace: "host/init" for the initial one, else its name or inode; "–" when the source cannot tell. */
+function netnsLabel(netns, name) {
+  if (name === 'init') return 'host/init';
+  if (name) return name;
+  return netns ? String(netns) : '–';
+}
+
+/** A namespace cell: its name, and the container living in it on a line of its own. */
+function netnsCell(label, netns, name, container, gone) {
+  const title = netns ? `network namespace inode ${netns}` : 'the source does not tell the namespace';
+  return el(
+    'td',
+    { 'data-label': label, class: 'netns', title },
+    netnsLabel(netns, name),
+    container ? el('span', { class: 'container', text: container }) : null,
+    gone ? el('span', { class: 'container', text: `gone at ${fmtTime(toMs(gone))}` }) : null,
+  );
 }
 
 function normalizeCounter(c) {
@@ -350,6 +378,8 @@ function renderPoints() {
       },
       el('td', { 'data-label': 'Reason' }, reasonCell, benignBadge(p.benign)),
       el('td', { 'data-label': 'Location', class: 'sym', title: p.location || undefined }, ...breakableSymbol(p.symbol)),
+      netnsCell('Namespace', p.netns, p.netnsName, p.container),
+      el('td', { 'data-label': 'Interface', class: 'dev', text: p.ifname || (p.ifindex ? `ifindex ${p.ifindex}` : '–') }),
       el('td', { 'data-label': 'Protocol', text: p.protocol || '–' }),
       el('td', { 'data-label': 'Count', class: 'num', text: fmtCount(p.count) }),
       el('td', { 'data-label': 'Rate', class: 'num', text: fmtRate(p.rate) }),
@@ -362,6 +392,47 @@ function renderPoints() {
   const names = $('reason-names');
   const seen = new Set([...names.options].map((o) => o.value));
   for (const p of points) if (p.reason && !seen.has(p.reason)) names.append(el('option', { value: p.reason }));
+}
+
+// ---------------------------------------------------------------- likely causes (GET /diagnosis)
+
+function interfacesText(list) {
+  if (!Array.isArray(list) || list.length === 0) return '–';
+  return list.map((i) => i.name || (i.ifindex ? `ifindex ${i.ifindex}` : '?')).join(', ');
+}
+
+function renderDiagnosis(res) {
+  const findings = (Array.isArray(res?.findings) ? res.findings : []).slice(0, DIAGNOSIS_ROWS);
+  const rows = findings.map((f) => {
+    const name = String(f.key ?? '');
+    const explainable = name && !name.startsWith('at ') && !name.startsWith('trap:');
+    const keyCell = explainable
+      ? el('button', { type: 'button', class: 'linklike', 'aria-label': `Explain ${name}`, onclick: () => explain(name) }, name)
+      : el('span', { text: name });
+    const evidence = [...(Array.isArray(f.sockets) ? f.sockets : []), ...(Array.isArray(f.evidence) ? f.evidence.slice(0, 3) : [])];
+    const fix = Array.isArray(f.fix) ? f.fix.slice(0, 2) : [];
+    return el(
+      'tr',
+      { 'data-key': name, 'data-netns': f.netns ?? '', class: f.benign === 'usually' ? 'idle' : undefined },
+      el('td', { 'data-label': '#', class: 'num', text: String(f.rank ?? '') }),
+      el('td', { 'data-label': 'Cause' }, keyCell, benignBadge(f.benign), f.blind_spot ? el('span', { class: 'badge warn', title: 'seen only in counters: the tracer cannot see these drops', text: 'no drop event' }) : null, el('span', { class: 'meaning', text: f.cause || '' })),
+      netnsCell('Namespace', f.netns, f.netns_name, f.container, f.gone),
+      el('td', { 'data-label': 'Interface', class: 'dev', text: interfacesText(f.interfaces) }),
+      el('td', { 'data-label': 'Packets', class: 'num', text: fmtCount(num(f.packets)) }),
+      el('td', { 'data-label': 'Evidence' }, evidence.length ? el('ul', {}, ...evidence.map((x) => el('li', { text: x }))) : '–'),
+      el('td', { 'data-label': 'Fix' }, fix.length ? el('ul', {}, ...fix.map((x) => el('li', { text: x }))) : '–'),
+    );
+  });
+  $('diagnosis-body').replaceChildren(...rows);
+  $('diagnosis-empty').hidden = rows.length > 0;
+}
+
+async function loadDiagnosis() {
+  try {
+    renderDiagnosis(await api(`/diagnosis?from=-${DIAGNOSIS_WINDOW_MIN}m`));
+  } catch (e) {
+    if (e.status !== 404) console.warn('diagnosis:', e.message);
+  }
 }
 
 /** Fill in a reason's one-line explanation when the service sent points without one. */
@@ -836,13 +907,15 @@ async function main() {
     loadSeries();
   });
   $('points-window').textContent = `last ${POINTS_WINDOW_MS / 60_000} minutes, live`;
+  $('diagnosis-window').textContent = `last ${DIAGNOSIS_WINDOW_MIN} minutes`;
   state.rangeMinutes = Number($('range').value) || 15;
   window.addEventListener('resize', () => renderChart());
   renderChart();
 
   await loadStatus(); // asks for the token first if the service wants one
-  await Promise.all([loadIntervals(), loadConfig(), loadCounters(), loadSeries()]);
+  await Promise.all([loadIntervals(), loadConfig(), loadCounters(), loadSeries(), loadDiagnosis()]);
   connect();
+  window.setInterval(loadDiagnosis, DIAGNOSIS_POLL_MS);
   // Totals, recording size and the "new" highlights move without intervals too.
   window.setInterval(() => {
     loadStatus();

@@ -12,7 +12,7 @@ import { Pipeline } from '../core/pipeline.js';
 import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
-import { resolveNetnsSpec } from '../kernel/namespaces.js';
+import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
 import { readKernelReasons } from '../sources/kernel-reasons.js';
 import { planSource, type SourceRequest } from '../sources/plan.js';
@@ -110,7 +110,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     },
   });
 
-  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined);
+  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined, attribution());
   let drops = 0;
   let lost = 0;
   let intervals = 0;

@@ -84,8 +84,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const annotate = setup.annotate(flags.all ? 'flat' : flags.quietBenign ? 'hide' : flags.json ? 'mark' : 'apart');
   const own = ownOutputs?.({ source, symbols, intervalMs: flags.intervalMs });
   if (!own && !perPacket) {
-    if (flags.json) outputs.push(new CorrelationJsonOutput(write, symbols, source.name));
-    else outputs.push(new CorrelationTextOutput(write, symbols));
+    if (flags.json) outputs.push(new CorrelationJsonOutput(write, symbols, source.name, attribution()));
+    else outputs.push(new CorrelationTextOutput(write, symbols, attribution()));
   }
   const pipeline = new Pipeline({
     source,

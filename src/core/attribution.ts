@@ -13,6 +13,8 @@ export interface NetnsNames {
   readonly name?: string;
   /** "docker 3f2a1b0c9d8e", "containerd …", "k8s pod <uid>", from its processes' cgroup. */
   readonly container?: string;
+  /** When it went away (ms since the epoch); absent while it exists. */
+  readonly gone?: number;
 }
 
 export interface Attribution {
@@ -22,4 +24,6 @@ export interface Attribution {
   ifname(netns: number, ifindex: number): string | undefined;
   /** The initial namespace's inode (lines leave it out), when it can be read. */
   readonly initInode: number | undefined;
+  /** dropmon's own namespace's inode (where counters without a namespace were read), when it can be read. */
+  readonly ownInode?: number | undefined;
 }

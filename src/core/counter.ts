@@ -48,6 +48,8 @@ export interface CounterReading {
    * namespace reads the same value, so a move says nothing about one of them.
    */
   readonly hostWide?: boolean;
+  /** The inode of the network namespace it was read in; absent: dropmon's own. */
+  readonly netns?: number;
 }
 
 /** A unique key of a counter instance, for joining two snapshots. */

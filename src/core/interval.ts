@@ -57,6 +57,8 @@ export interface CorrelatedGroup {
   readonly points: readonly DropPoint[];
   /** Drops at those points. */
   readonly drops: number;
+  /** The network namespace (inode) they were in, when known (see core/netns.ts). */
+  readonly netns?: number;
 }
 
 export interface BlindSpot {

@@ -108,3 +108,37 @@ export function describeStack(stack: readonly bigint[], symbols: Symbolizer | un
   while (i < frames.length - 1 && /^(trace_event_raw_event_|perf_trace_|__traceiter_|__bpf_trace_)/.test(frames[i])) i++;
   return frames.slice(i);
 }
+
+/**
+ * A container for a one-line summary: "docker 3f2a…", "k8s pod 0f1e2d3c… containerd 3f2a…".
+ * Runtimes accept a unique prefix of an id; the JSON keeps the whole one.
+ */
+export function shortContainer(container: string): string {
+  return container.replace(/\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, '$1…').replace(/\b([0-9a-f]{4})[0-9a-f]{8,}\b/g, '$1…');
+}
+
+/** "12:03:04 UTC": when a namespace went away (a run is short: the time of day says it). */
+export function goneText(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)} UTC`;
+}
+
+/** What a summary line knows of a namespace. */
+export interface NetnsPlace {
+  readonly netns: number;
+  /** "init" for the initial namespace. */
+  readonly netnsName?: string;
+  readonly container?: string;
+  /** When it went away (ms since the epoch). */
+  readonly gone?: number;
+}
+
+/**
+ * A namespace as summary lines name it: "netns web-1 (docker 3f2a…)",
+ * "netns 4026532871 (gone at 12:03:04 UTC)", and "host/init" for the
+ * initial namespace.
+ */
+export function netnsPlace(n: NetnsPlace): string {
+  const label = n.netnsName === 'init' ? 'host/init' : `netns ${n.netnsName ?? n.netns}`;
+  const more = [n.container ? shortContainer(n.container) : '', n.gone !== undefined ? `gone at ${goneText(n.gone)}` : ''].filter(Boolean);
+  return more.length ? `${label} (${more.join(', ')})` : label;
+}

@@ -8,6 +8,7 @@ import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { CounterDelta, CounterLayer } from '../core/counter.js';
 import { Diagnoser, type Finding } from '../core/diagnosis.js';
 import { NO_REASON } from '../core/drop.js';
+import type { Attribution } from '../core/attribution.js';
 import type { DiagnoseFn, DiagnosisInput } from './report.js';
 
 /** The recorded symbol without its size: "fn+0x4bc [mod]", as the live diagnosis names points. */
@@ -17,8 +18,14 @@ export function recordingDiagnosis(kb: KnowledgeView): DiagnoseFn {
   return (input) => diagnoseRecorded(kb, input);
 }
 
-/** The diagnosis of recorded drop points and counter totals (the report's, and the service's over a time range). */
-export function diagnoseRecorded(kb: KnowledgeView, { points, counters, seconds }: DiagnosisInput): Finding[] {
+/**
+ * The diagnosis of recorded drop points and counter totals (the report's, and
+ * the service's over a time range). Findings are per namespace as the points
+ * were recorded; `attribution` names them, for a recording of this host made
+ * recently (the service's): a report of an older file keeps the inodes, which
+ * the kernel may have given to other namespaces since.
+ */
+export function diagnoseRecorded(kb: KnowledgeView, { points, counters, seconds }: DiagnosisInput, attribution?: Attribution): Finding[] {
   const symbolOf = new Map<bigint, string>();
   const dropPoints: DropPoint[] = [];
   for (const p of points) {
@@ -34,6 +41,8 @@ export function diagnoseRecorded(kb: KnowledgeView, { points, counters, seconds 
       origin: p.origin === 'hardware' ? 'hardware' : 'software',
       count: p.count,
       ...(p.trap ? { trap: { name: p.trap, ...(p.trapGroup ? { group: p.trapGroup } : {}) } } : {}),
+      ...(p.ifindex !== null ? { ifindex: p.ifindex } : {}),
+      ...(p.netns !== null ? { netns: p.netns } : {}),
     });
   }
   const deltas: CounterDelta[] = counters.map((c) => ({
@@ -47,7 +56,14 @@ export function diagnoseRecorded(kb: KnowledgeView, { points, counters, seconds 
     // The recording keeps no gauge flag: the knowledge base knows which counters are levels.
     ...(kb.counter(c.name)?.gauge ? { gauge: true } : {}),
   }));
-  const d = new Diagnoser(kb, (a) => symbolOf.get(a) ?? `0x${a.toString(16)}`);
+  // The recording keeps no namespace of its counters: they are not placed in dropmon's own
+  // (the names are looked up without it), and pair with drops of any namespace.
+  const names: Attribution | undefined = attribution && {
+    netns: (inode) => attribution.netns(inode),
+    ifname: (netns, ifindex) => attribution.ifname(netns, ifindex),
+    initInode: attribution.initInode,
+  };
+  const d = new Diagnoser(kb, (a) => symbolOf.get(a) ?? `0x${a.toString(16)}`, false, names);
   d.add(dropPoints, deltas, seconds);
   return d.findings();
 }

@@ -8,6 +8,7 @@
  */
 import type { RecordingReport } from './report.js';
 import { NO_REASON_LABEL, OTHER_REASONS, OVERFLOW_REASON } from './report.js';
+import { findingWhere } from '../outputs/diagnosis.js';
 
 /** Distinct on white and for the common colour-vision deficiencies (Okabe-Ito, then a few more). */
 const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#882255', '#44AA99'];
@@ -132,6 +133,7 @@ td:last-child{white-space:normal;overflow-wrap:anywhere}
 .num{text-align:right;white-space:nowrap;width:1%}
 .finding{background:var(--card);border-radius:8px;padding:8px 12px;margin:8px 0}
 .finding ul{margin:.3em 0;padding-left:1.2em}
+.finding .where{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;margin:.3em 0;overflow-wrap:anywhere}
 footer{margin:2em 0 1em;color:var(--muted);font-size:.8em}
 `;
 
@@ -213,7 +215,8 @@ export function formatReportHtml(r: RecordingReport): string {
       .map((f) => {
         const list = (title: string, xs: readonly string[]) => (xs.length ? `<div>${e(title)}<ul>${xs.map((x) => `<li>${e(x)}</li>`).join('')}</ul></div>` : '');
         const tags = [f.benign !== 'no' ? `${f.benign} benign${f.benignWhen ? `: ${f.benignWhen}` : ''}` : '', f.blindSpot ? 'seen only in counters' : ''].filter(Boolean).join('; ');
-        return `<div class="finding"><b>${f.rank}. ${e(f.cause)}</b> <span class="muted">${fmt(f.packets)} packets${tags ? `; ${e(tags)}` : ''}</span>${list('Evidence', f.evidence)}${list('Check', f.check)}${list('Fix', f.fix)}</div>`;
+        const where = findingWhere(f);
+        return `<div class="finding"><b>${f.rank}. ${e(f.cause)}</b> <span class="muted">${fmt(f.packets)} packets${tags ? `; ${e(tags)}` : ''}</span>${where ? `<div class="where">${e(where)}</div>` : ''}${list('Evidence', f.evidence)}${list('Check', f.check)}${list('Fix', f.fix)}</div>`;
       })
       .join('');
   sections.push(`<h2>Diagnosis</h2>${diag}`);

@@ -1,6 +1,7 @@
 /** `dropmon report` as text for a terminal: aligned tables, compact time series. */
 import { niceDuration } from './recording.js';
 import type { RecordingReport } from './report.js';
+import { findingWhere } from '../outputs/diagnosis.js';
 
 /** Rows of the reasons-over-time table at most: adjacent buckets are merged to fit. */
 const MAX_TIME_ROWS = 15;
@@ -110,6 +111,8 @@ export function formatReportText(r: RecordingReport): string {
   else
     for (const f of r.diagnosis.findings) {
       out.push(`  ${f.rank}. ${f.cause.replace(/\.$/, '')} (${f.packets} packets${f.benign !== 'no' ? `, ${f.benign} benign` : ''}${f.blindSpot ? ', seen only in counters' : ''})`);
+      const where = findingWhere(f);
+      if (where) out.push(`       where: ${where}`);
       for (const e of f.evidence) out.push(`       evidence: ${e}`);
       for (const c of f.check) out.push(`       check: ${c}`);
       for (const x of f.fix) out.push(`       fix: ${x}`);

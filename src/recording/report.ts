@@ -13,8 +13,13 @@ import type { CounterTotal, PointTotal, Recording, TimeRange } from './recording
 import type { Finding } from '../core/diagnosis.js';
 import { OVERFLOW_REASON } from './recording.js';
 
-/** What a diagnosis engine reports per cause: a subset of core/diagnosis.ts's Finding. */
-export type ReportFinding = Pick<Finding, 'rank' | 'key' | 'cause' | 'packets' | 'benign' | 'benignWhen' | 'known' | 'blindSpot' | 'evidence' | 'check' | 'fix'>;
+/**
+ * What a diagnosis engine reports per cause: a subset of core/diagnosis.ts's
+ * Finding, and where it happened as far as it knows (namespace, interfaces,
+ * sockets, the points and counters the summary line names).
+ */
+export type ReportFinding = Pick<Finding, 'rank' | 'key' | 'cause' | 'packets' | 'benign' | 'benignWhen' | 'known' | 'blindSpot' | 'evidence' | 'check' | 'fix'> &
+  Partial<Pick<Finding, 'kind' | 'points' | 'counters' | 'netns' | 'netnsName' | 'container' | 'gone' | 'interfaces' | 'sockets'>>;
 
 export interface DiagnosisInput {
   /** Drop points of the range, most drops first (up to 200). */

@@ -344,7 +344,7 @@ export class ApiServer {
   private async api(method: string, path: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const s = this.service;
     const route = `${method} ${path}`;
-    const ctx = (): RangeContext => ({ file: s.config.recording.file, reports: s.reports(), kb: s.kb, symbols: s.symbols });
+    const ctx = (): RangeContext => ({ file: s.config.recording.file, reports: s.reports(), kb: s.kb, symbols: s.symbols, attribution: s.attribution });
     switch (route) {
       case 'GET /api/v1/status':
         return this.json(res, 200, { ...s.status(), sseClients: this.hub.size });

@@ -5,7 +5,7 @@
  *
  *   dropmon_drops_total{reason,location,protocol,origin,netns,pod,container}  counter
  *   dropmon_lost_events_total{cause}                      counter
- *   dropmon_kernel_stat{name,scope,layer}                 gauge: a kernel drop counter's value
+ *   dropmon_kernel_stat{name,scope,layer,netns}           gauge: a kernel drop counter's value
  *     (not "dropmon_counter": promtool's lint rejects a type name inside a metric name)
  *   dropmon_intervals_total                               counter
  *   dropmon_source_up                                     gauge: 1 while a source runs
@@ -23,6 +23,14 @@
  * Network namespaces too (MAX_NETNS); `pod` and `container` are what the
  * cgroup of a process in an admitted namespace says (Kubernetes pod UID,
  * runtime and container id), so they add no series beyond the namespaces'.
+ *
+ * Kernel counters are labelled by the namespace they were read in: dropmon's
+ * own always, and the MAX_COUNTER_NETNS others whose drop counters moved the
+ * most since the service started; the counters of every other namespace are
+ * summed per name, scope and layer into netns="other". The ranking is by
+ * movement since the start, not in the last interval, so that a namespace
+ * keeps its label (and its series) across a quiet minute. The whole gauge is
+ * still bounded by maxCounterSeries.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IntervalReport } from '../core/interval.js';
@@ -39,6 +47,8 @@ export const OTHER = 'other';
 const MAX_PROTOCOLS = 16;
 /** Network namespaces named in labels (the BPF source attributes drops to them); the rest are "other". */
 const MAX_NETNS = 32;
+/** Namespaces besides dropmon's own whose kernel counters keep their own netns label (the busiest); the rest are summed as "other". */
+export const MAX_COUNTER_NETNS = 10;
 const MAX_CAUSES = 32;
 /** Reasons are a kernel enum (~100); this only guards against a misbehaving source. */
 const MAX_REASONS = 256;
@@ -78,6 +88,12 @@ export class ServiceMetrics {
   private readonly reasons = new LabelBudget(MAX_REASONS);
   private readonly namespaces = new LabelBudget(MAX_NETNS);
   private counterReadings: readonly CounterReading[] = [];
+  /** The last value of each drop-related counter (by namespace and instance), to measure how much each namespace moved. */
+  private lastValues = new Map<string, number>();
+  /** How much the drop-related counters of each namespace (undefined: dropmon's own) moved since the start. */
+  private movement = new Map<number | undefined, number>();
+  /** Whether a counter name counts drops: asked of the knowledge base once per name, not per scrape. */
+  private readonly dropRelated = new Map<string, boolean>();
 
   constructor(
     private opts: MetricsOptions,
@@ -105,31 +121,15 @@ export class ServiceMetrics {
       registers,
     });
     for (const why of RESET_CAUSES) this.recordingResets.inc({ why }, 0);
-    const readings = () => this.counterReadings;
-    const limit = () => this.opts.maxCounterSeries;
-    // Whether a counter name counts drops is asked of the knowledge base once per name, not per scrape.
-    const dropRelated = new Map<string, boolean>();
-    const shown = (name: string) => {
-      let v = dropRelated.get(name);
-      if (v === undefined) {
-        v = counterMeaning({ name }, kb).class !== 'info';
-        if (dropRelated.size < 10_000) dropRelated.set(name, v);
-      }
-      return v;
-    };
+    const series = () => this.kernelStatSeries();
     new Gauge({
       name: 'dropmon_kernel_stat',
-      help: 'Drop-related kernel counters (the value the kernel reports), non-zero ones only, bounded in number.',
-      labelNames: ['name', 'scope', 'layer'],
+      help: `Drop-related kernel counters (the value the kernel reports), non-zero ones only, bounded in number; by the network namespace they were read in (dropmon's own and the ${MAX_COUNTER_NETNS} others that moved most by name, the rest summed as "other").`,
+      labelNames: ['name', 'scope', 'layer', 'netns'],
       registers,
       collect() {
         this.reset();
-        let n = 0;
-        for (const c of readings()) {
-          if (c.value === 0 || c.gauge || !shown(c.name)) continue;
-          if (n++ >= limit()) break;
-          this.set({ name: c.name, scope: c.scope, layer: c.layer }, c.value);
-        }
+        for (const s of series()) this.set(s.labels, s.value);
       },
     });
     if (opts.defaultMetrics ?? true) {
@@ -162,6 +162,83 @@ export class ServiceMetrics {
   /** The latest counter snapshot's readings (exported as dropmon_kernel_stat at scrape time). */
   setCounters(readings: readonly CounterReading[]): void {
     this.counterReadings = readings;
+    // How much each namespace moved: the ranking of the netns label. Namespaces no longer read are forgotten.
+    const values = new Map<string, number>();
+    const movement = new Map<number | undefined, number>();
+    for (const c of readings) {
+      if (c.gauge || !this.shown(c.name)) continue;
+      const ns = this.readIn(c);
+      const key = `${ns ?? ''}|${c.name}@${c.scope}`;
+      values.set(key, c.value);
+      const before = this.lastValues.get(key);
+      const moved = before === undefined || c.value < before ? 0 : c.value - before;
+      movement.set(ns, (movement.get(ns) ?? this.movement.get(ns) ?? 0) + moved);
+    }
+    this.lastValues = values;
+    this.movement = movement;
+  }
+
+  /** Whether a counter name counts drops (or errors and pressure beside them). */
+  private shown(name: string): boolean {
+    let v = this.dropRelated.get(name);
+    if (v === undefined) {
+      v = counterMeaning({ name }, this.kb).class !== 'info';
+      if (this.dropRelated.size < 10_000) this.dropRelated.set(name, v);
+    }
+    return v;
+  }
+
+  /** The namespace a counter was read in; undefined for dropmon's own. */
+  private readIn(c: CounterReading): number | undefined {
+    return c.netns === undefined || c.netns === this.attribution?.ownInode ? undefined : c.netns;
+  }
+
+  /** The netns label of a namespace (undefined: dropmon's own): its name, "init", or its inode. */
+  private counterNetnsLabel(ns: number | undefined): string {
+    const inode = ns ?? this.attribution?.ownInode;
+    if (inode === undefined) return '';
+    return this.attribution?.netns(inode)?.name ?? (inode === this.attribution?.initInode ? 'init' : String(inode));
+  }
+
+  /**
+   * dropmon_kernel_stat's series: dropmon's own namespace, then the busiest
+   * others by name, then the rest summed as "other"; at most maxCounterSeries.
+   */
+  kernelStatSeries(): { labels: { name: string; scope: string; layer: string; netns: string }; value: number }[] {
+    const byNetns = new Map<number | undefined, CounterReading[]>();
+    for (const c of this.counterReadings) {
+      if (c.value === 0 || c.gauge || !this.shown(c.name)) continue;
+      const ns = this.readIn(c);
+      const list = byNetns.get(ns);
+      if (list) list.push(c);
+      else byNetns.set(ns, [c]);
+    }
+    const others = [...byNetns.keys()].filter((ns): ns is number => ns !== undefined);
+    const moved = (ns: number) => this.movement.get(ns) ?? 0;
+    others.sort((a, b) => moved(b) - moved(a) || a - b);
+    const named = [undefined, ...others.slice(0, MAX_COUNTER_NETNS)];
+    const out: { labels: { name: string; scope: string; layer: string; netns: string }; value: number }[] = [];
+    const limit = this.opts.maxCounterSeries;
+    for (const ns of named) {
+      const netns = this.counterNetnsLabel(ns);
+      for (const c of byNetns.get(ns) ?? []) {
+        if (out.length >= limit) return out;
+        out.push({ labels: { name: c.name, scope: c.scope, layer: c.layer, netns }, value: c.value });
+      }
+    }
+    const summed = new Map<string, { labels: { name: string; scope: string; layer: string; netns: string }; value: number }>();
+    for (const ns of others.slice(MAX_COUNTER_NETNS))
+      for (const c of byNetns.get(ns) ?? []) {
+        const key = `${c.name}\0${c.scope}\0${c.layer}`;
+        const s = summed.get(key);
+        if (s) s.value += c.value;
+        else summed.set(key, { labels: { name: c.name, scope: c.scope, layer: c.layer, netns: OTHER }, value: c.value });
+      }
+    for (const s of summed.values()) {
+      if (out.length >= limit) break;
+      out.push(s);
+    }
+    return out;
   }
 
   interval(r: IntervalReport): void {

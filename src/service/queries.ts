@@ -13,6 +13,7 @@ import type { IntervalReport } from '../core/interval.js';
 import { Diagnoser } from '../core/diagnosis.js';
 import type { KnowledgeBase } from '../knowledge/base.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
+import type { Attribution } from '../core/attribution.js';
 import { findingsJson } from '../outputs/diagnosis.js';
 import { describePoint } from '../outputs/describe.js';
 import { diagnoseRecorded } from '../recording/diagnosis.js';
@@ -24,6 +25,8 @@ export interface RangeContext {
   readonly reports: readonly IntervalReport[];
   readonly kb: KnowledgeBase;
   readonly symbols: Symbolizer;
+  /** Names the namespaces and interfaces of the diagnosis' findings. */
+  readonly attribution?: Attribution;
 }
 
 export interface PointsAnswer {
@@ -174,10 +177,10 @@ export function diagnosis(ctx: RangeContext, range: Required<TimeRange>): Record
   if (fromRec) {
     const t = fromRec.totals;
     const seconds = t.firstMs !== null && t.lastMs !== null ? (t.lastMs - t.firstMs) / 1000 : 0;
-    const findings = diagnoseRecorded(ctx.kb, { points: fromRec.points, counters: fromRec.counters, seconds });
+    const findings = diagnoseRecorded(ctx.kb, { points: fromRec.points, counters: fromRec.counters, seconds }, ctx.attribution);
     return { ...range, source: 'recording', ...findingsJson(findings, { seconds, intervals: t.intervals, drops: t.drops, lost: t.lost, notRead: [] }) };
   }
-  const d = new Diagnoser(ctx.kb, (a) => formatSymbol(ctx.symbols.lookup(a), a, false));
+  const d = new Diagnoser(ctx.kb, (a) => formatSymbol(ctx.symbols.lookup(a), a, false), false, ctx.attribution);
   let drops = 0;
   let lost = 0;
   let intervals = 0;

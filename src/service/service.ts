@@ -104,7 +104,8 @@ export class DropService extends EventEmitter {
   /** The knowledge base's per-counter answers, remembered (asked every interval). */
   private readonly kbView: KnowledgeView;
   readonly symbols = new Symbolizer();
-  private readonly attribution: Attribution;
+  /** Names of namespaces and interfaces, for the API and the metrics. */
+  readonly attribution: Attribution;
   readonly metrics: ServiceMetrics;
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];

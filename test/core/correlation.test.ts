@@ -140,3 +140,55 @@ test('diagnosis of one namespace: a host-wide counter with no drop of its own is
   paired.add([point('CPU_BACKLOG', 300)], [softnet], 1);
   assert.ok(paired.findings()[0].counters.some((c) => c.name === 'softnet:dropped'));
 });
+
+test('correlate per namespace: a counter joins the drops of its own namespace, else those whose namespace nobody knows', () => {
+  const WEB1 = 4026532871;
+  const WEB2 = 4026532999;
+  const inWeb1 = { ...point('SOCKET_RCVBUFF', 120, 1n), netns: WEB1 };
+  const inWeb2 = { ...point('SOCKET_RCVBUFF', 30, 2n), netns: WEB2 };
+  const c = correlate([inWeb1, inWeb2], [delta('Udp:RcvbufErrors', 120, '', { netns: WEB1 }), delta('Udp:NoPorts', 9, '', { netns: WEB2 })], kb);
+  assert.deepEqual(
+    c.groups.map((g) => [g.netns, g.reasons, g.counters.map((d) => d.name), g.drops]),
+    [[WEB1, ['SOCKET_RCVBUFF'], ['Udp:RcvbufErrors'], 120]],
+    "web-2's drops are not what web-1's counter counted",
+  );
+  assert.deepEqual(
+    c.blindSpots.map((b) => [b.counter.name, b.counter.netns]),
+    [['Udp:NoPorts', WEB2]],
+  );
+
+  // A counter of web-2 with drops only in web-1: a blind spot of web-2, not evidence for web-1.
+  const other = correlate([inWeb1], [delta('Udp:RcvbufErrors', 40, '', { netns: WEB2 })], kb);
+  assert.deepEqual(other.groups, []);
+  assert.equal(other.blindSpots.length, 1);
+
+  // Drops whose namespace the source cannot tell (tracefs): a counter of any namespace may be theirs.
+  const unplaced = correlate([point('SOCKET_RCVBUFF', 50)], [delta('Udp:RcvbufErrors', 50, '', { netns: WEB2 })], kb);
+  assert.deepEqual(
+    unplaced.groups.map((g) => [g.netns, g.drops]),
+    [[undefined, 50]],
+  );
+
+  // Counters without a namespace mark: dropmon's own when it is known, else they may be anyone's.
+  const own = correlate([inWeb1], [delta('Udp:RcvbufErrors', 120)], kb, undefined, WEB2);
+  assert.deepEqual(own.groups, []);
+  const anyone = correlate([inWeb1], [delta('Udp:RcvbufErrors', 120)], kb);
+  assert.deepEqual(
+    anyone.groups.map((g) => [g.netns, g.drops]),
+    [[WEB1, 120]],
+  );
+
+  // A host-wide counter: beside the drops of its reasons in every namespace.
+  const backlog = correlate(
+    [
+      { ...point('CPU_BACKLOG', 5, 3n), netns: WEB1 },
+      { ...point('CPU_BACKLOG', 4, 4n), netns: WEB2 },
+    ],
+    [delta('softnet:dropped', 9, 'cpu0', { layer: 'softnet', hostWide: true })],
+    kb,
+  );
+  assert.deepEqual(
+    backlog.groups.map((g) => [g.netns, g.drops]),
+    [[undefined, 9]],
+  );
+});

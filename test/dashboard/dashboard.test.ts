@@ -220,12 +220,19 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     // machine's speed and load; the row appearing at all (waitFor above) is the test.
     assert.ok(Number.isFinite(latency), 'the row says when it was first seen');
 
-    // The row: reason, location, protocol, count, rate, the one-line explanation.
-    const cells = (await row.locator('td').allTextContents()).map((t) => t.trim());
-    assert.match(cells[0], new RegExp(pick.reason));
-    assert.ok(cells[1].length > 0, 'location shown');
-    assert.ok(Number(cells[3].replace(/,/g, '')) > 0, `count shown: ${cells[3]}`);
-    assert.match(cells[4], /\/s$/, 'rate shown');
+    // The row: reason, location, namespace, interface, protocol, count, rate, the one-line explanation.
+    const cell = async (label: string) => ((await row.locator(`td[data-label="${label}"]`).textContent()) ?? '').trim();
+    assert.match(await cell('Reason'), new RegExp(pick.reason));
+    assert.ok((await cell('Location')).length > 0, 'location shown');
+    const count = await cell('Count');
+    assert.ok(Number(count.replace(/,/g, '')) > 0, `count shown: ${count}`);
+    assert.match(await cell('Rate'), /\/s$/, 'rate shown');
+    // The BPF source tells the namespace and the interface; the others cannot ("–").
+    const bpf = ((await service!.api('/status')) as { source: string }).source === 'bpf';
+    if (bpf) {
+      assert.equal(await cell('Namespace'), ns.name);
+      assert.notEqual(await cell('Interface'), '–');
+    } else assert.equal(await cell('Namespace'), '–');
     await waitFor('the explanation of the reason in the row', async () => ((await row.locator('td.summary').textContent())?.length ?? 0) > 10);
 
     // Clicking the reason opens its explanation: meaning, causes, what to check, the fix.
@@ -236,6 +243,22 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     assert.ok(text.length > 40, `explanation shown: ${text}`);
     await page.click('#explain button[value="close"]');
     await page.waitForSelector('#explain[open]', { state: 'detached' });
+  });
+
+  test('the likely causes: a row per cause and namespace, with the namespace the drops were made in', async () => {
+    const bpf = ((await service!.api('/status')) as { source: string }).source === 'bpf';
+    runDropgen(['-m', 'noport', '-n', '200'], ns.name);
+    // Asked of the service every 15 s.
+    const row = page.locator('#diagnosis-body tr[data-key="NO_SOCKET"]' + (bpf ? `:has(td[data-label="Namespace"]:text-is("${ns.name}"))` : '')).first();
+    await row.waitFor({ timeout: 40_000 });
+    const cells = Object.fromEntries(
+      await row.locator('td').evaluateAll((tds) => tds.map((td) => [td.getAttribute('data-label') ?? '', (td.textContent ?? '').trim()])),
+    ) as Record<string, string>;
+    assert.deepEqual(Object.keys(cells), ['#', 'Cause', 'Namespace', 'Interface', 'Packets', 'Evidence', 'Fix']);
+    assert.match(cells.Cause, /NO_SOCKET/);
+    assert.ok(Number(cells.Packets.replace(/,/g, '')) > 0, `packets: ${cells.Packets}`);
+    assert.ok(cells.Fix.length > 3, `a fix: ${cells.Fix}`);
+    if (bpf) assert.notEqual(cells.Interface, '–');
   });
 
   test('the chart of drops by reason has data', async () => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NO_REASON } from '../../src/core/drop.js';
 import type { Correlation } from '../../src/core/interval.js';
+import type { Attribution } from '../../src/core/attribution.js';
 import { CorrelationJsonOutput, CorrelationTextOutput, correlationJson, formatCorrelationText } from '../../src/outputs/correlation.js';
 import { NFT_DO_CHAIN, SYMBOLS, TCP_DISCONNECT, UDP_ENQUEUE, UNKNOWN, delta, interval, point } from './inputs.js';
 
@@ -111,4 +112,55 @@ test('outputs: text lines and one JSON line per interval, nothing written when t
     '{"type":"counters","time":"2024-01-02T03:04:05.000Z","interval":7,"source":"tracefs","moved":[],"correlated":[],"blind_spots":[],' +
       '"benign":[{"reason":"QUEUE_PURGE","function":"tcp_disconnect","count":3}]}\n',
   ]);
+});
+
+test('namespaces: a group says where its drops were, a counter read elsewhere says where; the initial namespace is left out as in the drop lines', () => {
+  const INIT = 4026531840;
+  const WEB1 = 4026532871;
+  const WEB2 = 4026532999;
+  const names: Record<number, { name?: string; container?: string; gone?: number }> = {
+    [INIT]: { name: 'init' },
+    [WEB1]: { name: 'web-1', container: 'docker 3f2a1b0c9d8e' },
+    [WEB2]: { name: 'web-2', gone: Date.UTC(2024, 0, 2, 3, 4, 5) },
+  };
+  const attribution: Attribution = { initInode: INIT, ownInode: INIT, netns: (i) => names[i], ifname: () => undefined };
+  const inWeb1 = point({ count: 9, netns: WEB1 });
+  const noPorts = delta('Udp:NoPorts', 9, { netns: WEB1 });
+  const unplaced = point({ location: UDP_ENQUEUE, reason: 6, reasonName: 'SOCKET_RCVBUFF', count: 80 });
+  const correlation: Correlation = {
+    groups: [
+      { reasons: ['NO_SOCKET'], counters: [noPorts], points: [inWeb1], drops: 9, netns: WEB1 },
+      { reasons: ['SOCKET_RCVBUFF'], counters: [delta('Udp:RcvbufErrors', 80, { netns: WEB2 })], points: [unplaced], drops: 80 },
+      { reasons: ['NO_SOCKET'], counters: [delta('Udp:NoPorts', 2, { netns: INIT })], points: [point({ count: 2, netns: INIT })], drops: 2, netns: INIT },
+    ],
+    blindSpots: [
+      { counter: delta('TcpExt:ListenOverflows', 38, { layer: 'tcp', netns: WEB1 }), why: 'these drops never reach kfree_skb' },
+      { counter: delta('link:rx_missed_errors', 5, { scope: 'eth0', layer: 'nic' }), why: 'these drops never reach kfree_skb' },
+    ],
+  };
+  const r = interval([inWeb1, unplaced], { correlation, counters: [noPorts] });
+  assert.deepEqual(formatCorrelationText(r, SYMBOLS, attribution), [
+    '= netns web-1 (docker 3f2a…): Udp:NoPorts +9  <->  9 x NO_SOCKET at __udp4_lib_rcv',
+    '= Udp:RcvbufErrors +80 in netns web-2 (gone at 03:04:05 UTC)  <->  80 x SOCKET_RCVBUFF at __udp_enqueue_schedule_skb',
+    '= Udp:NoPorts +2  <->  2 x NO_SOCKET at __udp4_lib_rcv',
+    '! blind spot: TcpExt:ListenOverflows +38 in netns web-1 (docker 3f2a…): these drops never reach kfree_skb',
+    '! blind spot: link:rx_missed_errors +5 on eth0: these drops never reach kfree_skb',
+  ]);
+  const json = correlationJson(r, SYMBOLS, 'bpf', attribution) as { moved: unknown[]; correlated: Record<string, unknown>[]; blind_spots: Record<string, unknown>[] };
+  assert.deepEqual(json.moved, [{ name: 'Udp:NoPorts', scope: '', layer: 'udp', delta: 9, rate: 9, netns: WEB1, netns_name: 'web-1' }]);
+  assert.deepEqual(
+    json.correlated.map((g) => [g.netns, g.netns_name]),
+    [
+      [WEB1, 'web-1'],
+      [undefined, undefined],
+      [INIT, 'init'],
+    ],
+  );
+  assert.deepEqual(
+    json.blind_spots.map((b) => [b.name, b.netns]),
+    [
+      ['TcpExt:ListenOverflows', WEB1],
+      ['link:rx_missed_errors', undefined],
+    ],
+  );
 });

@@ -18,7 +18,8 @@ import { escapeHtml, formatReportHtml } from '../../src/recording/report-html.js
 import { parseTime, reportCommand } from '../../src/cli/report.js';
 import { loadKnowledge } from '../../src/knowledge/load.js';
 import { counterClassifier } from '../../src/knowledge/views.js';
-import { recordingDiagnosis } from '../../src/recording/diagnosis.js';
+import { diagnoseRecorded, recordingDiagnosis } from '../../src/recording/diagnosis.js';
+import type { Attribution } from '../../src/core/attribution.js';
 import { parseAge, parseRecordFlags, parseSize } from '../../src/cli/record.js';
 import { syntheticInterval } from './synthetic.js';
 
@@ -129,6 +130,48 @@ describe('with the knowledge base', () => {
       assert.equal(top?.packets, 500);
       assert.ok(top?.evidence.some((e) => /Udp:NoPorts \+500/.test(e)), JSON.stringify(top?.evidence));
       assert.ok((top?.fix.length ?? 0) > 0);
+    } finally {
+      r.close();
+    }
+  });
+});
+
+describe('where: findings per namespace', () => {
+  test('recorded points of two namespaces with the same cause: two findings, each line says where; the service names them', () => {
+    const WEB1 = 4026532871;
+    const WEB2 = 4026532999;
+    const f = join(dir, 'netns.db');
+    const w = new Recorder(f, { source: 'bpf' });
+    for (let s = 1; s <= 3; s++) {
+      const iv = syntheticInterval(s, T0, 1000, { points: 2, reasons: ['NO_SOCKET'], countPerPoint: 10 });
+      w.record({ interval: { ...iv, points: [{ ...iv.points[0], count: 30, netns: WEB1, ifindex: 2 }, { ...iv.points[1], netns: WEB2 }], drops: 40 } });
+    }
+    w.close();
+    const kb = loadKnowledge();
+    const r = openRecording(f);
+    try {
+      const rep = buildReport(r, { diagnose: recordingDiagnosis(kb) });
+      const findings = rep.diagnosis?.findings ?? [];
+      assert.deepEqual(
+        findings.map((x) => [x.key, x.netns, x.packets, x.interfaces]),
+        [
+          ['NO_SOCKET', WEB1, 90, [{ ifindex: 2, count: 90 }]],
+          ['NO_SOCKET', WEB2, 30, []],
+        ],
+      );
+      const text = formatReportText(rep);
+      assert.match(text, /1\. .* \(90 packets.*\)\n\s+where: netns 4026532871: 90 x NO_SOCKET at 0xffffffff81000000 dev ifindex 2\n/);
+      assert.match(text, /2\. .* \(30 packets.*\)\n\s+where: netns 4026532999: 30 x NO_SOCKET at 0xffffffff81000010\n/);
+      assert.match(formatReportHtml(rep), /<div class="where">netns 4026532871: 90 x NO_SOCKET/);
+
+      // The service asks with the names of this host's namespaces.
+      const names: Attribution = {
+        initInode: undefined,
+        netns: (i) => (i === WEB1 ? { name: 'web-1', container: 'docker 3f2a1b0c9d8e' } : undefined),
+        ifname: (ns, i) => (ns === WEB1 && i === 2 ? 'eth0' : undefined),
+      };
+      const named = diagnoseRecorded(kb, { points: r.topPoints(undefined, 200), counters: r.countersMoved(undefined, 200), seconds: 3 }, names);
+      assert.deepEqual([named[0].netnsName, named[0].container, named[0].interfaces], ['web-1', 'docker 3f2a1b0c9d8e', [{ name: 'eth0', ifindex: 2, count: 90 }]]);
     } finally {
       r.close();
     }
