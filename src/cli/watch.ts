@@ -8,7 +8,6 @@ import type { DropSource } from '../core/drop.js';
 import { PacketJsonOutput, PacketTextOutput, describeDrop } from '../outputs/packets.js';
 import { PcapWriter } from '../outputs/pcap.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { attribution } from '../kernel/namespaces.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
 import { TextOutput } from '../outputs/text.js';
 import { CorrelationJsonOutput, CorrelationTextOutput } from '../outputs/correlation.js';
@@ -75,7 +74,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const pcap = flags.pcap !== undefined ? new PcapWriter(flags.pcap, flags.pcapFormat, (s) => describeDrop(s, symbols), warn) : undefined;
   if (pcap) onCleanup(() => pcap.close());
   const outputs: IntervalOutput[] = [
-    flags.json ? new JsonOutput(write, symbols, attribution(), source.name) : new TextOutput(write, symbols, attribution(), flags.timestamps, perPacket),
+    flags.json ? new JsonOutput(write, symbols, setup.attribution, source.name) : new TextOutput(write, symbols, setup.attribution, flags.timestamps, perPacket),
   ];
   const packetOutputs: PacketOutput[] = [];
   if (perPacket) packetOutputs.push(flags.json ? new PacketJsonOutput(write, symbols, source.name) : new PacketTextOutput(write, symbols));

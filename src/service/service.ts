@@ -28,11 +28,14 @@ import { loadKnowledge } from '../knowledge/load.js';
 import { Pipeline, type StopReason } from '../core/pipeline.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
+import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { Recorder } from '../recording/recorder.js';
 import { openRecording } from '../recording/recording.js';
-import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import type { CounterSnapshot } from '../sources/counters/snapshot.js';
+import { chooseCounterSampler, type CounterChoice } from '../sources/counters/host-sampler.js';
+import { NetnsRegistry } from '../kernel/netns-registry.js';
+import { releaseNetns } from '../kernel/setns.js';
 import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
 import { ConfigError, type ServiceConfig } from './config.js';
@@ -89,7 +92,7 @@ interface Run {
   readonly pipeline: Pipeline;
   readonly source: DropSource;
   readonly recorder?: Recorder;
-  readonly sampler?: CounterSampler;
+  readonly counters?: CounterChoice;
   readonly done: Promise<StopReason>;
   readonly since: number;
   /** Intervals the recording held when this run started. */
@@ -117,6 +120,8 @@ export class DropService extends EventEmitter {
   private readonly kbView: KnowledgeView;
   readonly symbols = new Symbolizer();
   private readonly attribution: Attribution;
+  /** Every network namespace, held while a run reads counters host-wide; names them (and when one went away) for the outputs. */
+  private readonly netns = new NetnsRegistry();
   readonly metrics: ServiceMetrics;
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];
@@ -142,7 +147,7 @@ export class DropService extends EventEmitter {
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
-    this.attribution = opts.attribution ?? attribution();
+    this.attribution = opts.attribution ?? this.netns;
     this.tables = readKernelReasons();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
@@ -267,7 +272,7 @@ export class DropService extends EventEmitter {
     planSource(c, this.tables, table);
     if (c.counters.enabled && c.counters.netns !== undefined) {
       try {
-        resolveNetnsSpec(c.counters.netns);
+        releaseNetns(resolveNetnsSpec(c.counters.netns));
       } catch (err) {
         throw new ConfigError(`counters.netns: ${(err as Error).message}`);
       }
@@ -319,13 +324,16 @@ export class DropService extends EventEmitter {
   }
 
   private async launch(c: ServiceConfig, plan: SourcePlan, why: string): Promise<void> {
-    const sampler = c.counters.enabled
-      ? new CounterSampler({
+    const counters = c.counters.enabled
+      ? chooseCounterSampler({
           ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
-          sockets: 'drops',
-          ethtoolDriver: c.counters.driver,
+          scope: c.counters.scope ?? 'host',
+          intervalMs: c.intervalMs,
+          own: { sockets: 'drops', ethtoolDriver: c.counters.driver },
+          registry: this.netns,
         })
       : undefined;
+    const sampler = counters?.sampler;
     // The baseline is read now; the latest snapshot is kept for the API, the metrics and the alerts' interface names.
     const annotate = sampler
       ? annotateWithCounters({
@@ -340,7 +348,13 @@ export class DropService extends EventEmitter {
           },
         })
       : undefined;
-    const source = plan.create(this.warn);
+    let source: DropSource;
+    try {
+      source = plan.create(this.warn);
+    } catch (err) {
+      counters?.close();
+      throw err;
+    }
     let recorder: Recorder | undefined;
     let before = 0;
     if (c.recording.file) {
@@ -381,9 +395,10 @@ export class DropService extends EventEmitter {
     } catch (err) {
       source.close();
       recorder?.close();
+      counters?.close();
       throw err;
     }
-    this.run = { pipeline, source, recorder, sampler, done, since: Date.now(), intervalsBefore: before };
+    this.run = { pipeline, source, recorder, ...(counters ? { counters } : {}), done, since: Date.now(), intervalsBefore: before };
     if (recorder) this.updateRecorderStats(recorder);
     this.metrics.setSourceUp(true);
     this.info(`watching ${source.describe()}${plan.choice.why !== 'asked for' ? ` (${plan.choice.why})` : ''}`);
@@ -401,6 +416,7 @@ export class DropService extends EventEmitter {
     } finally {
       this.run = undefined;
       r.source.close();
+      r.counters?.close();
       if (r.recorder) {
         this.updateRecorderStats(r.recorder);
         r.recorder.close();
