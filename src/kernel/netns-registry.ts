@@ -7,8 +7,8 @@
  * read once more and what was found in it keeps its name.
  *
  * Discovery is cheap where it can be and bounded where it cannot: the
- * bind-mount directories are listed on every refresh (a readdir and an lstat
- * per name); the processes (a readlink per process) every `pidScanMs`, at
+ * bind-mount directories on every refresh (a stat each, their names looked
+ * at when they changed); the processes (a readlink per process) every `pidScanMs`, at
  * most `maxPids` of them, or at once when asked about an inode nobody knows
  * (a drop in a namespace not seen yet) or when every process known in a
  * namespace has gone. Namespaces are opened as netns-handle.ts says: by name
@@ -27,7 +27,7 @@
  * host-wide: names, containers and the time a namespace went away, and
  * interface names read through the held descriptor.
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import type { Attribution, NetnsNames } from '../core/attribution.js';
 import { NETNS_BIND_DIRS, closeNetns, nsfsDev, openNetnsByName, openNetnsOfPid, type NetnsHandle } from './netns-handle.js';
 import { containerFromCgroup, NamespaceAttribution, netnsInodeOfLink } from './namespaces.js';
@@ -93,6 +93,8 @@ export class NetnsRegistry implements Attribution {
   private readonly maxPids: number;
   private readonly now: () => number;
   private lastPidScan = -Infinity;
+  /** Each bind-mount directory's names, and the directory's stamp when they were listed. */
+  private readonly dirs = new Map<string, { stamp: string; names: ReadonlyMap<string, number> }>();
   /** Names and interfaces; interfaces of held namespaces are listed through their descriptor. */
   private readonly names: NamespaceAttribution;
   /** Live namespaces seen at the last refresh but not held (over maxHeld). */
@@ -101,7 +103,7 @@ export class NetnsRegistry implements Attribution {
   pidsUnscanned = 0;
 
   constructor(o: NetnsRegistryOptions = {}) {
-    this.bindDirs = o.bindDirs ?? NETNS_BIND_DIRS;
+    this.bindDirs = distinctDirs(o.bindDirs ?? NETNS_BIND_DIRS);
     this.proc = o.proc ?? '/proc';
     this.maxHeld = o.maxHeld ?? 1024;
     this.pidScanMs = o.pidScanMs ?? 5000;
@@ -149,33 +151,17 @@ export class NetnsRegistry implements Attribution {
   refresh(o: { readonly force?: boolean; readonly want?: Iterable<number> } = {}): void {
     const now = this.now();
     const seen = new Set<number>();
-    const dev = nsfsDev();
+    let scan = o.force === true || now - this.lastPidScan >= this.pidScanMs;
+    if (!scan && o.want && now - this.lastPidScan >= WANTED_SCAN_MS) {
+      for (const ino of o.want) if (!this.held.has(ino)) scan = true;
+    }
     for (const dir of this.bindDirs) {
-      let entries: string[];
-      try {
-        entries = readdirSync(dir);
-      } catch {
-        continue;
-      }
-      for (const name of entries) {
-        let ino: number;
-        try {
-          const st = lstatSync(`${dir}/${name}`);
-          // Only mounted namespaces: not the empty file of an unmounted name, a FIFO or a link.
-          if (!st.isFile() || st.dev !== dev) continue;
-          ino = st.ino;
-        } catch {
-          continue; // gone meanwhile
-        }
+      for (const [name, ino] of this.namesIn(dir, scan)) {
         if (seen.has(ino)) continue;
         seen.add(ino);
         const e = this.held.get(ino) ?? this.hold(ino, now, () => unpinned(openNetnsByName(name, name, [dir])));
         if (e) e.name = name;
       }
-    }
-    let scan = o.force === true || now - this.lastPidScan >= this.pidScanMs;
-    if (!scan && o.want && now - this.lastPidScan >= WANTED_SCAN_MS) {
-      for (const ino of o.want) if (!this.held.has(ino)) scan = true;
     }
     if (!scan) {
       // Between scans, a namespace known by its processes lives while one of them is still in it;
@@ -198,6 +184,43 @@ export class NetnsRegistry implements Attribution {
     }
     for (const ino of seen) if (!this.held.has(ino)) notHeld++;
     this.notHeld = notHeld;
+  }
+
+  /**
+   * The mounted namespaces of bind-mount directory `dir`, name to inode. The
+   * names are looked at (an lstat each) when the directory changed (`ip netns
+   * add` and `del` create and remove a file) and at every process scan (a
+   * name unmounted and left in place changes no directory); otherwise the
+   * last list stands, which makes a refresh of a host with hundreds of names
+   * one stat per directory.
+   */
+  private namesIn(dir: string, all: boolean): ReadonlyMap<string, number> {
+    let stamp: string;
+    try {
+      const st = statSync(dir);
+      stamp = `${st.ino}/${st.mtimeMs}/${st.ctimeMs}`;
+    } catch {
+      this.dirs.delete(dir);
+      return new Map();
+    }
+    const last = this.dirs.get(dir);
+    if (last && !all && last.stamp === stamp) return last.names;
+    const names = new Map<string, number>();
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      /* removed meanwhile */
+    }
+    const dev = nsfsDev();
+    for (const name of entries) {
+      const st = lstatSync(`${dir}/${name}`, { throwIfNoEntry: false });
+      // Only mounted namespaces: not the empty file of an unmounted name, a FIFO or a link.
+      if (st?.isFile() && st.dev === dev) names.set(name, st.ino);
+    }
+    // The stamp from before the listing: a change during it makes the next refresh list again.
+    this.dirs.set(dir, { stamp, names });
+    return names;
   }
 
   private netnsOfPid(pid: number): number | undefined {
@@ -320,9 +343,28 @@ export class NetnsRegistry implements Attribution {
   /** Release every namespace (the end of a run; a later refresh holds them again). */
   close(): void {
     this.lastPidScan = -Infinity;
+    this.dirs.clear();
     for (const e of [...this.held.values()]) {
       closeNetns(e.handle);
       this.held.delete(e.inode);
     }
   }
+}
+
+/** The directories that exist, each once (/var/run is usually a link to /run): a name is looked at once per refresh. */
+function distinctDirs(dirs: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const d of dirs) {
+    let real = d;
+    try {
+      real = realpathSync(d);
+    } catch {
+      /* absent now: kept, it may appear */
+    }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    out.push(d);
+  }
+  return out;
 }

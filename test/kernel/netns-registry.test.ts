@@ -155,7 +155,9 @@ test('at most maxHeld namespaces are held; those gone longest are released first
     assert.equal(reg.list().length, 1);
     assert.equal(reg.notHeld, 1, 'the other is counted');
     const first = reg.list()[0];
+    // As `ip netns del` does: unmount (a plain umount: the namespace held does not keep the mount busy), remove the name.
     sh('umount', [join(dir, first.name!)]);
+    rmSync(join(dir, first.name!));
     mounts.splice(mounts.indexOf(join(dir, first.name!)), 1);
     now += 10;
     reg.refresh(); // the first is gone, and makes room for the second

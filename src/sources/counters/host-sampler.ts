@@ -12,7 +12,9 @@
  *      points' netns), and namespaces that went away (their final read);
  *   2. the others, longest unread first (round-robin);
  * until the per-interval budget is spent: at most `budget.namespaces`
- * namespaces and `budget.ms` milliseconds. Namespaces left over are read in a
+ * namespaces and `budget.ms` milliseconds of CPU (CPU, not elapsed time: on
+ * a loaded host the reads take longer without costing more, and the budget
+ * is about what dropmon costs the host). Namespaces left over are read in a
  * later interval (their deltas then span the longer time) and counted in the
  * snapshot's `skipped`, which the annotator tells. A namespace read the first
  * time gives its baseline, no deltas. Readings and deltas of other
@@ -33,7 +35,7 @@ import { NamespaceReader, type NamespaceReaderOptions } from './namespace-reader
 export interface HostBudget {
   /** Other namespaces read per interval, at most. */
   readonly namespaces: number;
-  /** Time spent reading other namespaces per interval, at most, ms. */
+  /** CPU time spent reading other namespaces per interval, at most, ms. */
   readonly ms: number;
   /** The same for the baseline, when every namespace is read in full once (ms). */
   readonly baselineMs: number;
@@ -102,6 +104,7 @@ export class HostCounterSampler implements IntervalCounters<HostCounterSnapshot>
 
   private readOthers(own: CounterSnapshot, want: ReadonlySet<number> | undefined, ms: number): { deltas: CounterDelta[]; snapshot: HostCounterSnapshot } {
     const t0 = performance.now();
+    const cpu0 = cpuMs();
     const sample = this.samples++;
     const ownInode = this.registry.ownInode;
     const held = this.registry.list().filter((n) => n.inode !== ownInode);
@@ -114,7 +117,7 @@ export class HostCounterSampler implements IntervalCounters<HostCounterSnapshot>
     let read = 0;
     for (const { n, urgent } of order) {
       // At least one namespace a time, however small the time budget: every namespace gets its turn.
-      if (read >= this.budget.namespaces || (read > 0 && performance.now() - t0 >= ms)) break;
+      if (read >= this.budget.namespaces || (read > 0 && cpuMs() - cpu0 >= ms)) break;
       read++;
       const reader = this.readerOf(n);
       try {
@@ -160,6 +163,12 @@ export class HostCounterSampler implements IntervalCounters<HostCounterSnapshot>
     this.readers.clear();
     if (this.ownsRegistry) this.registry.close();
   }
+}
+
+/** CPU time of this process, ms. */
+function cpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
 }
 
 function labelOf(n: HeldNetns): string {

@@ -39,7 +39,7 @@ const FILES = PROC_NET_FILES.filter((f) => !f.hostWide);
 const SOCKET_SIGNS = new Set(['snmp', 'snmp6']);
 
 export interface NamespaceReaderOptions {
-  /** A full read every Nth read even when the probe saw nothing (default 30; namespaces take turns). */
+  /** A full read every Nth read even when the probe saw nothing (default 60; namespaces take turns). */
   readonly fullEvery?: number;
   /** ethtool and devlink every Nth full read (default 10); 0: never. */
   readonly driverEvery?: number;
@@ -93,7 +93,7 @@ export class NamespaceReader {
     private readonly label: string,
     o: NamespaceReaderOptions = {},
   ) {
-    this.fullEvery = Math.max(1, o.fullEvery ?? 30);
+    this.fullEvery = Math.max(1, o.fullEvery ?? 60);
     this.driverEvery = Math.max(0, o.driverEvery ?? 10);
   }
 

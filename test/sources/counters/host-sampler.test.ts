@@ -120,6 +120,7 @@ describe('host-wide counter sampling', { skip: SKIP }, () => {
     noPorts(victim, 13);
     const p = join(dir, victim.name);
     sh('umount', ['-l', p]);
+    rmSync(p);
     mounted.delete(p);
     victim.delete();
     const last = s.sample();
