@@ -149,7 +149,7 @@ export class NamespaceReader {
         if (rs) update(f.rel, rs);
       }
       update('conntrack', readConntrackGauges('/proc/sys', errors));
-      if (sockets) this.readSockets(update, errors);
+      if (sockets) nameOwners(update('sockets', readSocketTables(errors)), deltas, errors);
       const nl = readNetlinkCounters({ ethtool: driverNow, ethtoolDriver: driverNow, devlink: driverNow });
       for (const e of nl.errors) errors.push(e);
       const general: CounterReading[] = [];
@@ -168,38 +168,6 @@ export class NamespaceReader {
     return { deltas, errors: errors.map((e) => `${this.label}: ${e}`), full: true };
   }
 
-  /** The socket tables: sockets that dropped; the owner is looked up only for sockets whose drops moved. */
-  private readSockets(update: (key: string, readings: readonly CounterReading[]) => CounterDelta[], errors: string[]): void {
-    const readings: CounterReading[] = [];
-    for (const table of SOCKET_TABLES) {
-      const source = `/proc/net/${table}`;
-      let text: string;
-      try {
-        text = readFileSync(`${PROC_NET}/${table}`, 'latin1');
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code !== 'ENOENT') errors.push(`${source}: cannot read (${code ?? (err as Error).message})`);
-        continue;
-      }
-      const sockets = parseProcFile(text, source, (t, s) => parseSocketTable(t, table, s), errors) ?? [];
-      for (const s of sockets) if (s.drops > 0) for (const r of socketReadings(s, source)) readings.push(r);
-    }
-    const moved = update('sockets', readings).filter((d) => d.name === 'socket:drops' && d.delta > 0);
-    if (moved.length === 0) return;
-    // Owners are named in the deltas that will be shown (the inode ends the scope).
-    let owners: Map<number, string>;
-    try {
-      owners = findSocketOwners(moved.map((d) => Number(/inode (\d+)$/.exec(d.scope)?.[1])));
-    } catch (err) {
-      errors.push(`socket owners: ${(err as Error).message}`);
-      return;
-    }
-    for (let i = 0; i < moved.length; i++) {
-      const owner = owners.get(Number(/inode (\d+)$/.exec(moved[i].scope)?.[1]));
-      if (owner) Object.assign(moved[i], { detail: owner });
-    }
-  }
-
   /** Let go of the held probe (the namespace's own descriptor belongs to the registry). */
   close(): void {
     if (this.probeFd !== undefined) {
@@ -210,5 +178,47 @@ export class NamespaceReader {
       }
       this.probeFd = undefined;
     }
+  }
+}
+
+/** Per-socket counters of the sockets that dropped, from the socket tables of the calling thread's namespace. */
+function readSocketTables(errors: string[]): CounterReading[] {
+  const readings: CounterReading[] = [];
+  for (const table of SOCKET_TABLES) {
+    const source = `/proc/net/${table}`;
+    let text: string;
+    try {
+      text = readFileSync(`${PROC_NET}/${table}`, 'latin1');
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'ENOENT') errors.push(`${source}: cannot read (${code ?? (err as Error).message})`);
+      continue;
+    }
+    const sockets = parseProcFile(text, source, (t, s) => parseSocketTable(t, table, s), errors) ?? [];
+    for (const s of sockets) if (s.drops > 0) for (const r of socketReadings(s, source)) readings.push(r);
+  }
+  return readings;
+}
+
+/**
+ * Name the process owning each socket whose drops moved, in `deltas` (the
+ * owner is looked up for these only: the search can cost a scan of every
+ * process's descriptors).
+ */
+function nameOwners(socketDeltas: readonly CounterDelta[], deltas: CounterDelta[], errors: string[]): void {
+  const inodeOf = (d: CounterDelta) => Number(/inode (\d+)$/.exec(d.scope)?.[1]);
+  const moved = socketDeltas.filter((d) => d.name === 'socket:drops' && d.delta > 0);
+  if (moved.length === 0) return;
+  let owners: Map<number, string>;
+  try {
+    owners = findSocketOwners(moved.map(inodeOf));
+  } catch (err) {
+    errors.push(`socket owners: ${(err as Error).message}`);
+    return;
+  }
+  for (const d of moved) {
+    const owner = owners.get(inodeOf(d));
+    const i = deltas.indexOf(d);
+    if (owner && i >= 0) deltas[i] = { ...d, detail: owner };
   }
 }

@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,7 +135,7 @@ describe('host-wide counter sampling', { skip: SKIP }, () => {
     spaces.pop();
   });
 
-  test('one namespace: an idle one costs a probe, a full read when something moved', () => {
+  test('one namespace: an idle one costs a probe, a full read when something moved; a dropping socket is named', async () => {
     const ns = spaces[0];
     const t = resolveNetns(ns.name);
     try {
@@ -148,6 +149,23 @@ describe('host-wide counter sampling', { skip: SKIP }, () => {
       assert.equal(busy.deltas.find((d) => d.name === 'Udp:NoPorts')?.delta, 4);
       assert.ok(busy.deltas.every((d) => d.netns === t.inode));
       assert.equal(r.read(true).full, true, 'forced');
+
+      // A socket that drops: its counter moves, and its process is named.
+      const receiver = spawn('ip', ['netns', 'exec', ns.name, 'python3', '-c',
+        "import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)\ns.bind(('127.0.0.1', 7001))\nprint('ready', flush=True)\ntime.sleep(60)"],
+        { stdio: ['ignore', 'pipe', 'ignore'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          receiver.stdout.on('data', () => resolve());
+          receiver.on('exit', () => reject(new Error('the receiver exited')));
+        });
+        ns.exec('bash', ['-c', 'for i in $(seq 200); do echo xxxxxxxx > /dev/udp/127.0.0.1/7001; done']);
+        const drops = r.read().deltas.find((d) => d.name === 'socket:drops');
+        assert.ok(drops && drops.delta > 0, 'socket:drops moved');
+        assert.match(drops.detail ?? '', /\(python3\)/, `the owner is named: ${JSON.stringify(drops)}`);
+      } finally {
+        receiver.kill('SIGKILL');
+      }
       r.close();
     } finally {
       releaseNetns(t);
