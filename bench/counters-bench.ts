@@ -6,7 +6,12 @@
  *     same families (ip -s link, tc -s qdisc/class, nstat, ethtool -S per
  *     interface, cat of the /proc files);
  *  2. `dropmon counters --watch` at a 1 s interval: its CPU use, from
- *     /proc/PID/stat, over a fixed window.
+ *     /proc/PID/stat, over a fixed window;
+ *  3. host-wide reading (what diagnose, watch and serve do by default) with
+ *     100 more namespaces (lo up in each): every namespace read in each 1 s
+ *     interval, the CPU of the other namespaces' reads (the host-wide sampler
+ *     minus dropmon's own namespace read alongside) as % of a core, median of
+ *     several runs. ONLY=namespaces runs this case alone.
  * Root only; everything happens in namespaces created and deleted here.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -14,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveNetns } from '../src/kernel/setns.js';
-import { takeSnapshot } from '../src/sources/counters/snapshot.js';
+import { CounterSampler, takeSnapshot } from '../src/sources/counters/snapshot.js';
+import { HostCounterSampler } from '../src/sources/counters/host-sampler.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -22,6 +28,10 @@ const PAIRS = Number(process.env.PAIRS ?? 100);
 const RUNS = Number(process.env.RUNS ?? 9);
 const WATCH_S = Number(process.env.WATCH_S ?? 20);
 const NS = `dmbench-${process.pid}`;
+const NAMESPACES = Number(process.env.NAMESPACES ?? 100);
+const NS_RUNS = Number(process.env.NS_RUNS ?? 5);
+const NS_WINDOW = Number(process.env.NS_WINDOW ?? 10);
+const MANY = Array.from({ length: NAMESPACES }, (_, i) => `${NS}-n${i}`);
 
 const sh = (cmd: string, args: string[], input?: string) =>
   execFileSync(cmd, args, { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
@@ -45,10 +55,12 @@ function setup(): void {
 }
 
 function cleanup(): void {
-  try {
-    sh('ip', ['netns', 'delete', NS]);
-  } catch {
-    /* gone */
+  for (const n of [NS, ...MANY]) {
+    try {
+      sh('ip', ['netns', 'delete', n]);
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -95,6 +107,61 @@ async function watchCost(): Promise<{ cores: number; samples: number }> {
   return { cores: (t1 - t0) / hz / ((w1 - w0) / 1000), samples: lines - l0 };
 }
 
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+/**
+ * Host-wide: NAMESPACES idle namespaces besides whatever the host has. Each
+ * run is NS_WINDOW intervals at the real 1 s pace (the registry looks at the
+ * processes every few seconds); in each, the host-wide sampler reads every
+ * namespace and a single-namespace sampler reads dropmon's own with the same
+ * options, so that the difference is what the other namespaces cost.
+ */
+async function namespacesCost(): Promise<void> {
+  sh('ip', ['-batch', '-'], MANY.map((n) => `netns add ${n}\n`).join(''));
+  for (const n of MANY) sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+  const own = { sockets: 'drops' as const };
+  const host = new HostCounterSampler({ own });
+  const alone = new CounterSampler(own);
+  try {
+    let t = cpuMs();
+    const b = host.baseline();
+    const baselineMs = cpuMs() - t;
+    alone.baseline();
+    console.log(`host-wide: ${b.skipped.of} namespaces besides dropmon's own (${NAMESPACES} made here); baseline read in ${baselineMs.toFixed(0)} ms of CPU, ${b.skipped.namespaces} left for later`);
+    const percents: number[] = [];
+    const ownPercents: number[] = [];
+    let unread = 0;
+    for (let run = 0; run < NS_RUNS; run++) {
+      let hostMs = 0;
+      let ownMs = 0;
+      for (let i = 0; i < NS_WINDOW; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        t = cpuMs();
+        const s = host.sample();
+        hostMs += cpuMs() - t;
+        t = cpuMs();
+        alone.sample();
+        ownMs += cpuMs() - t;
+        unread += s.snapshot.skipped.namespaces;
+      }
+      // ms of CPU per 1000 ms interval, as % of a core.
+      percents.push(((hostMs - ownMs) / NS_WINDOW / 1000) * 100);
+      ownPercents.push((ownMs / NS_WINDOW / 1000) * 100);
+    }
+    const m = median(percents);
+    console.log(
+      `host-wide, ${b.skipped.of} other namespaces read every 1 s interval: median ${m.toFixed(2)} % of a core over ${NS_RUNS} runs of ${NS_WINDOW} intervals ` +
+        `(runs: ${percents.map((p) => p.toFixed(2)).join(', ')}; namespaces left unread: ${unread}); dropmon's own namespace alone: median ${median(ownPercents).toFixed(2)} %; target <= 2 %`,
+    );
+  } finally {
+    host.close();
+    cleanup();
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench:counters needs root (network namespaces)');
@@ -102,6 +169,10 @@ async function main(): Promise<void> {
   }
   process.on('exit', cleanup);
   process.on('SIGINT', () => process.exit(130));
+  if (process.env.ONLY === 'namespaces') {
+    await namespacesCost();
+    return;
+  }
   setup();
   const target = resolveNetns(NS);
   try {
@@ -125,6 +196,7 @@ async function main(): Promise<void> {
   } finally {
     cleanup();
   }
+  await namespacesCost();
 }
 
 main().catch((err) => {

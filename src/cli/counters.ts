@@ -23,7 +23,7 @@ Options:
   --all              every counter read, zero or not, drop-related or not
   --json             JSON (with --watch: one object per line and interval)
   --netns NS         the counters of another network namespace: a name from
-                     'ip netns', a process id, or a path to a namespace file
+                     'ip netns', a process id, or /proc/PID/ns/net
   --watch            every interval, print the counters that moved, with rates
   -i, --interval S   seconds between --watch samples (default 1)
   -d, --duration S   stop --watch after S seconds (default: until Ctrl-C)

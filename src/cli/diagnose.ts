@@ -13,7 +13,7 @@ import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
-import { CounterSampler } from '../sources/counters/snapshot.js';
+import { chooseCounterSampler } from '../sources/counters/host-sampler.js';
 import { readKernelReasons } from '../sources/kernel-reasons.js';
 import { planSource, type SourceRequest } from '../sources/plan.js';
 import { chooseSource } from '../sources/select.js';
@@ -34,8 +34,10 @@ Options:
   -d, --duration S    how long to watch (default 10; Ctrl-C ends it early)
   -i, --interval S    counter sampling interval (default 1)
       --netns NS      this network namespace only (a name from 'ip netns', a
-                      process id or a path): its counters, and with the BPF
-                      source only its drops (tracefs sees every namespace's)
+                      process id or /proc/PID/ns/net): its counters, and with
+                      the BPF source only its drops (tracefs sees every
+                      namespace's); by default the counters of every
+                      namespace of the host are read
       --source NAME   auto (default: bpf where it can run, else tracefs), bpf
                       or tracefs
       --top N         causes to print (default 5; benign ones come after)
@@ -92,11 +94,15 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   onCleanup(() => source.close());
 
   // Families not read go into the summary; a failing read is warned about, and the diagnosis goes on without it.
+  // Every namespace's counters unless --netns names one (a namespace that goes away is read a last time).
   const notRead = new Set<string>();
-  const sampler = new CounterSampler({ ...(netns ? { netns } : {}), sockets: 'all' });
+  const counters = chooseCounterSampler({ ...(netns ? { netns } : {}), scope: 'host', intervalMs: intervalS * 1000, own: { sockets: 'all' } });
+  onCleanup(() => counters.close());
+  const sampler = counters.sampler;
   const trouble = troubleAsWarnings(warn);
   const annotate = annotateWithCounters({
     kb,
+    ownNetns: (counters.attribution ?? attribution()).ownInode,
     sampler,
     symbolName: (a) => symbols.lookup(a)?.name,
     noise: 'flat',
@@ -110,7 +116,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     },
   });
 
-  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined, attribution());
+  const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined, counters.attribution ?? attribution());
   let drops = 0;
   let lost = 0;
   let intervals = 0;

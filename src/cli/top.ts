@@ -8,7 +8,6 @@ import { hostname, release } from 'node:os';
 import { UsageError } from '../core/errors.js';
 import type { LiveOrigin } from '../core/live.js';
 import { Pipeline } from '../core/pipeline.js';
-import { attribution } from '../kernel/namespaces.js';
 import { TopApp } from '../outputs/top/app.js';
 import { TopOutput } from '../outputs/top/local.js';
 import { openFullScreen, useColor, useUnicode, type FullScreen } from '../outputs/top/terminal.js';
@@ -120,7 +119,7 @@ async function runLocal(flags: WatchFlags, view: ViewOptions): Promise<number> {
   warnTo = warn;
   const pipeline = (running.pipeline = new Pipeline({
     source: setup.source,
-    outputs: [new TopOutput((r) => app.interval(r), setup.symbols, attribution(), view.kb)],
+    outputs: [new TopOutput((r) => app.interval(r), setup.symbols, setup.attribution, view.kb)],
     // Flat: top marks benign drops itself, and the key b hides them.
     annotate: setup.annotate('flat'),
     ...pipelineLimits(flags, setup),

@@ -14,8 +14,9 @@ import { listValues, parseChoice, parseCount, parseSeconds, parseCommandArgs } f
 
 export const COUNTERS_HELP = `Counters (beside the drops, every interval; see 'dropmon counters'):
       --no-counters       do not read the kernel's drop counters
-      --counters-netns NS read the counters of this network namespace (default:
-                          --netns when given, else dropmon's own)
+      --counters-netns NS read the counters of this network namespace only
+                          (default: --netns when given, else every namespace
+                          of the host)
 `;
 
 export const TIMING_HELP = `Timing:
@@ -50,7 +51,7 @@ Source:
 
 BPF (--source bpf): drops counted in the kernel, with interface and namespace
       --netns NS          only drops in this network namespace: an ip netns
-                          name, a process id, an inode number or a path
+                          name, a process id, an inode number or /proc/PID/ns/net
       --interface NAME    only drops on this interface (of --netns, else of
                           dropmon's own namespace); both filters run in the kernel
 

@@ -15,11 +15,12 @@ import { loadKnowledge } from '../knowledge/load.js';
 import type { KnowledgeBase } from '../knowledge/base.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { resolveNetnsSpec } from '../kernel/namespaces.js';
+import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
+import type { Attribution } from '../core/attribution.js';
 import { readKernelReasons } from '../sources/kernel-reasons.js';
 import { planSource, SourceProblem, type SourceRequest } from '../sources/plan.js';
 import { chooseSource, type SourceName } from '../sources/select.js';
-import { CounterSampler } from '../sources/counters/snapshot.js';
+import { chooseCounterSampler } from '../sources/counters/host-sampler.js';
 import { onCleanup } from './lifecycle.js';
 import type { WatchFlags } from './watch-flags.js';
 
@@ -33,6 +34,8 @@ export interface WatchSetup {
   readonly kb: KnowledgeBase;
   /** Drops come one packet at a time (NET_DM packet mode, BPF --packets). */
   readonly perPacket: boolean;
+  /** Namespace and interface names for the outputs (with host-wide counters, also of namespaces that went away). */
+  readonly attribution: Attribution;
   /** The counters beside the drops, and the given noise policy, added at each interval's close. */
   annotate(noise: NoisePolicy): (r: IntervalReport) => IntervalReport;
 }
@@ -135,10 +138,18 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
   const source = plan.create(warn);
   onCleanup(() => source.close());
   const kb = loadKnowledge();
+  // Every namespace's counters, unless one is named.
   const countersSpec = flags.countersNetns ?? flags.netns;
-  const sampler = flags.counters
-    ? new CounterSampler({ ...(countersSpec !== undefined ? { netns: resolveNetnsSpec(countersSpec) } : {}), sockets: 'drops' })
+  const counters = flags.counters
+    ? chooseCounterSampler({
+        ...(countersSpec !== undefined ? { netns: resolveNetnsSpec(countersSpec) } : {}),
+        scope: 'host',
+        intervalMs: flags.intervalMs,
+        own: { sockets: 'drops' },
+      })
     : undefined;
+  if (counters) onCleanup(() => counters.close());
+  const sampler = counters?.sampler;
   return {
     sourceName: choice.name,
     source,
@@ -147,9 +158,11 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
     filter,
     kb,
     perPacket: plan.perPacket,
+    attribution: counters?.attribution ?? attribution(),
     annotate: (noise) =>
       annotateWithCounters({
         kb,
+        ownNetns: (counters?.attribution ?? attribution()).ownInode,
         sampler,
         symbolName: (a) => symbols.lookup(a)?.name,
         noise,

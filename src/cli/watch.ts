@@ -8,7 +8,6 @@ import type { DropSource } from '../core/drop.js';
 import { PacketJsonOutput, PacketTextOutput, describeDrop } from '../outputs/packets.js';
 import { PcapWriter } from '../outputs/pcap.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
-import { attribution } from '../kernel/namespaces.js';
 import { NetdmDropSource } from '../sources/netdm/source.js';
 import { TextOutput } from '../outputs/text.js';
 import { CorrelationJsonOutput, CorrelationTextOutput } from '../outputs/correlation.js';
@@ -75,7 +74,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const pcap = flags.pcap !== undefined ? new PcapWriter(flags.pcap, flags.pcapFormat, (s) => describeDrop(s, symbols), warn) : undefined;
   if (pcap) onCleanup(() => pcap.close());
   const outputs: IntervalOutput[] = [
-    flags.json ? new JsonOutput(write, symbols, attribution(), source.name) : new TextOutput(write, symbols, attribution(), flags.timestamps, perPacket),
+    flags.json ? new JsonOutput(write, symbols, setup.attribution, source.name) : new TextOutput(write, symbols, setup.attribution, flags.timestamps, perPacket),
   ];
   const packetOutputs: PacketOutput[] = [];
   if (perPacket) packetOutputs.push(flags.json ? new PacketJsonOutput(write, symbols, source.name) : new PacketTextOutput(write, symbols));
@@ -84,8 +83,8 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
   const annotate = setup.annotate(flags.all ? 'flat' : flags.quietBenign ? 'hide' : flags.json ? 'mark' : 'apart');
   const own = ownOutputs?.({ source, symbols, intervalMs: flags.intervalMs });
   if (!own && !perPacket) {
-    if (flags.json) outputs.push(new CorrelationJsonOutput(write, symbols, source.name, attribution()));
-    else outputs.push(new CorrelationTextOutput(write, symbols, attribution()));
+    if (flags.json) outputs.push(new CorrelationJsonOutput(write, symbols, source.name, setup.attribution));
+    else outputs.push(new CorrelationTextOutput(write, symbols, setup.attribution));
   }
   const pipeline = new Pipeline({
     source,

@@ -10,6 +10,8 @@
  *   - a whole read that fails (a namespace that went away) is told once, the
  *     interval goes on without counters, and the next interval reads again;
  *     when that works, it is told once that counters can be read again.
+ *   - namespaces a host-wide read left for a later interval (its budget) are
+ *     told once, with how many.
  * Nothing here is fatal and nothing is silent. A family is not told when it
  * recovers: its absence from one read does not mean it was read (device
  * statistics are read every few intervals only).
@@ -22,15 +24,19 @@ import type { CounterDelta } from './counter.js';
 /** What the annotator needs of a counter snapshot: the families not read. */
 export interface CounterSnapshotErrors {
   readonly errors: readonly string[];
+  /** A host-wide read: namespaces left for a later interval by the per-interval budget, of how many. */
+  readonly skipped?: { readonly namespaces: number; readonly of: number };
 }
 
 /**
- * What annotation needs of a counter sampler (src/sources/counters/snapshot.ts):
- * a baseline, then the deltas of each interval, with the families not read.
+ * What annotation needs of a counter sampler (src/sources/counters/snapshot.ts,
+ * host-sampler.ts): a baseline, then the deltas of each interval, with the
+ * families not read. `closing` is the interval the deltas are for: a
+ * host-wide sampler reads the namespaces its drops happened in first.
  */
 export interface IntervalCounters<S extends CounterSnapshotErrors = CounterSnapshotErrors> {
   baseline(): S;
-  sample(): { readonly deltas: readonly CounterDelta[]; readonly snapshot: S };
+  sample(closing?: IntervalReport): { readonly deltas: readonly CounterDelta[]; readonly snapshot: S };
 }
 
 /**
@@ -70,6 +76,8 @@ export interface AnnotateOptions<S extends CounterSnapshotErrors = CounterSnapsh
   readonly noise: NoisePolicy;
   /** Reasons a --reason filter lets through (counters of other reasons are not blind spots). */
   readonly watchedReasons?: ReadonlySet<string>;
+  /** The inode of the namespace whose counters carry no netns mark (dropmon's own): they pair with its drops. */
+  readonly ownNetns?: number;
   readonly trouble: CounterTrouble;
   /** Every snapshot read, the baseline first (the service keeps the latest for its API and metrics). */
   readonly onSnapshot?: (snapshot: S) => void;
@@ -79,6 +87,7 @@ export interface AnnotateOptions<S extends CounterSnapshotErrors = CounterSnapsh
 class CounterReader<S extends CounterSnapshotErrors> {
   private readonly told = new Set<string>();
   private failing = false;
+  private toldSkipped = false;
 
   constructor(
     private readonly sampler: IntervalCounters<S>,
@@ -88,8 +97,8 @@ class CounterReader<S extends CounterSnapshotErrors> {
   }
 
   /** The deltas since the last read, or undefined when reading failed. */
-  sample(): readonly CounterDelta[] | undefined {
-    return this.read(() => this.sampler.sample())?.deltas;
+  sample(closing: IntervalReport): readonly CounterDelta[] | undefined {
+    return this.read(() => this.sampler.sample(closing))?.deltas;
   }
 
   private read<T extends { readonly snapshot: S }>(step: () => T): T | undefined {
@@ -108,6 +117,11 @@ class CounterReader<S extends CounterSnapshotErrors> {
       this.told.add(e);
       this.o.trouble.notRead(e);
     }
+    const skipped = s.snapshot.skipped;
+    if (skipped && skipped.namespaces > 0 && !this.toldSkipped) {
+      this.o.trouble.notRead(`${skipped.namespaces} of ${skipped.of} network namespaces left for a later interval (over the per-interval budget); each is read in turn`);
+      this.toldSkipped = true;
+    }
     this.o.onSnapshot?.(s.snapshot);
     return s;
   }
@@ -119,8 +133,8 @@ export function annotateWithCounters<S extends CounterSnapshotErrors>(o: Annotat
   const isBenign = (p: DropPoint) => !p.trap && p.reasonName !== '' && o.kb.benign(p.reasonName, o.symbolName(p.location)) === 'usually';
   return (r) => {
     let out: IntervalReport = r;
-    const deltas = counters?.sample();
-    if (deltas) out = { ...out, counters: deltas, correlation: correlate(r.points, deltas, o.kb, o.watchedReasons) };
+    const deltas = counters?.sample(r);
+    if (deltas) out = { ...out, counters: deltas, correlation: correlate(r.points, deltas, o.kb, o.watchedReasons, o.ownNetns) };
     if (o.noise === 'flat') return out;
     const benign = r.points.filter(isBenign);
     if (benign.length === 0) return out;

@@ -13,7 +13,7 @@ export interface NetnsNames {
   readonly name?: string;
   /** "docker 3f2a1b0c9d8e", "containerd …", "k8s pod <uid>", from its processes' cgroup. */
   readonly container?: string;
-  /** When it went away (ms since the epoch); absent while it exists. */
+  /** When the namespace was seen to go away (nothing refers to it any more), ms since the epoch. */
   readonly gone?: number;
 }
 

@@ -48,13 +48,21 @@ export interface CounterReading {
    * namespace reads the same value, so a move says nothing about one of them.
    */
   readonly hostWide?: boolean;
-  /** The inode of the network namespace it was read in; absent: dropmon's own. */
+  /**
+   * The inode of the network namespace the reading was taken in; absent for
+   * dropmon's own namespace. Host-wide counters are read once, in dropmon's
+   * own namespace, and carry none.
+   */
   readonly netns?: number;
 }
 
-/** A unique key of a counter instance, for joining two snapshots. */
-export function readingKey(r: Pick<CounterReading, 'name' | 'scope'>): string {
-  return r.scope ? `${r.name}@${r.scope}` : r.name;
+/**
+ * A unique key of a counter instance, for joining two snapshots: equal
+ * counters of two namespaces never merge.
+ */
+export function readingKey(r: Pick<CounterReading, 'name' | 'scope' | 'netns'>): string {
+  const key = r.scope ? `${r.name}@${r.scope}` : r.name;
+  return r.netns !== undefined ? `${r.netns}/${key}` : key;
 }
 
 /** How a counter moved between two snapshots. */
@@ -96,7 +104,7 @@ export function diffAgainst(
   const per = seconds > 0 ? 1 / seconds : 0;
   for (const r of now) {
     if (r.value === 0 && !r.gauge) continue;
-    const key = r.scope ? `${r.name}@${r.scope}` : r.name;
+    const key = readingKey(r);
     values.set(key, r.value);
     if (!before) continue;
     const p = before.get(key);

@@ -18,6 +18,7 @@ import { DropmonError, UsageError } from '../core/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST, encodeMessage, parseAttrs, parseMessages, attrString } from './netlink/message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket.js';
 import { NETNS_BIND_DIRS, isNsfsFile, resolveNetns, withNetns, type NetnsTarget } from './setns.js';
+import { openNetnsPath } from './netns-handle.js';
 
 export { NETNS_BIND_DIRS };
 
@@ -58,7 +59,8 @@ export function containerFromCgroup(text: string): string | undefined {
   return undefined;
 }
 
-function netnsInodeOfLink(link: string): number | undefined {
+/** The inode in a /proc/PID/ns/net link's text ("net:[4026531840]"). */
+export function netnsInodeOfLink(link: string): number | undefined {
   const m = /^net:\[(\d+)\]$/.exec(link);
   return m ? Number(m[1]) : undefined;
 }
@@ -102,6 +104,12 @@ export class NamespaceAttribution implements Attribution {
   private readonly linkFailures = new Map<number, number>();
   /** Read on first use: the commands create the attribution when they wire their outputs, whether or not a drop ever names a namespace. */
   private inodes: { init: number | undefined; own: number | undefined } | undefined;
+
+  /**
+   * `held`: a namespace held open elsewhere (the namespace registry), entered
+   * by its descriptor rather than reopened by name or pid.
+   */
+  constructor(private readonly held?: (inode: number) => NetnsTarget | undefined) {}
 
   get initInode(): number | undefined {
     return (this.inodes ??= NamespaceAttribution.readInodes()).init;
@@ -217,6 +225,8 @@ export class NamespaceAttribution implements Attribution {
   private dumpLinks(inode: number): Map<number, string> | undefined {
     try {
       if (inode === this.ownInode) return listInterfaces();
+      const target = this.held?.(inode);
+      if (target) return withNetns(target, listInterfaces);
       const info = this.netns(inode);
       if (!info?.path) return undefined;
       return withNetns({ spec: info.name ?? String(inode), path: info.path, inode }, listInterfaces);
@@ -240,8 +250,9 @@ export function attribution(): NamespaceAttribution {
 const MIN_INODE = 1 << 22;
 
 /**
- * Resolve `--netns NAME|INODE|PID|PATH` to a namespace: an `ip netns` or Docker
- * name, an inode number, a process id, or a namespace file.
+ * Resolve `--netns NAME|INODE|PID|/proc/PID/ns/net` to a namespace, held open
+ * (setns.ts resolveNetns): an `ip netns` or Docker name, an inode number, a
+ * process id, or its namespace link. Other paths are refused.
  */
 export function resolveNetnsSpec(spec: string): NetnsTarget {
   const s = spec.trim();
@@ -250,7 +261,8 @@ export function resolveNetnsSpec(spec: string): NetnsTarget {
     const inode = Number(s);
     const info = attribution().netns(inode);
     if (!info?.path) throw new UsageError(`--netns ${s}: no namespace with inode ${s} (no bind mount or process refers to it)`);
-    return { spec: s, path: info.path, inode };
+    const h = openNetnsPath(info.path, `--netns ${s}`, inode);
+    return { spec: s, path: h.path, inode, fd: h.fd };
   }
   return resolveNetns(s);
 }

@@ -9,11 +9,12 @@
  * threads stay in the original namespace, so async I/O would read the wrong
  * one. Readers therefore use /proc/thread-self/net, which follows the thread.
  */
-import { closeSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync, statfsSync } from 'node:fs';
 import { DropmonError, UsageError } from '../core/errors.js';
 import { loadLibc } from './libc.js';
+import { CLONE_NEWNET, NETNS_BIND_DIRS, closeNetns, isNetnsName, openNetnsByName, openNetnsOfPid, openNetnsPath, parseNetnsPath, type NetnsHandle } from './netns-handle.js';
 
-const CLONE_NEWNET = 0x40000000;
+export { NETNS_BIND_DIRS };
 
 let setnsFn: ((fd: number, nstype: number) => number) | undefined;
 
@@ -22,51 +23,73 @@ function loadSetns(): (fd: number, nstype: number) => number {
   return setnsFn;
 }
 
-/** A network namespace the user named, resolved to a file that setns() accepts. */
+/** A network namespace to work in. */
 export interface NetnsTarget {
-  /** What the user typed, for messages. */
+  /** What the user typed, or a name for messages. */
   readonly spec: string;
-  /** /run/netns/NAME, /proc/PID/ns/net, or the path given. */
+  /** /run/netns/NAME or /proc/PID/ns/net: what was (or is to be) opened. */
   readonly path: string;
   /** The namespace's inode number (what `ls -iL` and `ip netns identify` show). */
   readonly inode: number;
+  /**
+   * The namespace held open (netns-handle.ts): setns() takes it, so the
+   * namespace stays readable when its name or last process goes away. Without
+   * it, `path` is opened at each use and must still be namespace `inode`.
+   */
+  readonly fd?: number;
 }
 
-/** Directories where `ip netns` and Docker keep namespace bind mounts. */
-export const NETNS_BIND_DIRS = ['/run/netns', '/var/run/netns', '/var/run/docker/netns', '/run/docker/netns'];
-
 /**
- * Resolve `--netns NAME|PID|PATH`: an `ip netns` name, a process id whose
- * namespace to use, or a path to a namespace file (bind mount or /proc/PID/ns/net).
+ * Resolve `--netns NAME|PID|/proc/PID/ns/net`: an `ip netns` name, a process
+ * id whose namespace to use, or that process's namespace link (a path in a
+ * bind-mount directory counts as its name). Nothing else: an arbitrary path
+ * is refused (see netns-handle.ts). The namespace is held open from now on;
+ * releaseNetns() lets it go.
  */
 export function resolveNetns(spec: string): NetnsTarget {
   const s = spec.trim();
-  if (!s) throw new UsageError('--netns needs a namespace name, a process id or a path');
-  const candidates: string[] = [];
-  if (s.includes('/')) candidates.push(s);
-  else if (/^\d+$/.test(s)) candidates.push(`/proc/${s}/ns/net`);
-  else for (const d of NETNS_BIND_DIRS) candidates.push(`${d}/${s}`);
-  for (const path of candidates) {
-    let st;
-    try {
-      st = statSync(path);
-    } catch {
-      continue;
-    }
-    // The inode is what the BPF source filters on in the kernel: it must be the
-    // namespace's own, never that of some other file at the path.
-    const problem = netnsFileProblem(path);
-    if (problem) throw new UsageError(`--netns ${s}: ${path} is not a network namespace (${problem.what})`, problem.hint);
-    return { spec: s, path, inode: st.ino };
+  if (!s) throw new UsageError('--netns needs a namespace name or a process id');
+  const label = `--netns ${s}`;
+  const h = unpinned(s.includes('/') ? openNetnsPath(s, label) : /^\d+$/.test(s) ? openNetnsOfPid(Number(s), label) : openNetnsByName(s, label));
+  return { spec: s, path: h.path, inode: h.inode, fd: h.fd };
+}
+
+/**
+ * The same namespace held without keeping its bind mount busy: a descriptor
+ * opened through /run/netns/NAME pins that mount, and a plain umount of it
+ * (by a tool that does not detach) would fail while dropmon runs. The
+ * namespace is entered once and reopened from inside (/proc/thread-self/ns/net,
+ * nsfs's own mount). Should that fail, the first descriptor is kept.
+ */
+export function unpinned(h: NetnsHandle): NetnsHandle {
+  if (!h.path.startsWith('/') || h.path.startsWith('/proc/')) return h;
+  let fd: number;
+  try {
+    fd = withNetns({ spec: h.path, path: h.path, inode: h.inode, fd: h.fd }, () => openSync('/proc/thread-self/ns/net', 'r'));
+  } catch {
+    return h;
   }
-  const what = /^\d+$/.test(s) ? `no process ${s}` : s.includes('/') ? `no file ${s}` : `no namespace named ${s} (ip netns list shows the names)`;
-  throw new UsageError(`--netns ${s}: ${what}`);
+  if (fstatSync(fd).ino !== h.inode) {
+    closeSync(fd);
+    return h;
+  }
+  closeNetns(h);
+  return { ...h, fd };
+}
+
+/** Let go of a namespace resolveNetns() holds (no-op for one it does not). */
+export function releaseNetns(target: NetnsTarget | undefined): void {
+  if (target?.fd !== undefined) closeNetns({ fd: target.fd });
+}
+
+/** Whether a --netns spec has an accepted form (a name, a number, /proc/PID/ns/net or a bind-mount path). */
+export function isNetnsSpec(spec: string): boolean {
+  const s = spec.trim();
+  return s.includes('/') ? parseNetnsPath(s) !== undefined : /^\d+$/.test(s) || isNetnsName(s);
 }
 
 /** statfs f_type of nsfs, the file system of every namespace file. */
 const NSFS_MAGIC = 0x6e736673;
-/** ioctl NS_GET_NSTYPE (_IO(0xb7, 0x3), Linux 4.11): the CLONE_NEW* type of a namespace file. */
-const NS_GET_NSTYPE = 0xb703;
 
 /** True when `path` is a namespace file (on nsfs, of any type); false for anything else or when it cannot be read. */
 export function isNsfsFile(path: string): boolean {
@@ -76,58 +99,6 @@ export function isNsfsFile(path: string): boolean {
     return false;
   }
 }
-
-/**
- * Why `path` does not refer to a network namespace, or undefined when it does.
- *
- * `ip netns add` creates an empty file and bind-mounts the namespace on it. In
- * a mount namespace that does not receive the host's mounts (a container or
- * service started before the namespace, a volume without mount propagation)
- * only the empty file is seen: its inode is an ordinary file's, which no
- * network namespace has, so a filter on it would match no drop, silently.
- */
-function netnsFileProblem(path: string): { what: string; hint?: string } | undefined {
-  if (path.startsWith('/proc/')) {
-    // /proc/PID/ns/net is a magic link "net:[4026531840]".
-    let link = '';
-    try {
-      link = readlinkSync(path);
-    } catch {
-      /* not a link */
-    }
-    return link.startsWith('net:[') ? undefined : { what: link ? `it refers to ${link}` : 'not a namespace link' };
-  }
-  if (!isNsfsFile(path))
-    return {
-      what: 'an ordinary file: no namespace is mounted on it in the mount namespace dropmon runs in',
-      hint: 'run dropmon where the namespace bind mounts are visible (share /run/netns with mount propagation: rslave, HostToContainer), or give the PID of a process in the namespace',
-    };
-  const type = namespaceType(path);
-  if (type !== undefined && type !== CLONE_NEWNET) return { what: 'a namespace of another type' };
-  return undefined;
-}
-
-/** The CLONE_NEW* type of the namespace file `path`, or undefined when the kernel cannot say (before 4.11). */
-function namespaceType(path: string): number | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined; // setns() will say why, when a reader enters it
-  }
-  try {
-    const libc = loadLibc('reading a namespace type');
-    // ioctl() is variadic: declared so, called with no optional argument.
-    nsIoctl ??= libc.lib.func('int ioctl(int, unsigned long, ...)') as (fd: number, request: number) => number;
-    const type = nsIoctl(fd, NS_GET_NSTYPE);
-    return type >= 0 ? type : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
-}
-let nsIoctl: ((fd: number, request: number) => number) | undefined;
 
 /** The inode of the calling thread's network namespace. */
 export function currentNetnsInode(): number {
@@ -142,14 +113,16 @@ export function currentNetnsInode(): number {
 export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T {
   if (!target || target.inode === currentNetnsInode()) return work();
   const setns = loadSetns();
-  const home = openSync('/proc/thread-self/ns/net', 'r');
   let fd: number;
-  try {
-    fd = openSync(target.path, 'r');
-  } catch (err) {
-    closeSync(home);
-    throw new DropmonError(`cannot open the network namespace ${target.spec} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  if (target.fd !== undefined) fd = target.fd;
+  else {
+    try {
+      fd = openNetnsPath(target.path, target.spec, target.inode).fd;
+    } catch (err) {
+      throw new DropmonError(`cannot open the network namespace ${(err as Error).message}`);
+    }
   }
+  const home = openSync('/proc/thread-self/ns/net', 'r');
   try {
     if (setns(fd, CLONE_NEWNET) !== 0) {
       const e = loadLibc('switching network namespaces').errno();
@@ -160,7 +133,7 @@ export function withNetns<T>(target: NetnsTarget | undefined, work: () => T): T 
       );
     }
   } finally {
-    closeSync(fd);
+    if (target.fd === undefined) closeSync(fd);
   }
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {

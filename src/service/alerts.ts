@@ -5,8 +5,10 @@
  * A rule measures one rate per interval, in events per second:
  *   reason     drops with that reason ("*": all drops)
  *   counter    a kernel counter's increase (name, or name@scope), summed over scopes
- *   interface  drop counters of one interface (link:rx_dropped, qdisc:drops of
- *              "eth0 ...", ...) plus drop points attributed to it
+ *              and over network namespaces
+ *   interface  drop counters of one interface of the service's own namespace
+ *              (link:rx_dropped, qdisc:drops of "eth0 ...", ...) plus drop points
+ *              attributed to it
  * and has hysteresis: it fires once the rate has stayed above `above` for
  * `for`, and resolves once it falls below `below`. An alert that keeps
  * flapping around one threshold would page someone on every interval.
@@ -71,6 +73,8 @@ export function ruleRate(rule: AlertRule, r: IntervalReport, kb: Pick<KnowledgeV
       const dev = rule.match;
       for (const c of r.counters ?? []) {
         if (c.gauge || c.delta <= 0) continue;
+        // The service's own namespace's interface: every container has an eth0 of its own.
+        if (c.netns !== undefined) continue;
         if (c.scope !== dev && !c.scope.startsWith(`${dev} `)) continue;
         if (kb?.counter(c.name)?.drop) n += c.delta;
       }

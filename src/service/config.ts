@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
 import { redactUrl } from './redact.js';
+import { isNetnsSpec } from '../kernel/setns.js';
 
 export type SourceSetting = 'auto' | 'bpf' | 'tracefs' | 'netdm';
 export type ModeSetting = 'summary' | 'packet';
@@ -85,7 +86,11 @@ export interface ServiceConfig {
   readonly intervalMs: number;
   readonly maxPoints: number;
   readonly filters: FilterConfig;
-  readonly counters: { readonly enabled: boolean; readonly netns?: string; readonly driver: boolean };
+  /**
+   * scope: every network namespace of the host ("host", the default when
+   * absent) or the service's own ("own"); netns narrows to that one.
+   */
+  readonly counters: { readonly enabled: boolean; readonly netns?: string; readonly driver: boolean; readonly scope?: 'host' | 'own' };
   /** file "" turns recording off. */
   readonly recording: { readonly file: string; readonly maxAgeMs?: number; readonly maxBytes?: number };
   /** Intervals kept in memory for the live view. */
@@ -150,6 +155,12 @@ function object(at: string, v: unknown, keys: readonly string[]): Obj {
 
 function key(at: string, k: string): string {
   return at === '' ? k : `${at}.${k}`;
+}
+
+/** A namespace spec of the accepted forms only: the service never opens an arbitrary path (kernel/netns-handle.ts). */
+function netnsSpec(spec: string): string {
+  if (!isNetnsSpec(spec)) fail('counters.netns', 'must be an ip netns name, a process id or /proc/PID/ns/net');
+  return spec;
 }
 
 /** Newlines and other control characters have no place in a setting (or a log line built from one). */
@@ -344,14 +355,16 @@ export function applyConfig(base: ServiceConfig, doc: unknown): ServiceConfig {
   if (o.counters !== undefined) {
     if (typeof o.counters === 'boolean') c = { ...c, counters: { ...c.counters, enabled: o.counters } };
     else {
-      const k = object('counters', o.counters, ['enabled', 'netns', 'driver']);
+      const k = object('counters', o.counters, ['enabled', 'netns', 'driver', 'scope']);
+      const scope = k.scope === undefined ? c.counters.scope : oneOf('counters.scope', k.scope, ['host', 'own'] as const);
       c = {
         ...c,
         counters: {
           enabled: k.enabled === undefined ? c.counters.enabled : bool('counters.enabled', k.enabled),
           driver: k.driver === undefined ? c.counters.driver : bool('counters.driver', k.driver),
+          ...(scope !== undefined ? { scope } : {}),
           ...(k.netns !== undefined && k.netns !== null && k.netns !== ''
-            ? { netns: str('counters.netns', k.netns, 300) }
+            ? { netns: netnsSpec(str('counters.netns', k.netns, 300)) }
             : k.netns === undefined && c.counters.netns !== undefined
               ? { netns: c.counters.netns }
               : {}),

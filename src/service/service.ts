@@ -26,10 +26,13 @@ import { loadKnowledge } from '../knowledge/load.js';
 import { Pipeline, type StopReason } from '../core/pipeline.js';
 import { type KallsymsTable, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
-import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
+import { resolveNetnsSpec } from '../kernel/namespaces.js';
 import { selectCounters, selectDeltas } from '../outputs/counters.js';
 import { ResilientRecorder, type RecordingState } from '../recording/resilient-recorder.js';
-import { CounterSampler, type CounterSnapshot } from '../sources/counters/snapshot.js';
+import type { CounterSnapshot } from '../sources/counters/snapshot.js';
+import { chooseCounterSampler, type CounterChoice } from '../sources/counters/host-sampler.js';
+import { NetnsRegistry } from '../kernel/netns-registry.js';
+import { releaseNetns } from '../kernel/setns.js';
 import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { reclaimedLine, reclaimLeftovers } from '../sources/reclaim.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
@@ -94,7 +97,7 @@ interface Run {
   readonly pipeline: Pipeline;
   readonly source: DropSource;
   readonly recorder?: ResilientRecorder;
-  readonly sampler?: CounterSampler;
+  readonly counters?: CounterChoice;
   readonly done: Promise<StopReason>;
   readonly since: number;
 }
@@ -106,6 +109,8 @@ export class DropService extends EventEmitter {
   readonly symbols = new Symbolizer();
   /** Names of namespaces and interfaces, for the API and the metrics. */
   readonly attribution: Attribution;
+  /** Every network namespace, held while a run reads counters host-wide; names them (and when one went away) for the outputs. */
+  private readonly netns = new NetnsRegistry();
   readonly metrics: ServiceMetrics;
   private readonly alerts: AlertEngine;
   private webhooks: WebhookNotifier[] = [];
@@ -134,7 +139,7 @@ export class DropService extends EventEmitter {
     if (reclaimed) this.info(reclaimed);
     this.kb = opts.kb ?? loadKnowledge();
     this.kbView = cachedKnowledgeView(this.kb);
-    this.attribution = opts.attribution ?? attribution();
+    this.attribution = opts.attribution ?? this.netns;
     this.tables = readKernelReasons();
     // kallsyms on a worker thread: the source starts at once, symbols follow.
     this.kallsyms = loadKallsymsInBackground().then(
@@ -259,7 +264,7 @@ export class DropService extends EventEmitter {
     planSource(c, this.tables, table);
     if (c.counters.enabled && c.counters.netns !== undefined) {
       try {
-        resolveNetnsSpec(c.counters.netns);
+        releaseNetns(resolveNetnsSpec(c.counters.netns));
       } catch (err) {
         throw new ConfigError(`counters.netns: ${(err as Error).message}`);
       }
@@ -311,17 +316,21 @@ export class DropService extends EventEmitter {
   }
 
   private async launch(c: ServiceConfig, plan: SourcePlan, why: string): Promise<void> {
-    const sampler = c.counters.enabled
-      ? new CounterSampler({
+    const counters = c.counters.enabled
+      ? chooseCounterSampler({
           ...(c.counters.netns !== undefined ? { netns: resolveNetnsSpec(c.counters.netns) } : {}),
-          sockets: 'drops',
-          ethtoolDriver: c.counters.driver,
+          scope: c.counters.scope ?? 'host',
+          intervalMs: c.intervalMs,
+          own: { sockets: 'drops', ethtoolDriver: c.counters.driver },
+          registry: this.netns,
         })
       : undefined;
+    const sampler = counters?.sampler;
     // The baseline is read now; the latest snapshot is kept for the API, the metrics and the alerts' interface names.
     const annotate = sampler
       ? annotateWithCounters({
           kb: this.kbView,
+          ownNetns: this.attribution.ownInode,
           sampler,
           symbolName: (a) => this.symbols.lookup(a)?.name,
           noise: 'flat',
@@ -332,7 +341,13 @@ export class DropService extends EventEmitter {
           },
         })
       : undefined;
-    const source = plan.create(this.warn);
+    let source: DropSource;
+    try {
+      source = plan.create(this.warn);
+    } catch (err) {
+      counters?.close();
+      throw err;
+    }
     let recorder: ResilientRecorder | undefined;
     if (c.recording.file) {
       // Never throws for the file: a broken one is moved aside, storage trouble is waited out, a newer
@@ -368,9 +383,10 @@ export class DropService extends EventEmitter {
     } catch (err) {
       source.close();
       recorder?.close();
+      counters?.close();
       throw err;
     }
-    this.run = { pipeline, source, recorder, sampler, done, since: Date.now() };
+    this.run = { pipeline, source, recorder, ...(counters ? { counters } : {}), done, since: Date.now() };
     if (recorder) this.updateRecorderStats(recorder);
     this.metrics.setSourceUp(true);
     this.info(`watching ${source.describe()}${plan.choice.why !== 'asked for' ? ` (${plan.choice.why})` : ''}`);
@@ -388,6 +404,7 @@ export class DropService extends EventEmitter {
     } finally {
       this.run = undefined;
       r.source.close();
+      r.counters?.close();
       if (r.recorder) {
         this.updateRecorderStats(r.recorder);
         r.recorder.close();

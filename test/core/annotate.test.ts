@@ -105,6 +105,24 @@ test('a family not read is told once, however often it fails again', () => {
   assert.deepEqual(trouble.said, ['not read: ethtool eth0: EOPNOTSUPP', 'not read: net/snmp: cannot read (EACCES)']);
 });
 
+test('namespaces left for a later interval are told once, with how many; the closing interval goes to the sampler', () => {
+  const closings: number[] = [];
+  let reads = 0;
+  const skipped = [0, 3, 5, 0, 2];
+  const sampler: IntervalCounters = {
+    baseline: () => ({ errors: [], skipped: { namespaces: skipped[reads++], of: 8 } }),
+    sample(closing) {
+      closings.push(closing?.seq ?? -1);
+      return { deltas: [], snapshot: { errors: [], skipped: { namespaces: skipped[reads++], of: 8 } } };
+    },
+  };
+  const trouble = recorder();
+  const annotate = annotateWithCounters({ kb: KB, sampler, symbolName: () => undefined, noise: 'flat', trouble });
+  for (const seq of [1, 2, 3, 4]) annotate(report(seq));
+  assert.deepEqual(trouble.said, ['not read: 3 of 8 network namespaces left for a later interval (over the per-interval budget); each is read in turn']);
+  assert.deepEqual(closings, [1, 2, 3, 4], 'a host-wide sampler reads the namespaces of the closing interval first');
+});
+
 test('the usual telling: warnings, and a plain message when counters come back', () => {
   const warned: string[] = [];
   const info: string[] = [];

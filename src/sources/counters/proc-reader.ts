@@ -37,81 +37,100 @@ export interface ProcReadResult {
 
 const DEFAULT_PROC_NET = '/proc/thread-self/net';
 
-/**
- * The per-CPU tables of /proc/net/stat: file, counter family, layer, and
- * whether the kernel keeps them per host (the neighbour tables' statistics
- * are global; conntrack's are per namespace).
- */
-const STAT_TABLES: readonly (readonly [string, string, CounterLayer, boolean])[] = [
-  ['nf_conntrack', 'conntrack', 'netfilter', false],
-  ['arp_cache', 'arp_cache', 'neighbour', true],
-  ['ndisc_cache', 'ndisc_cache', 'neighbour', true],
+/** A /proc/net file of counters: its path under /proc/net, its parser, and whether the kernel keeps it per host. */
+export interface ProcNetFile {
+  readonly rel: string;
+  readonly parse: (text: string, source: string) => CounterReading[];
+  /** The same for every namespace (softnet, the neighbour tables' statistics; conntrack's are per namespace). */
+  readonly hostWide?: boolean;
+}
+
+const statTable = (family: string, layer: CounterLayer) => (t: string, s: string) => parseStatTable(t, family, layer, s);
+
+/** The files of namespace-wide counters, in the order they are read. */
+export const PROC_NET_FILES: readonly ProcNetFile[] = [
+  { rel: 'dev', parse: parseNetDev },
+  { rel: 'snmp', parse: parseSnmp },
+  { rel: 'netstat', parse: parseSnmp },
+  { rel: 'snmp6', parse: parseSnmp6 },
+  { rel: 'softnet_stat', parse: parseSoftnetStat, hostWide: true },
+  { rel: 'stat/nf_conntrack', parse: statTable('conntrack', 'netfilter') },
+  { rel: 'stat/arp_cache', parse: statTable('arp_cache', 'neighbour'), hostWide: true },
+  { rel: 'stat/ndisc_cache', parse: statTable('ndisc_cache', 'neighbour'), hostWide: true },
 ];
+
+/** The name a file is shown by: as users know it when the default root is used. */
+export function procNetLabel(procNet: string, rel: string): string {
+  return procNet === DEFAULT_PROC_NET ? `/proc/net/${rel}` : `${procNet}/${rel}`;
+}
+
+/** Parse `text` read from `shown`; a parse failure becomes one line in `errors`. */
+export function parseProcFile<T>(text: string, shown: string, parse: (text: string, source: string) => T, errors: string[]): T | undefined {
+  try {
+    return parse(text, shown);
+  } catch (err) {
+    // ParseErrors carry the file and line; anything else would be a parser bug, reported the same way.
+    errors.push(err instanceof ParseError ? err.message : `${shown}: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+/** Read and parse one file; a missing file gives nothing, any other failure one line in `errors`. */
+function readProcFile<T>(path: string, shown: string, parse: (text: string, source: string) => T, errors: string[]): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'latin1');
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'ENOENT') errors.push(`${shown}: cannot read (${code ?? (err as Error).message})`);
+    return undefined;
+  }
+  return parseProcFile(text, shown, parse, errors);
+}
+
+/** conntrack:count and conntrack:max (per namespace, from /proc/sys/net/netfilter). */
+export function readConntrackGauges(procSys: string, errors: string[]): CounterReading[] {
+  const out: CounterReading[] = [];
+  for (const which of ['count', 'max']) {
+    const path = `${procSys}/net/netfilter/nf_conntrack_${which}`;
+    const r = readProcFile(path, path, (t, s) => parseSingleGauge(t, `conntrack:${which}`, 'netfilter', s), errors);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/** Per-socket counters of the socket tables: of sockets that dropped, or of every socket. */
+export function readSocketCounters(procNet: string, mode: 'drops' | 'all', errors: string[], proc?: string): CounterReading[] {
+  const chosen: { socket: ProcSocket; source: string }[] = [];
+  for (const table of SOCKET_TABLES) {
+    const source = procNetLabel(procNet, table);
+    const sockets = readProcFile(`${procNet}/${table}`, source, (t, s) => parseSocketTable(t, table, s), errors);
+    if (!sockets) continue;
+    for (const socket of sockets) if (mode === 'all' || socket.drops > 0) chosen.push({ socket, source });
+  }
+  const readings: CounterReading[] = [];
+  if (chosen.length === 0) return readings;
+  let owners = new Map<number, string>();
+  try {
+    owners = findSocketOwners(chosen.map((c) => c.socket.inode), proc);
+  } catch (err) {
+    errors.push(`socket owners: ${(err as Error).message}`);
+  }
+  for (const { socket, source } of chosen) for (const r of socketReadings(socket, source, owners.get(socket.inode))) readings.push(r);
+  return readings;
+}
 
 export function readProcCounters(opts: ProcReadOptions = {}): ProcReadResult {
   const procNet = opts.procNet ?? DEFAULT_PROC_NET;
   const procSys = opts.procSys ?? '/proc/sys';
   const readings: CounterReading[] = [];
   const errors: string[] = [];
-  // Readings name the file as users know it when the default root is used.
-  const label = (rel: string) => (procNet === DEFAULT_PROC_NET ? `/proc/net/${rel}` : `${procNet}/${rel}`);
-
-  /** Read and parse one file; a missing file gives nothing, any other failure one line in errors. */
-  function each<T>(path: string, shown: string, parse: (text: string, source: string) => T): T | undefined {
-    let text: string;
-    try {
-      text = readFileSync(path, 'latin1');
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code !== 'ENOENT') errors.push(`${shown}: cannot read (${code ?? (err as Error).message})`);
-      return undefined;
-    }
-    try {
-      return parse(text, shown);
-    } catch (err) {
-      // ParseErrors carry the file and line; anything else would be a parser bug, reported the same way.
-      errors.push(err instanceof ParseError ? err.message : `${shown}: ${err instanceof Error ? err.message : String(err)}`);
-      return undefined;
-    }
+  for (const f of PROC_NET_FILES) {
+    const rs = readProcFile(`${procNet}/${f.rel}`, procNetLabel(procNet, f.rel), f.parse, errors);
+    if (rs) for (const r of rs) readings.push(f.hostWide && !r.hostWide ? { ...r, hostWide: true } : r);
   }
-
-  const add = (rs: CounterReading[] | undefined) => {
-    if (rs) for (const r of rs) readings.push(r);
-  };
-
-  add(each(`${procNet}/dev`, label('dev'), parseNetDev));
-  add(each(`${procNet}/snmp`, label('snmp'), parseSnmp));
-  add(each(`${procNet}/netstat`, label('netstat'), parseSnmp));
-  add(each(`${procNet}/snmp6`, label('snmp6'), parseSnmp6));
-  add(each(`${procNet}/softnet_stat`, label('softnet_stat'), parseSoftnetStat));
-  for (const [file, family, layer, hostWide] of STAT_TABLES) {
-    const parse = (t: string, s: string) => parseStatTable(t, family, layer, s).map((r) => (hostWide ? { ...r, hostWide } : r));
-    add(each(`${procNet}/stat/${file}`, label(`stat/${file}`), parse));
-  }
-  for (const which of ['count', 'max']) {
-    const path = `${procSys}/net/netfilter/nf_conntrack_${which}`;
-    const r = each(path, path, (t, s) => parseSingleGauge(t, `conntrack:${which}`, 'netfilter', s));
-    if (r) readings.push(r);
-  }
-
+  for (const r of readConntrackGauges(procSys, errors)) readings.push(r);
   const mode = opts.sockets ?? 'drops';
-  if (mode !== 'none') {
-    const chosen: { socket: ProcSocket; source: string }[] = [];
-    for (const table of SOCKET_TABLES) {
-      const source = label(table);
-      const sockets = each(`${procNet}/${table}`, source, (t, s) => parseSocketTable(t, table, s));
-      if (!sockets) continue;
-      for (const socket of sockets) if (mode === 'all' || socket.drops > 0) chosen.push({ socket, source });
-    }
-    if (chosen.length > 0) {
-      let owners = new Map<number, string>();
-      try {
-        owners = findSocketOwners(chosen.map((c) => c.socket.inode), opts.proc);
-      } catch (err) {
-        errors.push(`socket owners: ${(err as Error).message}`);
-      }
-      for (const { socket, source } of chosen) add(socketReadings(socket, source, owners.get(socket.inode)));
-    }
-  }
+  if (mode !== 'none') for (const r of readSocketCounters(procNet, mode, errors, opts.proc)) readings.push(r);
   return { readings, errors };
 }

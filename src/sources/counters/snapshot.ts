@@ -89,7 +89,8 @@ export interface SamplerOptions extends SnapshotOptions {
   readonly driverEvery?: number;
 }
 
-const isDevice = (r: CounterReading) => r.name.startsWith('ethtool-S:') || r.name.startsWith('ethtool:') || r.name.startsWith('trap:') || r.name.startsWith('trap-policer:');
+/** The device families (ethtool, devlink), read every few samples only. */
+export const isDevice = (r: CounterReading) => r.name.startsWith('ethtool-S:') || r.name.startsWith('ethtool:') || r.name.startsWith('trap:') || r.name.startsWith('trap-policer:');
 
 /**
  * Successive snapshots of one namespace. `sample()` returns what moved since

@@ -163,6 +163,15 @@ const knownOwners = new Map<number, KnownOwner>();
  */
 const missedAt = new Map<number, number>();
 const RESCAN_MISSED_MS = 60_000;
+/** Sockets remembered, at most (the oldest remembered go first). */
+const OWNERS_KEPT = 4096;
+
+function trim(m: Map<number, unknown>): void {
+  for (const inode of m.keys()) {
+    if (m.size <= OWNERS_KEPT) return;
+    m.delete(inode);
+  }
+}
 
 function comm(proc: string, pid: string): string {
   try {
@@ -185,8 +194,9 @@ function comm(proc: string, pid: string): string {
 export function findSocketOwners(inodes: Iterable<number>, proc = '/proc'): Map<number, string> {
   const found = new Map<number, string>();
   const wanted = new Set(inodes);
-  for (const inode of [...knownOwners.keys()]) if (!wanted.has(inode)) knownOwners.delete(inode);
-  for (const inode of [...missedAt.keys()]) if (!wanted.has(inode)) missedAt.delete(inode);
+  // Bounded by number, not by this call's wants: the samplers of several namespaces share them.
+  trim(knownOwners);
+  trim(missedAt);
   for (const inode of wanted) {
     const known = knownOwners.get(inode);
     if (!known) continue;
