@@ -13,6 +13,7 @@ import { formatSymbol, Symbolizer } from '../kernel/kallsyms.js';
 import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { resolveNetnsSpec } from '../kernel/namespaces.js';
+import { ConfigSampler } from '../sources/config/reader.js';
 import { CounterSampler } from '../sources/counters/snapshot.js';
 import { readKernelReasons } from '../sources/kernel-reasons.js';
 import { planSource, type SourceRequest } from '../sources/plan.js';
@@ -136,10 +137,13 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     },
   });
   onStopSignal(() => pipeline.stop('signal'));
+  // The configuration before and after tells apart the causes a reason shares (which nft rule's counter moved).
+  const config = new ConfigSampler(netns ? { netns } : {});
+  config.baseline();
   await pipeline.run();
   source.close();
 
-  let findings: Finding[] = diagnoser.findings();
+  let findings: Finding[] = diagnoser.findings(config.sample());
   if (v['quiet-benign']) findings = findings.filter((f) => f.benign !== 'usually');
   const summary = { seconds: durationS, intervals, drops, lost, netns: netns?.spec, notRead: [...notRead] };
   if (json) process.stdout.write(JSON.stringify(findingsJson(findings, summary)) + '\n');

@@ -10,6 +10,7 @@
  * with data queued, packets for another host on a promiscuous port) sink to
  * the bottom and are marked, so the real problem comes first.
  */
+import type { ConfigFacts } from './config-facts.js';
 import type { DropPoint } from './interval.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
 import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './knowledge-view.js';
@@ -125,9 +126,13 @@ export class Diagnoser {
     else acc.points.set(location, { reason, count });
   }
 
-  /** The ranked causes. */
-  findings(): Finding[] {
+  /**
+   * The ranked causes. `config` (the namespace's configuration at the end,
+   * with what moved since the start) tells apart the causes a reason shares.
+   */
+  findings(config?: ConfigFacts): Finding[] {
     const kb = this.kb;
+    const countersMoved = new Set([...this.counters.values()].map((c) => c.name));
     interface Draft {
       key: string;
       kind: 'drops' | 'counter';
@@ -165,10 +170,11 @@ export class Diagnoser {
       const top = d.points[0];
       const symbol = top ? functionOf(top.location) : undefined;
       const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
-      // A generic reason explained by a drop counter (a full conntrack table) is as benign as that counter.
-      const refined = reasonName ? this.refinedBy(d, reasonName) : undefined;
+      // The cause behind a shared reason (kb/refinements.yaml), or a generic reason explained by a drop counter, decides how benign it is.
+      const refinedCause = reasonName ? kb.refine?.(reasonName, { ...(symbol ? { function: symbol } : {}), countersMoved, ...(config ? { config } : {}) }) : undefined;
+      const refined = refinedCause ?? (reasonName ? this.refinedBy(d, reasonName) : undefined);
       const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
-      return { d, benign, symbol, reasonName, score: d.packets * BENIGN_WEIGHT[benign] };
+      return { d, benign, symbol, reasonName, refinedCause, score: d.packets * BENIGN_WEIGHT[benign] };
     });
     // Usually-benign causes come after every other one, whatever their volume.
     const last = (x: { benign: Benignness }) => (x.benign === 'usually' ? 1 : 0);
@@ -176,8 +182,8 @@ export class Diagnoser {
     const blind = (x: { d: { kind: string } }) => (x.d.kind === 'counter' ? 1 : 0);
     scored.sort((a, b) => last(a) - last(b) || b.score - a.score || blind(a) - blind(b) || b.d.packets - a.d.packets || a.d.key.localeCompare(b.d.key));
 
-    return scored.map(({ d, benign, symbol, reasonName }, i) => {
-      const entry = this.entryFor(d, reasonName, symbol);
+    return scored.map(({ d, benign, symbol, reasonName, refinedCause }, i) => {
+      const entry = refinedCause ?? this.entryFor(d, reasonName, symbol);
       const counterEntries = d.counters.map((c) => kb.counter(c.name)).filter((e): e is NonNullable<typeof e> => e !== undefined);
       const counters = d.counters.sort((a, b) => b.delta - a.delta).slice(0, MAX_COUNTERS_PER_FINDING);
       const evidence: string[] = [];
@@ -191,7 +197,7 @@ export class Diagnoser {
       const benignWhen = benign !== 'no' ? entry?.benignWhen : undefined;
       return {
         rank: i + 1,
-        key: d.key,
+        key: refinedCause ? refinedCause.name : d.key,
         kind: d.kind,
         cause,
         packets: d.packets,

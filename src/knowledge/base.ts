@@ -5,8 +5,9 @@
  * families match by regular expression (driver `ethtool -S` names such as
  * rx_queue_3_drops).
  */
-import type { Benign, KnowledgeView } from '../core/knowledge-view.js';
+import type { Benign, KnowledgeView, RefineContext } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, normalizeCounterName, normalizeReasonName, normalizeSymbolName, type EntryKind, type KnowledgeEntry } from './entry.js';
+import { fillTemplate, matchWhen, movedCounterNames } from './refine.js';
 import { SearchIndex, type SearchHit } from './search.js';
 import { unknownReasonEntry } from './unknown.js';
 
@@ -25,6 +26,8 @@ export class KnowledgeBase implements KnowledgeView {
   private readonly byKind = new Map<EntryKind, Map<string, KnowledgeEntry>>();
   private readonly patterns: { re: RegExp; entry: KnowledgeEntry }[] = [];
   private readonly entries: readonly KnowledgeEntry[];
+  /** Refined causes by the reason they refine, in file order (the first that applies wins). */
+  private readonly refinements = new Map<string, KnowledgeEntry[]>();
   /** Built on the first search: lookups by name never need it. */
   private searchIndex: SearchIndex | undefined;
 
@@ -36,6 +39,11 @@ export class KnowledgeBase implements KnowledgeView {
       // Names first, then aliases: an alias never shadows another entry's name.
       map.set(this.key(e.kind, e.name), e);
       if (e.pattern) this.patterns.push({ re: new RegExp(e.pattern, 'i'), entry: e });
+      if (e.refines && e.when) {
+        const list = this.refinements.get(e.refines) ?? [];
+        list.push(e);
+        this.refinements.set(e.refines, list);
+      }
     }
     for (const e of entries) {
       const map = this.byKind.get(e.kind)!;
@@ -147,6 +155,39 @@ export class KnowledgeBase implements KnowledgeView {
     return (this.searchIndex ??= new SearchIndex(this.entries)).search(query, limit, kind);
   }
 
+  /**
+   * The refined cause behind drops of `reason`: the first rule of
+   * kb/refinements.yaml for that reason whose conditions hold, with its texts
+   * naming what matched (the nftables rule, the qdisc, sysctl values).
+   * Undefined when none applies: the reason's own entry stands.
+   */
+  refine(reason: string, context: RefineContext): KnowledgeEntry | undefined {
+    const r = this.reason(reason);
+    if (r?.refines) return undefined;
+    const rules = this.refinements.get(r?.name ?? normalizeReasonName(reason));
+    if (!rules) return undefined;
+    const moved = movedCounterNames(context.countersMoved);
+    for (const e of rules) {
+      const bind = matchWhen(e.when ?? [], context, moved);
+      if (!bind) continue;
+      const fill = (t: string) => fillTemplate(t, bind, context.config);
+      return {
+        ...e,
+        summary: fill(e.summary),
+        ...(e.meaning ? { meaning: fill(e.meaning) } : {}),
+        ...(e.benignWhen ? { benignWhen: fill(e.benignWhen) } : {}),
+        check: e.check.map(fill),
+        fix: e.fix.map(fill),
+      };
+    }
+    return undefined;
+  }
+
+  /** The refined causes of a reason, in the order they are tried. */
+  refinementsOf(reason: string): readonly KnowledgeEntry[] {
+    return this.refinements.get(this.reason(reason)?.name ?? normalizeReasonName(reason)) ?? [];
+  }
+
   /** The counters that count the drops of a reason: declared on either side. */
   countersForReason(reason: string): string[] {
     const r = this.reason(reason);
@@ -176,6 +217,7 @@ export class KnowledgeBase implements KnowledgeView {
       for (const a of r.aliases) if (!/^SKB_DROP_REASON_/i.test(a)) out.add(normalizeReasonName(a));
     };
     for (const r of c?.reasons ?? []) add(r);
+    // Refined causes have no counters of their own (validated): the scan meets only reasons.
     for (const r of this.all('reason')) if (r.counters.some((x) => names.has(x.toLowerCase()))) add(r.name);
     return [...out].sort();
   }

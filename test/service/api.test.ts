@@ -111,7 +111,7 @@ describe('serve: API with real drops', { skip: SKIP }, () => {
 
     const diag = await s.get('/api/v1/diagnosis?from=-5m');
     assert.equal(diag.status, 200);
-    assert.ok((diag.json.findings as { key: string }[]).some((f) => f.key === 'NO_SOCKET'), JSON.stringify(diag.json.findings));
+    assert.ok((diag.json.findings as { key: string }[]).some((f) => f.key === 'NO_SOCKET/udp-closed-port'), JSON.stringify(diag.json.findings));
 
     const m = await s.get('/metrics');
     assert.equal(m.status, 200);

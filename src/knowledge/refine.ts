@@ -1,0 +1,312 @@
+/**
+ * Refinement rules: how the knowledge base tells apart the causes of a reason
+ * that several causes share (kb/refinements.yaml, schema in kb/README.md).
+ * A rule names the reason it refines and when it applies: where the drops
+ * happened (the function of the drop location), which counters moved with
+ * them, and the configuration read at the time (sysctls, the nftables rules
+ * that can drop and whose counters moved, the qdiscs that dropped). Its texts
+ * may name what matched ({{rule}}, {{qdisc}}, {{sysctl:net.ipv4.ip_forward}}),
+ * filled in when the rule applies.
+ *
+ * Here: the rules' shape, their validation at build time (compile.ts), and
+ * matching them against what a diagnosis knows (base.ts).
+ */
+import type { ConfigFacts, NftRuleFact, QdiscFact } from '../core/config-facts.js';
+import type { RefineContext } from '../core/knowledge-view.js';
+import { normalizeCounterName, normalizeSymbolName, type NftFlag, type RefineCondition } from './entry.js';
+
+/** What each nft flag of a condition means. */
+export const NFT_FLAGS: Readonly<Record<NftFlag, string>> = {
+  present: 'the ruleset was read',
+  absent: 'the ruleset could not be read (no nft, no permission)',
+  'rule-moved': 'the counter of a drop or reject rule (not a ct state invalid one) moved',
+  'ct-invalid-rule': 'a drop or reject rule matches ct state invalid',
+  'ct-invalid-rule-moved': 'the counter of a drop or reject rule matching ct state invalid moved',
+  'ct-invalid-rule-uncounted': 'a drop or reject rule matching ct state invalid has no counter',
+  uncounted: 'a drop or reject rule without a counter, or a base chain with policy drop, exists',
+  'no-drop-rules': 'the ruleset was read and nothing in it drops',
+};
+
+const CONDITION_KEYS = new Set(['function', 'counters', 'noCounters', 'sysctl', 'nft', 'qdisc', 'qdiscParam', 'qdiscMoved']);
+const COMPARISON = /^(>=|<=|!=|>|<|=)\s*(-?\d+(\.\d+)?)$/;
+
+/** The names a rule's texts may use between {{ }}, and what stands in their place when nothing matched them. */
+export const TEMPLATE_FALLBACK: Readonly<Record<string, string>> = {
+  rule: 'the rule',
+  'rule.where': 'its table and chain',
+  family: 'FAMILY',
+  table: 'TABLE',
+  chain: 'CHAIN',
+  handle: 'HANDLE',
+  moved: 'some',
+  candidates: 'the drop rules and drop policies of the ruleset',
+  qdisc: 'the qdisc',
+  'qdisc.kind': 'KIND',
+  'qdisc.handle': 'HANDLE',
+  'qdisc.parent': 'PARENT',
+  'qdisc.limit': 'LIMIT',
+  'qdisc.loss': 'LOSS',
+  iface: 'IFACE',
+};
+const TEMPLATE = /\{\{\s*([a-z.]+|sysctl:[A-Za-z0-9_.*-]+)\s*\}\}/g;
+
+/** Why a rule's `when` is malformed (for the compiler's message), or undefined when it is well formed. */
+export function parseWhen(raw: unknown): { conditions?: RefineCondition[]; problem?: string } {
+  const alternatives = Array.isArray(raw) ? raw : [raw];
+  if (!alternatives.length) return { problem: 'must be a mapping of conditions or a non-empty list of them' };
+  const out: RefineCondition[] = [];
+  for (const [i, alt] of alternatives.entries()) {
+    const where = alternatives.length > 1 ? `alternative ${i + 1}: ` : '';
+    if (typeof alt !== 'object' || alt === null || Array.isArray(alt)) return { problem: `${where}must be a mapping of conditions` };
+    const o = alt as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (!keys.length) return { problem: `${where}has no condition` };
+    const c: { -readonly [K in keyof RefineCondition]: RefineCondition[K] } = {};
+    for (const k of keys) {
+      if (!CONDITION_KEYS.has(k)) return { problem: `${where}"${k}" is not a condition (${[...CONDITION_KEYS].join(', ')})` };
+      const v = o[k];
+      switch (k) {
+        case 'function':
+        case 'counters':
+        case 'noCounters':
+        case 'qdisc': {
+          const list = stringList(v);
+          if (!list) return { problem: `${where}"${k}" must be a non-empty list of names` };
+          c[k] = list;
+          break;
+        }
+        case 'nft': {
+          const list = stringList(v);
+          const bad = list?.find((f) => !(f in NFT_FLAGS));
+          if (!list || bad !== undefined) return { problem: `${where}"nft" must list flags of ${Object.keys(NFT_FLAGS).join(', ')}${bad !== undefined ? ` (not ${bad})` : ''}` };
+          c.nft = list as NftFlag[];
+          break;
+        }
+        case 'sysctl': {
+          if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.keys(v).length) return { problem: `${where}"sysctl" must map sysctl names to a value or a list of values` };
+          const m: Record<string, string[]> = {};
+          for (const [name, val] of Object.entries(v as Record<string, unknown>)) {
+            if (!/^[a-z0-9_]+(\.([A-Za-z0-9_-]+|\*))+$/.test(name)) return { problem: `${where}"sysctl" name ${JSON.stringify(name)} is not a dotted sysctl name` };
+            const vals = (Array.isArray(val) ? val : [val]).map((x) => (typeof x === 'number' ? String(x) : x));
+            if (!vals.length || vals.some((x) => typeof x !== 'string' || !x.trim())) return { problem: `${where}"sysctl" ${name} must be a value or a list of values` };
+            m[name] = (vals as string[]).map((x) => x.trim());
+          }
+          c.sysctl = m;
+          break;
+        }
+        case 'qdiscParam':
+        case 'qdiscMoved': {
+          if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.keys(v).length) return { problem: `${where}"${k}" must map parameter names to comparisons like ">0"` };
+          const m: Record<string, string> = {};
+          for (const [name, val] of Object.entries(v as Record<string, unknown>)) {
+            const text = typeof val === 'number' ? `=${val}` : val;
+            if (typeof text !== 'string' || !COMPARISON.test(text.trim())) return { problem: `${where}"${k}" ${name} must be a comparison like ">0", ">=10" or "=0"` };
+            m[name] = text.trim();
+          }
+          c[k] = m;
+          break;
+        }
+      }
+    }
+    if ((c.qdiscParam || c.qdiscMoved) && !c.qdisc) return { problem: `${where}"qdiscParam" and "qdiscMoved" need "qdisc" (the kinds they apply to)` };
+    out.push(c);
+  }
+  return { conditions: out };
+}
+
+function stringList(v: unknown): string[] | undefined {
+  const list = Array.isArray(v) ? v : typeof v === 'string' ? [v] : undefined;
+  if (!list?.length || list.some((x) => typeof x !== 'string' || !x.trim())) return undefined;
+  return list.map((x: string) => x.trim());
+}
+
+/** The {{names}} of a text that are not template names. */
+export function unknownTemplateNames(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)) if (!(m[1] in TEMPLATE_FALLBACK) && !/^sysctl:[A-Za-z0-9_.*-]+$/.test(m[1])) out.push(m[1]);
+  return out;
+}
+
+/** "ip_forward+0x1c/0x90 [kernel]", "ip_forward.cold" -> "ip_forward". */
+function functionName(location: string): string {
+  return normalizeSymbolName(location)
+    .replace(/\.(cold|isra|part|constprop|llvm)(\.\d+)*$/g, '')
+    .toLowerCase();
+}
+
+function compare(value: number, expr: string): boolean {
+  const m = COMPARISON.exec(expr);
+  if (!m) return false;
+  const n = Number(m[2]);
+  switch (m[1]) {
+    case '>':
+      return value > n;
+    case '>=':
+      return value >= n;
+    case '<':
+      return value < n;
+    case '<=':
+      return value <= n;
+    case '=':
+      return value === n;
+    default:
+      return value !== n;
+  }
+}
+
+function sysctlValueMatches(actual: string, wanted: string): boolean {
+  if (COMPARISON.test(wanted)) {
+    const n = Number(actual.trim().split(/\s+/)[0]);
+    return Number.isFinite(n) && compare(n, wanted);
+  }
+  return actual.trim() === wanted;
+}
+
+/** Values of the sysctls a name with `*` parts matches. */
+function sysctlValues(sysctls: Readonly<Record<string, string>>, name: string): string[] {
+  if (!name.includes('*')) return name in sysctls ? [sysctls[name]] : [];
+  const re = new RegExp(`^${name.split('.').map((p) => (p === '*' ? '[^.]+' : p.replace(/[-]/g, '\\-'))).join('\\.')}$`);
+  return Object.keys(sysctls)
+    .filter((k) => re.test(k))
+    .map((k) => sysctls[k]);
+}
+
+/** What a matching rule's texts can name: the nft rule, the qdisc, the candidates. */
+interface Bindings {
+  rule?: NftRuleFact;
+  candidates?: string[];
+  qdisc?: QdiscFact;
+}
+
+const isCtInvalid = (r: NftRuleFact) => r.ctStates?.includes('invalid') ?? false;
+const mostMoved = (rs: readonly NftRuleFact[]) => [...rs].sort((a, b) => (b.moved ?? 0) - (a.moved ?? 0))[0];
+
+function nftHolds(flag: NftFlag, config: ConfigFacts | undefined, bind: Bindings): boolean {
+  const nft = config?.nft;
+  if (flag === 'absent') return config !== undefined && nft === undefined;
+  if (!nft) return false;
+  const rules = nft.dropRules;
+  switch (flag) {
+    case 'present':
+      return true;
+    case 'rule-moved': {
+      const moved = rules.filter((r) => !isCtInvalid(r) && (r.moved ?? 0) > 0);
+      if (moved.length) bind.rule = mostMoved(moved);
+      return moved.length > 0;
+    }
+    case 'ct-invalid-rule': {
+      const ct = rules.filter(isCtInvalid);
+      if (ct.length) bind.rule ??= mostMoved(ct);
+      return ct.length > 0;
+    }
+    case 'ct-invalid-rule-moved': {
+      const ct = rules.filter((r) => isCtInvalid(r) && (r.moved ?? 0) > 0);
+      if (ct.length) bind.rule = mostMoved(ct);
+      return ct.length > 0;
+    }
+    case 'ct-invalid-rule-uncounted': {
+      const ct = rules.filter((r) => isCtInvalid(r) && r.packets === undefined);
+      if (ct.length) bind.rule ??= ct[0];
+      return ct.length > 0;
+    }
+    case 'uncounted': {
+      const c = [
+        ...rules.filter((r) => r.packets === undefined).map((r) => `${r.family} ${r.table} ${r.chain}: ${r.text} (handle ${r.handle})`),
+        ...nft.dropPolicies.map((p) => `${p.family} ${p.table} ${p.chain}: policy drop${p.hook ? ` (hook ${p.hook})` : ''}`),
+      ];
+      if (c.length) bind.candidates = c;
+      return c.length > 0;
+    }
+    case 'no-drop-rules':
+      return rules.length === 0 && nft.dropPolicies.length === 0 && !nft.truncated;
+  }
+}
+
+/** The qdiscs of these kinds that dropped: those whose drops moved, or, on a single reading, those with drops. */
+function droppingQdiscs(qdiscs: readonly QdiscFact[], kinds: readonly string[]): QdiscFact[] {
+  const diffed = qdiscs.some((q) => q.moved !== undefined);
+  const dropped = qdiscs.filter((q) => (diffed ? (q.moved ?? 0) > 0 : (q.drops ?? 0) > 0));
+  return dropped.filter((q) => kinds.includes(q.kind)).sort((a, b) => (b.moved ?? b.drops ?? 0) - (a.moved ?? a.drops ?? 0));
+}
+
+function conditionHolds(c: RefineCondition, ctx: RefineContext, moved: ReadonlySet<string>, bind: Bindings): boolean {
+  if (c.function) {
+    if (!ctx.function) return false;
+    const fn = functionName(ctx.function);
+    if (!c.function.some((f) => f.toLowerCase() === fn)) return false;
+  }
+  if (c.counters && !c.counters.some((n) => moved.has(n.toLowerCase()))) return false;
+  if (c.noCounters?.some((n) => moved.has(n.toLowerCase()))) return false;
+  if (c.sysctl) {
+    const sysctls = ctx.config?.sysctls;
+    if (!sysctls) return false;
+    for (const [name, wanted] of Object.entries(c.sysctl)) {
+      if (!sysctlValues(sysctls, name).some((v) => wanted.some((w) => sysctlValueMatches(v, w)))) return false;
+    }
+  }
+  if (c.nft && !c.nft.every((f) => nftHolds(f, ctx.config, bind))) return false;
+  if (c.qdisc) {
+    const qdiscs = ctx.config?.qdiscs;
+    if (!qdiscs) return false;
+    const q = droppingQdiscs(qdiscs, c.qdisc).find(
+      (x) =>
+        Object.entries(c.qdiscParam ?? {}).every(([k, e]) => x.params?.[k] !== undefined && compare(x.params[k], e)) &&
+        Object.entries(c.qdiscMoved ?? {}).every(([k, e]) => x.movedParams?.[k] !== undefined && compare(x.movedParams[k], e)),
+    );
+    if (!q) return false;
+    bind.qdisc = q;
+  }
+  return true;
+}
+
+/** Counter names as conditions compare them: lower case, without an `@scope`. */
+export function movedCounterNames(names: Iterable<string> | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const n of names ?? []) out.add(normalizeCounterName(n).toLowerCase());
+  return out;
+}
+
+/** The bindings of the first alternative that holds, or undefined when none does. */
+export function matchWhen(when: readonly RefineCondition[], ctx: RefineContext, moved: ReadonlySet<string>): Bindings | undefined {
+  for (const alt of when) {
+    const bind: Bindings = {};
+    if (conditionHolds(alt, ctx, moved, bind)) return bind;
+  }
+  return undefined;
+}
+
+function fmtNumber(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/\.?0+$/, '');
+}
+
+/** A rule's text with its {{names}} filled from what matched (or their stand-ins). */
+export function fillTemplate(text: string, bind: Bindings, config: ConfigFacts | undefined): string {
+  if (!text.includes('{{')) return text;
+  const r = bind.rule;
+  const q = bind.qdisc;
+  const values: Record<string, string | undefined> = {
+    rule: r?.text,
+    'rule.where': r ? `table ${r.family} ${r.table}, chain ${r.chain}, handle ${r.handle}` : undefined,
+    family: r?.family,
+    table: r?.table,
+    chain: r?.chain,
+    handle: r ? String(r.handle) : undefined,
+    moved: r?.moved !== undefined ? String(r.moved) : undefined,
+    candidates: bind.candidates ? bind.candidates.slice(0, 4).join('; ') + (bind.candidates.length > 4 ? `; and ${bind.candidates.length - 4} more` : '') : undefined,
+    qdisc: q ? `${q.kind} ${q.handle} on ${q.iface}` : undefined,
+    'qdisc.kind': q?.kind,
+    'qdisc.handle': q?.handle,
+    'qdisc.parent': q?.parent,
+    'qdisc.limit': q?.params?.limit !== undefined ? fmtNumber(q.params.limit) : undefined,
+    'qdisc.loss': q?.params?.lossModel ? 'a loss model' : q?.params?.loss !== undefined ? `${fmtNumber(q.params.loss)}%` : undefined,
+    iface: q?.iface,
+  };
+  return text.replace(TEMPLATE, (_all, name: string) => {
+    if (name.startsWith('sysctl:')) {
+      const key = name.slice(7);
+      const vals = config ? sysctlValues(config.sysctls, key) : [];
+      return vals.length ? [...new Set(vals)].join('/') : '?';
+    }
+    return values[name] ?? TEMPLATE_FALLBACK[name] ?? name;
+  });
+}
