@@ -190,6 +190,7 @@ export class Diagnoser {
       for (const p of d.points.slice(0, MAX_POINTS_PER_FINDING)) evidence.push(`${p.count} drops at ${p.location}${p.reason && p.reason !== d.key ? ` (${p.reason})` : ''}`);
       if (d.points.length > MAX_POINTS_PER_FINDING) evidence.push(`… and ${d.points.length - MAX_POINTS_PER_FINDING} more locations`);
       for (const c of counters) evidence.push(`${c.name} +${c.delta}${c.scope ? ` on ${c.scope}` : ''}${c.detail ? ` (${c.detail})` : ''}`);
+      for (const line of refinedCause?.evidence ?? []) evidence.push(line);
       if (d.kind === 'counter') evidence.push('no drop event matched these counters: the tracer cannot see these drops');
       const check = unique([...(entry?.check ?? []), ...counterEntries.flatMap((e) => e.check ?? [])]).slice(0, 6);
       const fix = unique([...(entry?.fix ?? []), ...counterEntries.flatMap((e) => e.fix ?? [])]).slice(0, 6);

@@ -57,6 +57,8 @@ export interface EntryKnowledge {
   readonly known?: boolean;
   /** For a refined cause: the reason it is one cause of. */
   readonly refines?: string;
+  /** For a refined cause: what the configuration showed (the nft rule whose counter moved, the qdisc, sysctl values). */
+  readonly evidence?: readonly string[];
 }
 
 export interface CounterKnowledge extends EntryKnowledge {

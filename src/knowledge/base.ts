@@ -7,7 +7,7 @@
  */
 import type { Benign, KnowledgeView, RefineContext } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, normalizeCounterName, normalizeReasonName, normalizeSymbolName, type EntryKind, type KnowledgeEntry } from './entry.js';
-import { fillTemplate, matchWhen, movedCounterNames } from './refine.js';
+import { evidenceOf, fillTemplate, matchWhen, movedCounterNames, type Bindings } from './refine.js';
 import { SearchIndex, type SearchHit } from './search.js';
 import { unknownReasonEntry } from './unknown.js';
 
@@ -31,7 +31,15 @@ export class KnowledgeBase implements KnowledgeView {
   /** Built on the first search: lookups by name never need it. */
   private searchIndex: SearchIndex | undefined;
 
-  constructor(entries: readonly KnowledgeEntry[]) {
+  constructor(compiled: readonly KnowledgeEntry[]) {
+    for (const e of compiled) {
+      if (!e.refines || !e.when) continue;
+      const list = this.refinements.get(e.refines) ?? [];
+      list.push(e);
+      this.refinements.set(e.refines, list);
+    }
+    // Looked up by name (dropmon explain, search), a refined cause reads with stand-ins for what a match fills in.
+    const entries = compiled.map((e) => (e.refines ? filled(e, {}, undefined) : e));
     this.entries = entries;
     for (const kind of ENTRY_KINDS) this.byKind.set(kind, new Map());
     for (const e of entries) {
@@ -39,11 +47,6 @@ export class KnowledgeBase implements KnowledgeView {
       // Names first, then aliases: an alias never shadows another entry's name.
       map.set(this.key(e.kind, e.name), e);
       if (e.pattern) this.patterns.push({ re: new RegExp(e.pattern, 'i'), entry: e });
-      if (e.refines && e.when) {
-        const list = this.refinements.get(e.refines) ?? [];
-        list.push(e);
-        this.refinements.set(e.refines, list);
-      }
     }
     for (const e of entries) {
       const map = this.byKind.get(e.kind)!;
@@ -161,7 +164,7 @@ export class KnowledgeBase implements KnowledgeView {
    * naming what matched (the nftables rule, the qdisc, sysctl values).
    * Undefined when none applies: the reason's own entry stands.
    */
-  refine(reason: string, context: RefineContext): KnowledgeEntry | undefined {
+  refine(reason: string, context: RefineContext): (KnowledgeEntry & { evidence?: readonly string[] }) | undefined {
     const r = this.reason(reason);
     if (r?.refines) return undefined;
     const rules = this.refinements.get(r?.name ?? normalizeReasonName(reason));
@@ -170,15 +173,8 @@ export class KnowledgeBase implements KnowledgeView {
     for (const e of rules) {
       const bind = matchWhen(e.when ?? [], context, moved);
       if (!bind) continue;
-      const fill = (t: string) => fillTemplate(t, bind, context.config);
-      return {
-        ...e,
-        summary: fill(e.summary),
-        ...(e.meaning ? { meaning: fill(e.meaning) } : {}),
-        ...(e.benignWhen ? { benignWhen: fill(e.benignWhen) } : {}),
-        check: e.check.map(fill),
-        fix: e.fix.map(fill),
-      };
+      const evidence = evidenceOf(e.sysctls, bind, context.config);
+      return { ...filled(e, bind, context.config), ...(evidence.length ? { evidence } : {}) };
     }
     return undefined;
   }
@@ -249,4 +245,17 @@ export class KnowledgeBase implements KnowledgeView {
     }
     return out;
   }
+}
+
+/** A refined cause's texts with what matched filled in (or stand-ins: TABLE, IFACE, <sysctl>). */
+function filled(e: KnowledgeEntry, bind: Bindings, config: RefineContext['config']): KnowledgeEntry & { evidence?: readonly string[] } {
+  const fill = (t: string) => fillTemplate(t, bind, config);
+  return {
+    ...e,
+    summary: fill(e.summary),
+    ...(e.meaning ? { meaning: fill(e.meaning) } : {}),
+    ...(e.benignWhen ? { benignWhen: fill(e.benignWhen) } : {}),
+    check: e.check.map(fill),
+    fix: e.fix.map(fill),
+  };
 }

@@ -15,7 +15,7 @@ import { DropmonError } from '../core/errors.js';
 import type { Benign } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, SUMMARY_MAX, type EntryKind, type KnowledgeEntry } from './entry.js';
 import type { CompiledKnowledge } from './load.js';
-import { parseWhen, unknownTemplateNames } from './refine.js';
+import { fillTemplate, parseWhen, unknownTemplateNames } from './refine.js';
 
 const FILES: Record<EntryKind, string> = {
   reason: 'reasons.yaml',
@@ -38,10 +38,10 @@ const KB_FILES: ReadonlyArray<{ readonly kind: EntryKind; readonly file: string;
 
 const FIELDS = new Set([
   'name', 'aliases', 'pattern', 'layer', 'since', 'until', 'summary', 'meaning', 'causes', 'benign', 'benignWhen',
-  'drop', 'gauge', 'blindSpot', 'check', 'fix', 'counters', 'reasons', 'symbols', 'kernel', 'refines', 'when',
+  'drop', 'gauge', 'blindSpot', 'check', 'fix', 'counters', 'reasons', 'symbols', 'kernel', 'refines', 'when', 'sysctls',
 ]);
 const COUNTER_ONLY = new Set(['pattern', 'drop', 'gauge', 'blindSpot']);
-const REFINEMENT_ONLY = new Set(['refines', 'when']);
+const REFINEMENT_ONLY = new Set(['refines', 'when', 'sysctls']);
 /**
  * Not for refined causes: their conditions name the counters and functions,
  * and the relations (which counters count a reason's drops) stay the reason's own.
@@ -195,7 +195,7 @@ function validateEntry(raw: unknown, kind: EntryKind, file: string, index: numbe
   }
   // A refined cause says where in the kernel it was checked, and what to check and change.
   if (refinement) str('kernel', true);
-  const refined = refinement ? validateRefinement(o, name, fail, { check: list('check'), fix: list('fix') }) : undefined;
+  const refined = refinement ? validateRefinement(o, name, fail, { check: list('check'), fix: list('fix'), sysctls: list('sysctls') }) : undefined;
   return {
     kind,
     name,
@@ -230,8 +230,8 @@ function validateRefinement(
   o: Record<string, unknown>,
   name: string,
   fail: (field: string, problem: string) => DropmonError,
-  texts: { check: string[]; fix: string[] },
-): Pick<KnowledgeEntry, 'refines' | 'when'> {
+  texts: { check: string[]; fix: string[]; sysctls: string[] },
+): Pick<KnowledgeEntry, 'refines' | 'when' | 'sysctls'> {
   const refines = typeof o.refines === 'string' ? o.refines.trim() : '';
   if (!refines) throw fail('refines', 'is required (the reason this cause is one of)');
   if (!/^[A-Z0-9_]+$/.test(refines)) throw fail('refines', 'must be a reason name (upper case, as the kernel spells it)');
@@ -241,6 +241,9 @@ function validateRefinement(
   if (!when.conditions) throw fail('when', when.problem ?? 'is malformed');
   if (!texts.check.length) throw fail('check', 'is required for a refined cause (at least one command)');
   if (!texts.fix.length) throw fail('fix', 'is required for a refined cause (at least one change)');
+  // `dropmon explain` shows it with stand-ins (TABLE, <net.ipv4.ip_forward>): that too must fit one line.
+  const shown = typeof o.summary === 'string' ? fillTemplate(o.summary, {}, undefined) : '';
+  if (shown.length > SUMMARY_MAX) throw fail('summary', `is longer than ${SUMMARY_MAX} characters with its stand-ins (${shown})`);
   for (const field of ['summary', 'meaning', 'benignWhen', 'check', 'fix'] as const) {
     const values = Array.isArray(o[field]) ? (o[field] as unknown[]) : [o[field]];
     for (const v of values) {
@@ -248,7 +251,9 @@ function validateRefinement(
       if (bad.length) throw fail(field, `names ${bad.map((b) => `{{${b}}}`).join(', ')}, which no match fills in`);
     }
   }
-  return { refines, when: when.conditions };
+  const badSysctl = texts.sysctls.find((n) => !/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/.test(n));
+  if (badSysctl !== undefined) throw fail('sysctls', `names ${JSON.stringify(badSysctl)}, not a dotted sysctl name`);
+  return { refines, when: when.conditions, ...(texts.sysctls.length ? { sysctls: texts.sysctls } : {}) };
 }
 
 function optional<K extends string, V>(key: K, v: V | undefined): Partial<Record<K, V>> {

@@ -84,6 +84,8 @@ export interface KnowledgeEntry {
   readonly refines?: string;
   /** A refined cause: when it applies (any alternative; every condition of one). */
   readonly when?: readonly RefineCondition[];
+  /** A refined cause: sysctls whose values a finding shows as evidence, when they were read. */
+  readonly sysctls?: readonly string[];
   /** The kb file it came from, for messages. */
   readonly file: string;
   /**

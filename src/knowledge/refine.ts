@@ -30,15 +30,19 @@ export const NFT_FLAGS: Readonly<Record<NftFlag, string>> = {
 const CONDITION_KEYS = new Set(['function', 'counters', 'noCounters', 'sysctl', 'nft', 'qdisc', 'qdiscParam', 'qdiscMoved']);
 const COMPARISON = /^(>=|<=|!=|>|<|=)\s*(-?\d+(\.\d+)?)$/;
 
-/** The names a rule's texts may use between {{ }}, and what stands in their place when nothing matched them. */
+/**
+ * The names a rule's texts may use between {{ }}, and what stands in their
+ * place when nothing matched them: placeholders in the knowledge base's own
+ * style (IFACE, TABLE), so that commands still read as templates.
+ */
 export const TEMPLATE_FALLBACK: Readonly<Record<string, string>> = {
-  rule: 'the rule',
-  'rule.where': 'its table and chain',
+  rule: 'RULE',
+  'rule.where': 'table FAMILY TABLE, chain CHAIN',
   family: 'FAMILY',
   table: 'TABLE',
   chain: 'CHAIN',
   handle: 'HANDLE',
-  moved: 'some',
+  moved: 'N',
   candidates: 'the drop rules and drop policies of the ruleset',
   qdisc: 'the qdisc',
   'qdisc.kind': 'KIND',
@@ -162,20 +166,26 @@ function sysctlValueMatches(actual: string, wanted: string): boolean {
   return actual.trim() === wanted;
 }
 
-/** Values of the sysctls a name with `*` parts matches. */
-function sysctlValues(sysctls: Readonly<Record<string, string>>, name: string): string[] {
-  if (!name.includes('*')) return name in sysctls ? [sysctls[name]] : [];
+/** The sysctls (name and value) a name with `*` parts matches. */
+function sysctlMatches(sysctls: Readonly<Record<string, string>>, name: string): [string, string][] {
+  if (!name.includes('*')) return name in sysctls ? [[name, sysctls[name]]] : [];
   const re = new RegExp(`^${name.split('.').map((p) => (p === '*' ? '[^.]+' : p.replace(/[-]/g, '\\-'))).join('\\.')}$`);
   return Object.keys(sysctls)
     .filter((k) => re.test(k))
-    .map((k) => sysctls[k]);
+    .map((k) => [k, sysctls[k]]);
+}
+
+function sysctlValues(sysctls: Readonly<Record<string, string>>, name: string): string[] {
+  return sysctlMatches(sysctls, name).map(([, v]) => v);
 }
 
 /** What a matching rule's texts can name: the nft rule, the qdisc, the candidates. */
-interface Bindings {
+export interface Bindings {
   rule?: NftRuleFact;
   candidates?: string[];
   qdisc?: QdiscFact;
+  /** The sysctls whose values made the conditions hold, and those values. */
+  sysctls?: [string, string][];
 }
 
 const isCtInvalid = (r: NftRuleFact) => r.ctStates?.includes('invalid') ?? false;
@@ -241,7 +251,9 @@ function conditionHolds(c: RefineCondition, ctx: RefineContext, moved: ReadonlyS
     const sysctls = ctx.config?.sysctls;
     if (!sysctls) return false;
     for (const [name, wanted] of Object.entries(c.sysctl)) {
-      if (!sysctlValues(sysctls, name).some((v) => wanted.some((w) => sysctlValueMatches(v, w)))) return false;
+      const hits = sysctlMatches(sysctls, name).filter(([, v]) => wanted.some((w) => sysctlValueMatches(v, w)));
+      if (!hits.length) return false;
+      (bind.sysctls ??= []).push(...hits.slice(0, 4));
     }
   }
   if (c.nft && !c.nft.every((f) => nftHolds(f, ctx.config, bind))) return false;
@@ -279,7 +291,11 @@ function fmtNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/\.?0+$/, '');
 }
 
-/** A rule's text with its {{names}} filled from what matched (or their stand-ins). */
+/**
+ * A rule's text with its {{names}} filled from what matched (or their
+ * stand-ins). Without a configuration (`dropmon explain`), a sysctl reads as
+ * <its name>; with one that lacks it, as "?".
+ */
 export function fillTemplate(text: string, bind: Bindings, config: ConfigFacts | undefined): string {
   if (!text.includes('{{')) return text;
   const r = bind.rule;
@@ -304,9 +320,34 @@ export function fillTemplate(text: string, bind: Bindings, config: ConfigFacts |
   return text.replace(TEMPLATE, (_all, name: string) => {
     if (name.startsWith('sysctl:')) {
       const key = name.slice(7);
-      const vals = config ? sysctlValues(config.sysctls, key) : [];
+      if (!config) return `<${key}>`;
+      const vals = sysctlValues(config.sysctls, key);
       return vals.length ? [...new Set(vals)].join('/') : '?';
     }
     return values[name] ?? TEMPLATE_FALLBACK[name] ?? name;
   });
+}
+
+/**
+ * What the configuration showed, for a finding's evidence: the sysctls that
+ * made the rule hold and those it asks to show, the nft rule (its counter's
+ * move), the candidates when no counted rule moved, the qdisc that dropped.
+ */
+export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, config: ConfigFacts | undefined): string[] {
+  const out: string[] = [];
+  const r = bind.rule;
+  if (r) {
+    const moved = r.moved !== undefined ? `: +${r.moved} packets` : r.packets === undefined ? ': no counter' : '';
+    out.push(`nft rule "${r.text}" (table ${r.family} ${r.table}, chain ${r.chain}, handle ${r.handle})${moved}`);
+  }
+  if (bind.candidates) out.push(`nft: no counted drop rule moved; could have dropped: ${bind.candidates.slice(0, 4).join('; ')}${bind.candidates.length > 4 ? `; and ${bind.candidates.length - 4} more` : ''}`);
+  const q = bind.qdisc;
+  if (q) {
+    const params = Object.entries(q.params ?? {}).map(([k, v]) => `${k} ${fmtNumber(v)}`);
+    out.push(`qdisc ${q.kind} ${q.handle} on ${q.iface} (parent ${q.parent}): ${q.moved !== undefined ? `+${q.moved}` : `${q.drops ?? 0}`} drops${params.length ? `; ${params.join(', ')}` : ''}`);
+  }
+  const sysctls = new Map<string, string>(bind.sysctls ?? []);
+  for (const name of show ?? []) for (const [k, v] of config ? sysctlMatches(config.sysctls, name) : []) if (!sysctls.has(k)) sysctls.set(k, v);
+  if (sysctls.size) out.push(`sysctl ${[...sysctls].map(([k, v]) => `${k} = ${v}`).join(', ')}`);
+  return out;
 }

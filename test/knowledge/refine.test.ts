@@ -59,10 +59,10 @@ test('by location: NO_SOCKET for UDP and TCP; SOCKET_FILTER apart from them', ()
 test('forwarding off: IP_INADDRERRORS at ip_error (what ip_forward=0 reports), IPv6 by its sysctl', () => {
   const off = kb.refine('IP_INADDRERRORS', { function: 'ip_error', config: config({ sysctls: { 'net.ipv4.ip_forward': '0' } }) });
   assert.equal(off?.name, 'IP_INADDRERRORS/forwarding-off');
-  assert.match(off.summary, /ip_forward=0/, 'the value read is in the text');
+  assert.deepEqual(off.evidence, ['sysctl net.ipv4.ip_forward = 0'], 'the value read is evidence');
   assert.ok(off.fix.some((f) => f.includes('net.ipv4.ip_forward=1')));
   assert.equal(refined('IP_INADDRERRORS', { function: 'ip_error' }), 'IP_INADDRERRORS/forwarding-off', 'ip_error reports it only when forwarding is off');
-  assert.match(kb.refine('IP_INADDRERRORS', { function: 'ip_error' })?.summary ?? '', /ip_forward=\?/, 'a value not read is a ?');
+  assert.equal(kb.refine('IP_INADDRERRORS', { function: 'ip_error' })?.evidence, undefined, 'nothing read, nothing shown');
   const v6 = (fwd: string) => refined('IP_INADDRERRORS', { function: 'ip6_forward', config: config({ sysctls: { 'net.ipv6.conf.all.forwarding': fwd } }) });
   assert.equal(v6('0'), 'IP_INADDRERRORS/forwarding-off');
   assert.equal(v6('1'), 'IP_INADDRERRORS/ipv6-unforwardable');
@@ -72,6 +72,8 @@ test('forwarding off: IP_INADDRERRORS at ip_error (what ip_forward=0 reports), I
 test('rp_filter: strict or loose from the sysctls read, the effective value being the larger', () => {
   const rp = (sysctls: Record<string, string>) => refined('IP_RPFILTER', { function: 'ip_rcv_finish_core', config: config({ sysctls }) });
   assert.equal(rp({ 'net.ipv4.conf.all.rp_filter': '1', 'net.ipv4.conf.eth0.rp_filter': '1' }), 'IP_RPFILTER/strict');
+  const strict = kb.refine('IP_RPFILTER', { config: config({ sysctls: { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.eth1.rp_filter': '1', 'net.ipv4.conf.eth2.rp_filter': '0' } }) });
+  assert.deepEqual(strict?.evidence, ['sysctl net.ipv4.conf.eth1.rp_filter = 1'], 'the sysctls that decided');
   assert.equal(rp({ 'net.ipv4.conf.all.rp_filter': '2', 'net.ipv4.conf.eth0.rp_filter': '1' }), 'IP_RPFILTER/loose');
   assert.equal(rp({ 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.eth0/100.rp_filter': '1' }), 'IP_RPFILTER/strict', 'an interface in strict mode (dots of its name are slashes)');
   assert.equal(rp({ 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.eth0.rp_filter': '2' }), 'IP_RPFILTER/loose-interface');
@@ -87,13 +89,21 @@ test('netfilter: a full conntrack table, a clash, a conntrack-state rule, a coun
   const ct = rule({ handle: 2, text: 'ct state invalid counter drop', ctStates: ['invalid'], packets: 40, moved: 40 });
   const plain = rule({ handle: 3, packets: 9, moved: 0 });
   const inv = kb.refine('NETFILTER_DROP', { function: at, countersMoved: moved('conntrack:invalid'), config: config({ nft: nft([ct, plain]) }) });
-  assert.equal(inv?.name, 'NETFILTER_DROP/ct-invalid');
-  assert.match(inv.meaning ?? '', /ct state invalid counter drop/);
+  assert.equal(inv?.name, 'NETFILTER_DROP/ct-invalid-rule');
+  assert.match(inv.summary, /"ct state invalid counter drop" \(table inet filter, chain input, handle 2\)/);
   assert.ok(!inv.fix.some((f) => /nf_conntrack_max/.test(f)), 'never the fix of a full table');
   assert.ok(inv.check.some((c) => c.includes('nft -a list chain inet filter input')), JSON.stringify(inv.check));
+  assert.ok(inv.fix.some((f) => f.includes('handle 2')));
+  assert.deepEqual(inv.evidence, ['nft rule "ct state invalid counter drop" (table inet filter, chain input, handle 2): +40 packets']);
   // Uncounted, with conntrack saying it marked packets invalid.
   const ctNoCounter = rule({ handle: 2, text: 'ct state invalid drop', ctStates: ['invalid'] });
-  assert.equal(refined('NETFILTER_DROP', { function: at, countersMoved: moved('conntrack:invalid'), config: config({ nft: nft([ctNoCounter]) }) }), 'NETFILTER_DROP/ct-invalid');
+  const unnamed = kb.refine('NETFILTER_DROP', {
+    function: at,
+    countersMoved: moved('conntrack:invalid'),
+    config: config({ nft: nft([ctNoCounter]), sysctls: { 'net.netfilter.nf_conntrack_tcp_be_liberal': '0' } }),
+  });
+  assert.equal(unnamed?.name, 'NETFILTER_DROP/ct-invalid');
+  assert.deepEqual(unnamed.evidence, ['nft rule "ct state invalid drop" (table inet filter, chain input, handle 2): no counter', 'sysctl net.netfilter.nf_conntrack_tcp_be_liberal = 0']);
 
   // The rule whose counter moved is named, with its table, chain and handle.
   const named = kb.refine('NETFILTER_DROP', { function: at, config: config({ nft: nft([ct, rule({ handle: 3, packets: 300, moved: 300 })].map((r, i) => (i === 0 ? { ...r, moved: 0 } : r))) }) });
@@ -101,6 +111,7 @@ test('netfilter: a full conntrack table, a clash, a conntrack-state rule, a coun
   assert.match(named.summary, /"udp dport 9999 counter drop" \(table inet filter, chain input, handle 3\)/);
   assert.ok(named.fix.some((f) => f.includes('nft delete rule inet filter input handle 3')));
   assert.match(named.meaning ?? '', /by 300 packets/);
+  assert.deepEqual(named.evidence, ['nft rule "udp dport 9999 counter drop" (table inet filter, chain input, handle 3): +300 packets']);
 
   // No counter moved, rules without a counter: say which could have, and to add counters.
   const unc = kb.refine('NETFILTER_DROP', {
@@ -110,6 +121,7 @@ test('netfilter: a full conntrack table, a clash, a conntrack-state rule, a coun
   assert.equal(unc?.name, 'NETFILTER_DROP/uncounted-rule');
   assert.match(unc.summary, /counter/);
   assert.match(unc.meaning ?? '', /tcp dport 7777 drop \(handle 4\); inet filter fw: policy drop/);
+  assert.match(unc.evidence?.[0] ?? '', /^nft: no counted drop rule moved; could have dropped: inet filter input: tcp dport 7777 drop/);
 
   // Nothing in nftables drops, yet a hook did: a legacy or other hook.
   assert.equal(refined('NETFILTER_DROP', { function: 'nf_hook_slow', config: config({ nft: nft([]) }) }), 'NETFILTER_DROP/iptables-legacy');
@@ -122,6 +134,7 @@ test('qdiscs: the kind whose drops moved, and its parameters', () => {
   const q = (qdiscs: QdiscFact[]) => kb.refine('QDISC_DROP', { function: '__dev_queue_xmit', config: config({ qdiscs }) });
   const tbf = q([qdisc({ kind: 'tbf', handle: '8001:0', drops: 900, moved: 900, params: { limit: 3000, rate: 125000 } }), qdisc({ kind: 'bfifo', handle: '0:0', parent: '8001:1', drops: 900, moved: 900 })]);
   assert.equal(tbf?.name, 'QDISC_DROP/tbf', 'the shaper, not its internal FIFO');
+  assert.deepEqual(tbf.evidence, ['qdisc tbf 8001:0 on eth0 (parent root): +900 drops; limit 3000, rate 125000']);
   assert.match(tbf.summary, /tbf 8001:0 on eth0 queues only 3000 bytes/);
   assert.ok(tbf.check.includes('tc -s qdisc show dev eth0   (rate, burst, lat, dropped, overlimits)'));
   assert.equal(q([qdisc({ kind: 'netem', moved: 50, params: { loss: 10, limit: 1000 } })])?.name, 'QDISC_DROP/netem-loss');
@@ -166,6 +179,11 @@ test('XDP: a failed redirect, and generic XDP drops that the kernel reports as N
 
 test('refined causes are explained by name, never pair with counters, and the cached view refines too', () => {
   assert.equal(kb.reason('ip_inhdr/ttl-expired')?.name, 'IP_INHDR/ttl-expired', 'dropmon explain finds them');
+  const shown = kb.reason('NETFILTER_DROP/rule');
+  assert.match(shown?.summary ?? '', /^The nftables rule "RULE" \(table FAMILY TABLE, chain CHAIN\) dropped them\.$/, 'explained with stand-ins, not {{names}}');
+  assert.ok(shown?.fix.some((f) => f.includes('nft delete rule FAMILY TABLE CHAIN handle HANDLE')));
+  assert.match(kb.reason('SOCKET_RCVBUFF/udp')?.meaning ?? '', /net\.core\.rmem_default \(<net\.core\.rmem_default>\)/);
+  assert.ok(!kb.all().some((e) => /\{\{/.test([e.summary, e.meaning ?? '', ...e.check, ...e.fix].join(' '))), 'no {{name}} is shown');
   assert.ok(!kb.reasonsForCounter('Ip:InHdrErrors').some((r) => r.includes('/')), 'correlation pairs counters with reasons only');
   assert.ok(!kb.countersForReason('IP_INHDR/ttl-expired').length);
   assert.equal(kb.refine('IP_INHDR/ttl-expired', { function: 'ip_forward' }), undefined, 'a refined cause is not refined again');
@@ -187,6 +205,7 @@ test('diagnosis: the finding of a shared reason carries the refined cause, its b
   const nf = f.find((x) => x.key === 'NETFILTER_DROP/rule');
   assert.ok(nf);
   assert.match(nf.cause, /udp dport 9999/);
+  assert.ok(nf.evidence.includes('nft rule "udp dport 9999 counter drop" (table inet filter, chain input, handle 3): +80 packets'), JSON.stringify(nf.evidence));
   // Without the configuration, the same drops are the reason's.
   assert.ok(dg.findings().some((x) => x.key === 'NETFILTER_DROP'));
 });
@@ -228,7 +247,8 @@ function assertRefineError(text: string, ...parts: RegExp[]): void {
 
 test('the build validates refinements: conditions, the reason refined, a check and a fix, template names', () => {
   const small = compileWith(GOOD);
-  assert.equal(small.refine('SOME_REASON', { function: 'home_fn+0x10' })?.summary, 'At home, ?.');
+  assert.equal(small.refine('SOME_REASON', { function: 'home_fn+0x10' })?.summary, 'At home, <net.ipv4.ip_forward>.', 'no configuration read: the name');
+  assert.equal(small.refine('SOME_REASON', { function: 'home_fn', config: config({}) })?.summary, 'At home, ?.', 'read, but not there');
   assert.equal(small.refine('SOME_REASON', { function: 'home_fn', config: config({ sysctls: { 'net.ipv4.ip_forward': '1' } }) })?.summary, 'At home, 1.');
   assertRefineError(GOOD.replace('refines: SOME_REASON', 'refines: OTHER_REASON').replace('SOME_REASON/at-home', 'OTHER_REASON/at-home'), /refinements\.yaml/, /"refines" names no reason/);
   assertRefineError(GOOD.replace('SOME_REASON/at-home', 'SOME_REASON/At_Home'), /"name" must be SOME_REASON\/a-short-name/);
@@ -241,6 +261,7 @@ test('the build validates refinements: conditions, the reason refined, a check a
   assertRefineError(GOOD.replace('  kernel: net/home.c home_fn()\n', ''), /"kernel" is required/);
   assertRefineError(GOOD.replace('{{sysctl:net.ipv4.ip_forward}}', '{{colour}}'), /"summary" names \{\{colour\}\}/);
   assertRefineError(GOOD + '  counters: [Udp:NoPorts]\n', /"counters" is not for refined causes/);
+  assertRefineError(GOOD + '  sysctls: [ip_forward]\n', /"sysctls" names "ip_forward", not a dotted sysctl name/);
   // refines/when belong in refinements.yaml only.
   const dir = mkdtempSync(join(tmpdir(), 'dropmon-kb-refine-'));
   try {
