@@ -62,6 +62,23 @@ export interface QdiscFact {
   readonly movedParams?: Readonly<Record<string, number>>;
 }
 
+/** A tc filter on the ingress or egress hook of an interface (of an ingress or clsact qdisc). */
+export interface TcFilterFact {
+  readonly iface: string;
+  readonly direction: 'ingress' | 'egress';
+  /** The classifier: "bpf", "u32", "flower", "matchall"... */
+  readonly kind: string;
+  /** Its preference (priority), as `tc filter show` prints it. */
+  readonly pref: number;
+  /** The kinds of its actions, in order ("gact", "police", "mirred"...). */
+  readonly actions: readonly string[];
+  /** One of its actions is a gact drop (action drop). */
+  readonly dropAction?: boolean;
+  /** For a BPF classifier: the program's name, and whether its return value is the verdict (da). */
+  readonly program?: string;
+  readonly directAction?: boolean;
+}
+
 export interface ConfigFacts {
   /** sysctl values by dotted name ("net.ipv4.ip_forward" -> "1"), those that could be read. */
   readonly sysctls: Readonly<Record<string, string>>;
@@ -69,6 +86,8 @@ export interface ConfigFacts {
   readonly nft?: NftFacts;
   /** Absent when the qdiscs could not be read. */
   readonly qdiscs?: readonly QdiscFact[];
+  /** The tc filters of the interfaces with an ingress or clsact qdisc; absent when they could not be read. */
+  readonly tcFilters?: readonly TcFilterFact[];
   /** What could not be read, one line each; the rest is still there. */
   readonly errors?: readonly string[];
 }

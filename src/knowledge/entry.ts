@@ -49,6 +49,11 @@ export interface RefineCondition {
   readonly qdiscParam?: Readonly<Record<string, string>>;
   /** What its kind-specific counters did meanwhile (fq_codel dropOverlimit...). */
   readonly qdiscMoved?: Readonly<Record<string, string>>;
+  /**
+   * The tc filters read: each token `HOOK:WHAT` (HOOK ingress or egress; WHAT
+   * bpf, police, drop, any, or none: no filter on that hook) must hold.
+   */
+  readonly tc?: readonly string[];
 }
 
 /** One knowledge-base entry, as validated from YAML (absent lists are empty). */

@@ -11,7 +11,7 @@
  * Here: the rules' shape, their validation at build time (compile.ts), and
  * matching them against what a diagnosis knows (base.ts).
  */
-import type { ConfigFacts, NftRuleFact, QdiscFact } from '../core/config-facts.js';
+import type { ConfigFacts, NftRuleFact, QdiscFact, TcFilterFact } from '../core/config-facts.js';
 import type { RefineContext } from '../core/knowledge-view.js';
 import { normalizeCounterName, normalizeSymbolName, type NftFlag, type RefineCondition } from './entry.js';
 
@@ -27,7 +27,8 @@ export const NFT_FLAGS: Readonly<Record<NftFlag, string>> = {
   'no-drop-rules': 'the ruleset was read and nothing in it drops',
 };
 
-const CONDITION_KEYS = new Set(['function', 'counters', 'noCounters', 'sysctl', 'nft', 'qdisc', 'qdiscParam', 'qdiscMoved']);
+const CONDITION_KEYS = new Set(['function', 'counters', 'noCounters', 'sysctl', 'nft', 'qdisc', 'qdiscParam', 'qdiscMoved', 'tc']);
+const TC_TOKEN = /^(ingress|egress):(bpf|police|drop|any|none)$/;
 const COMPARISON = /^(>=|<=|!=|>|<|=)\s*(-?\d+(\.\d+)?)$/;
 
 /**
@@ -51,6 +52,9 @@ export const TEMPLATE_FALLBACK: Readonly<Record<string, string>> = {
   'qdisc.limit': 'LIMIT',
   'qdisc.loss': 'LOSS',
   iface: 'IFACE',
+  filter: 'the filter',
+  'filter.pref': 'PREF',
+  program: 'PROG',
 };
 const TEMPLATE = /\{\{\s*([a-z.]+|sysctl:[A-Za-z0-9_.*-]+)\s*\}\}/g;
 
@@ -96,6 +100,13 @@ export function parseWhen(raw: unknown): { conditions?: RefineCondition[]; probl
             m[name] = (vals as string[]).map((x) => x.trim());
           }
           c.sysctl = m;
+          break;
+        }
+        case 'tc': {
+          const list = stringList(v);
+          const bad = list?.find((t) => !TC_TOKEN.test(t));
+          if (!list || bad !== undefined) return { problem: `${where}"tc" must list HOOK:WHAT tokens (ingress or egress; bpf, police, drop, any, none)${bad !== undefined ? ` (not ${bad})` : ''}` };
+          c.tc = list;
           break;
         }
         case 'qdiscParam':
@@ -186,6 +197,8 @@ export interface Bindings {
   qdisc?: QdiscFact;
   /** The sysctls whose values made the conditions hold, and those values. */
   sysctls?: [string, string][];
+  /** The tc filter that made a tc condition hold. */
+  filter?: TcFilterFact;
 }
 
 const isCtInvalid = (r: NftRuleFact) => r.ctStates?.includes('invalid') ?? false;
@@ -239,6 +252,23 @@ function droppingQdiscs(qdiscs: readonly QdiscFact[], kinds: readonly string[]):
   return dropped.filter((q) => kinds.includes(q.kind)).sort((a, b) => (b.moved ?? b.drops ?? 0) - (a.moved ?? a.drops ?? 0));
 }
 
+/** Does a `HOOK:WHAT` token hold for the filters read? Binds the filter that makes it hold. */
+function tcHolds(token: string, filters: readonly TcFilterFact[], bind: Bindings): boolean {
+  const m = TC_TOKEN.exec(token);
+  if (!m) return false;
+  const onHook = filters.filter((f) => f.direction === m[1]);
+  if (m[2] === 'none') return onHook.length === 0;
+  const test: Record<string, (f: TcFilterFact) => boolean> = {
+    bpf: (f) => f.kind === 'bpf',
+    police: (f) => f.actions.includes('police'),
+    drop: (f) => f.dropAction === true,
+    any: () => true,
+  };
+  const f = onHook.find(test[m[2]]);
+  if (f) bind.filter = f;
+  return f !== undefined;
+}
+
 function conditionHolds(c: RefineCondition, ctx: RefineContext, moved: ReadonlySet<string>, bind: Bindings): boolean {
   if (c.function) {
     if (!ctx.function) return false;
@@ -257,6 +287,10 @@ function conditionHolds(c: RefineCondition, ctx: RefineContext, moved: ReadonlyS
     }
   }
   if (c.nft && !c.nft.every((f) => nftHolds(f, ctx.config, bind))) return false;
+  if (c.tc) {
+    const filters = ctx.config?.tcFilters;
+    if (!filters || !c.tc.every((t) => tcHolds(t, filters, bind))) return false;
+  }
   if (c.qdisc) {
     const qdiscs = ctx.config?.qdiscs;
     if (!qdiscs) return false;
@@ -287,6 +321,13 @@ export function matchWhen(when: readonly RefineCondition[], ctx: RefineContext, 
   return undefined;
 }
 
+/** "bpf filter pref 49152 (program tc_ingress, direct action) on the ingress of eth0". */
+function filterText(f: TcFilterFact): string {
+  const prog = f.program || f.directAction ? ` (${[f.program ? `program ${f.program}` : '', f.directAction ? 'direct action' : ''].filter(Boolean).join(', ')})` : '';
+  const acts = f.actions.length ? `, actions ${f.actions.join(' ')}` : '';
+  return `${f.kind} filter pref ${f.pref}${prog}${acts} on the ${f.direction} of ${f.iface}`;
+}
+
 function fmtNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/\.?0+$/, '');
 }
@@ -315,7 +356,10 @@ export function fillTemplate(text: string, bind: Bindings, config: ConfigFacts |
     'qdisc.parent': q?.parent,
     'qdisc.limit': q?.params?.limit !== undefined ? fmtNumber(q.params.limit) : undefined,
     'qdisc.loss': q?.params?.lossModel ? 'a loss model' : q?.params?.loss !== undefined ? `${fmtNumber(q.params.loss)}%` : undefined,
-    iface: q?.iface,
+    iface: q?.iface ?? bind.filter?.iface,
+    filter: bind.filter ? filterText(bind.filter) : undefined,
+    'filter.pref': bind.filter ? String(bind.filter.pref) : undefined,
+    program: bind.filter?.program,
   };
   return text.replace(TEMPLATE, (_all, name: string) => {
     if (name.startsWith('sysctl:')) {
@@ -346,6 +390,7 @@ export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, 
     const params = Object.entries(q.params ?? {}).map(([k, v]) => `${k} ${fmtNumber(v)}`);
     out.push(`qdisc ${q.kind} ${q.handle} on ${q.iface} (parent ${q.parent}): ${q.moved !== undefined ? `+${q.moved}` : `${q.drops ?? 0}`} drops${params.length ? `; ${params.join(', ')}` : ''}`);
   }
+  if (bind.filter) out.push(`tc ${filterText(bind.filter)}`);
   const sysctls = new Map<string, string>(bind.sysctls ?? []);
   for (const name of show ?? []) for (const [k, v] of config ? sysctlMatches(config.sysctls, name) : []) if (!sysctls.has(k)) sysctls.set(k, v);
   if (sysctls.size) out.push(`sysctl ${[...sysctls].map(([k, v]) => `${k} = ${v}`).join(', ')}`);

@@ -15,7 +15,7 @@ const kb = loadKnowledge();
 
 /** Programs a check may start with: what an operator types to look. */
 const COMMANDS = new Set([
-  'arping', 'ausearch', 'awk', 'bpftool', 'bpftrace', 'bridge', 'candump', 'cat', 'conntrack', 'devlink', 'dmesg', 'dropmon', 'ebtables', 'ethtool',
+  'arping', 'ausearch', 'awk', 'bpftool', 'bpftrace', 'bridge', 'candump', 'cat', 'cilium', 'conntrack', 'devlink', 'dmesg', 'dropmon', 'ebtables', 'ethtool',
   'free', 'grep', 'ip', 'ip6tables', 'ip6tables-legacy-save', 'iptables', 'iptables-legacy-save', 'iptables-save', 'ipset', 'iw', 'journalctl',
   'ls', 'lsmod', 'lspci', 'mtr', 'ndisc6', 'nft', 'nstat', 'ovs-appctl', 'ovs-dpctl', 'ovs-ofctl', 'ovs-vsctl', 'perf', 'ping', 'ss', 'sysctl',
   'systemctl', 'tc', 'tcpdump', 'tracepath', 'traceroute', 'wpa_cli',

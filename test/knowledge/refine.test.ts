@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConfigFacts, NftFacts, NftRuleFact, QdiscFact } from '../../src/core/config-facts.js';
+import type { ConfigFacts, NftFacts, NftRuleFact, QdiscFact, TcFilterFact } from '../../src/core/config-facts.js';
 import { Diagnoser } from '../../src/core/diagnosis.js';
 import type { RefineContext } from '../../src/core/knowledge-view.js';
 import { DropmonError } from '../../src/core/errors.js';
@@ -170,6 +170,21 @@ test('socket receive side: UDP buffer, UDP memory, TCP buffer, TCP memory pressu
   assert.equal(refined('PROTO_MEM', { function: 'tcp_data_queue_ofo' }), 'PROTO_MEM/tcp-out-of-order-queue');
 });
 
+test('tc verdicts: a policer, a drop action, a BPF filter, or no filter at all (a tcx program)', () => {
+  const f = (x: Partial<TcFilterFact>): TcFilterFact => ({ iface: 'eth0', direction: 'ingress', kind: 'u32', pref: 10, actions: [], ...x });
+  const tc = (reason: string, tcFilters: TcFilterFact[]) => kb.refine(reason, { function: 'tcf_classify', config: config({ tcFilters }) });
+  assert.equal(tc('TC_INGRESS', [f({ kind: 'matchall', actions: ['police'] })])?.name, 'TC_INGRESS/police');
+  const drop = tc('TC_INGRESS', [f({ actions: ['mirred'] }), f({ kind: 'flower', pref: 49152, actions: ['gact'], dropAction: true })]);
+  assert.equal(drop?.name, 'TC_INGRESS/drop-action');
+  assert.ok(drop.fix.includes('delete or narrow the filter if the traffic should pass (tc filter del dev eth0 ingress pref 49152)'), JSON.stringify(drop.fix));
+  assert.deepEqual(drop.evidence, ['tc flower filter pref 49152, actions gact on the ingress of eth0']);
+  const bpf = tc('TC_EGRESS', [f({ direction: 'egress', kind: 'bpf', program: 'cil_to_netdev', directAction: true })]);
+  assert.equal(bpf?.name, 'TC_EGRESS/bpf-filter');
+  assert.match(bpf.summary, /\(cil_to_netdev\)/);
+  assert.equal(tc('TC_INGRESS', [f({ direction: 'egress', kind: 'bpf' })])?.name, 'TC_INGRESS/tcx-program', 'nothing on the ingress hook');
+  assert.equal(kb.refine('TC_INGRESS', { function: 'tcf_classify', config: config({}) }), undefined, 'filters not read: the reason stands');
+});
+
 test('XDP: a failed redirect, and generic XDP drops that the kernel reports as NOT_SPECIFIED', () => {
   assert.equal(refined('XDP', { function: 'do_xdp_generic+0x1f0' }), 'XDP/redirect-failed');
   assert.equal(refined('NOT_SPECIFIED', { function: 'netif_receive_generic_xdp+0x3c' }), 'NOT_SPECIFIED/generic-xdp-drop');
@@ -256,6 +271,7 @@ test('the build validates refinements: conditions, the reason refined, a check a
   assertRefineError(GOOD.replace('{ function: [home_fn] }', '{ nft: [bogus] }'), /"when" "nft" must list flags/);
   assertRefineError(GOOD.replace('{ function: [home_fn] }', "{ qdisc: [tbf], qdiscParam: { limit: 'big' } }"), /comparison like ">0"/);
   assertRefineError(GOOD.replace('{ function: [home_fn] }', '[]'), /"when" must be a mapping/);
+  assertRefineError(GOOD.replace('{ function: [home_fn] }', '{ tc: [sideways:bpf] }'), /"tc" must list HOOK:WHAT tokens/);
   assertRefineError(GOOD.replace("  fix: ['sysctl -w net.ipv4.ip_forward=1']\n", ''), /"fix" is required for a refined cause/);
   assertRefineError(GOOD.replace("  check: ['cat /proc/sys/net/ipv4/ip_forward']\n", ''), /"check" is required for a refined cause/);
   assertRefineError(GOOD.replace('  kernel: net/home.c home_fn()\n', ''), /"kernel" is required/);

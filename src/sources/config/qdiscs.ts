@@ -125,13 +125,23 @@ function readInterfaces(sock: NetlinkSocket, errors: string[]): Map<number, { na
   return out;
 }
 
+/** An interface with a tc hook qdisc (ingress or clsact), whose filters are worth reading. */
+export interface HookedInterface {
+  readonly ifindex: number;
+  readonly iface: string;
+  /** clsact has an egress hook too. */
+  readonly clsact: boolean;
+}
+
 /**
- * Every qdisc of the socket's namespace with its parameters. Throws a
- * NetlinkError when a dump fails; a malformed message is an error line.
+ * Every qdisc of the socket's namespace with its parameters, and the
+ * interfaces with tc hooks. Throws a NetlinkError when a dump fails; a
+ * malformed message is an error line.
  */
-export function readQdiscFacts(sock: NetlinkSocket, errors: string[]): QdiscFact[] {
+export function readQdiscFacts(sock: NetlinkSocket, errors: string[]): { qdiscs: QdiscFact[]; hooked: HookedInterface[] } {
   const links = readInterfaces(sock, errors);
   const out: QdiscFact[] = [];
+  const hooked: HookedInterface[] = [];
   for (const m of sock.dump(RTM_GETQDISC, tcDumpRequest(), 'dumping qdiscs (RTM_GETQDISC)')) {
     const q = parseEach([m], parseTcMessage, errors)[0];
     if (!q) continue;
@@ -143,6 +153,7 @@ export function readQdiscFacts(sock: NetlinkSocket, errors: string[]): QdiscFact
       /* parseTcMessage read the same attributes: nothing more to report */
     }
     const params = qdiscParams(q.kind, raw.options, raw.xstats, link?.txqlen);
+    if (q.kind === 'ingress' || q.kind === 'clsact') hooked.push({ ifindex: q.ifindex, iface: link?.name ?? `ifindex ${q.ifindex}`, clsact: q.kind === 'clsact' });
     out.push({
       iface: link?.name ?? `ifindex ${q.ifindex}`,
       kind: q.kind,
@@ -152,5 +163,5 @@ export function readQdiscFacts(sock: NetlinkSocket, errors: string[]): QdiscFact
       ...(Object.keys(params).length ? { params } : {}),
     });
   }
-  return out;
+  return { qdiscs: out, hooked };
 }

@@ -7,13 +7,14 @@
  * ConfigSampler reads twice (when a diagnosis starts and when it ends) and
  * says which rule and qdisc counters moved in between.
  */
-import { configMoved, type ConfigFacts, type NftFacts, type QdiscFact } from '../../core/config-facts.js';
+import { configMoved, type ConfigFacts, type NftFacts, type QdiscFact, type TcFilterFact } from '../../core/config-facts.js';
 import { DropmonError, ParseError } from '../../core/errors.js';
 import { NETLINK_ROUTE, NetlinkError, NetlinkSocket } from '../../kernel/netlink/socket.js';
 import { withNetns, type NetnsTarget } from '../../kernel/setns.js';
 import { readNftRuleset } from './nftables.js';
 import { readQdiscFacts } from './qdiscs.js';
 import { readSysctls } from './sysctls.js';
+import { readTcFilters } from './tcfilters.js';
 
 export interface ConfigReadOptions {
   /** The namespace to read; the calling thread's own when absent. */
@@ -24,19 +25,28 @@ export interface ConfigReadOptions {
   readonly nftTimeoutMs?: number;
   /** The nft program (default "nft", found on PATH). */
   readonly nftPath?: string;
-  /** Read the qdiscs (default on). */
+  /** Read the qdiscs and tc filters (default on). */
   readonly qdiscs?: boolean;
 }
 
-function readQdiscs(errors: string[]): QdiscFact[] | undefined {
+/** The qdiscs, and the tc filters of the interfaces with tc hooks; each absent when it could not be read. */
+function readQdiscs(errors: string[]): { qdiscs?: QdiscFact[]; tcFilters?: TcFilterFact[] } {
   let sock: NetlinkSocket | undefined;
+  const expected = (err: unknown): err is Error => err instanceof NetlinkError || err instanceof ParseError || err instanceof DropmonError;
   try {
     sock = new NetlinkSocket(NETLINK_ROUTE);
-    return readQdiscFacts(sock, errors);
+    const { qdiscs, hooked } = readQdiscFacts(sock, errors);
+    try {
+      return { qdiscs, tcFilters: readTcFilters(sock, hooked, errors) };
+    } catch (err) {
+      if (!expected(err)) throw err;
+      errors.push(`tc filters: ${err.message}`);
+      return { qdiscs };
+    }
   } catch (err) {
-    if (!(err instanceof NetlinkError || err instanceof ParseError || err instanceof DropmonError)) throw err;
+    if (!expected(err)) throw err;
     errors.push(`qdiscs: ${err.message}`);
-    return undefined;
+    return {};
   } finally {
     sock?.close();
   }
@@ -59,8 +69,8 @@ export function readConfigFacts(opts: ConfigReadOptions = {}): ConfigFacts {
         if ('facts' in r) nft = r.facts;
         else errors.push(`nftables: ${r.error}`);
       }
-      const qdiscs = opts.qdiscs !== false ? readQdiscs(errors) : undefined;
-      return { sysctls: values, ...(nft ? { nft } : {}), ...(qdiscs ? { qdiscs } : {}), ...(errors.length ? { errors } : {}) };
+      const tc = opts.qdiscs !== false ? readQdiscs(errors) : {};
+      return { sysctls: values, ...(nft ? { nft } : {}), ...tc, ...(errors.length ? { errors } : {}) };
     });
   } catch (err) {
     if (!(err instanceof DropmonError)) throw err;

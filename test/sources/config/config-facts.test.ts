@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { parseNftRuleset, readNftRuleset } from '../../../src/sources/config/nftables.js';
 import { qdiscParams } from '../../../src/sources/config/qdiscs.js';
+import { parseFilterMessage, RTM_NEWTFILTER } from '../../../src/sources/config/tcfilters.js';
 import { ConfigSampler, readConfigFacts } from '../../../src/sources/config/reader.js';
 import { sysctlName } from '../../../src/sources/config/sysctls.js';
 import { resolveNetns } from '../../../src/kernel/setns.js';
@@ -118,6 +119,34 @@ test('qdisc parameters: FIFO limits, txqueuelen, tbf, netem loss, fq_codel limit
   assert.deepEqual(qdiscParams('htb', undefined, undefined), {});
 });
 
+/** An attribute whose data is a run of attributes (NLA_F_NESTED set, as the kernel sends nests). */
+function nest(type: number, ...children: Uint8Array[]): Uint8Array {
+  const a = attr(type, cat(...children));
+  new DataView(a.buffer).setUint16(2, type | 0x8000, true);
+  return a;
+}
+const str = (s: string) => new TextEncoder().encode(`${s}\0`);
+
+test('tc filters: the classifier, its actions, a gact drop, a policer, a BPF program in direct-action mode', () => {
+  const tcmsg = (pref: number) => {
+    const b = new Uint8Array(20);
+    new DataView(b.buffer).setUint32(16, (pref << 16) | 0x0300, true);
+    return b;
+  };
+  const msg = (payload: Uint8Array) => ({ type: RTM_NEWTFILTER, flags: 0, seq: 1, pid: 0, length: 16 + payload.length, payload });
+  const gact = (verdict: number) => nest(1, attr(1, str('gact')), nest(2, attr(2, u32s(1, 0, verdict, 1, 1))));
+  // matchall (TCA_MATCHALL_ACT = 2) with action drop (TC_ACT_SHOT = 2)
+  const drop = parseFilterMessage(msg(cat(tcmsg(49152), attr(1, str('matchall')), nest(2, nest(2, gact(2))))), 'eth0', 'ingress');
+  assert.deepEqual(drop, { iface: 'eth0', direction: 'ingress', kind: 'matchall', pref: 49152, actions: ['gact'], dropAction: true });
+  // the same with action pass (TC_ACT_OK = 0): not a drop
+  assert.equal(parseFilterMessage(msg(cat(tcmsg(1), attr(1, str('matchall')), nest(2, nest(2, gact(0))))), 'eth0', 'ingress')?.dropAction, undefined);
+  // bpf (TCA_BPF_ACT = 1) with a police action, its name and the direct-action flag
+  const bpf = parseFilterMessage(msg(cat(tcmsg(1), attr(1, str('bpf')), nest(2, nest(1, nest(1, attr(1, str('police')))), attr(7, str('cil_from_netdev')), attr(8, u32s(1))))), 'eth0', 'egress');
+  assert.deepEqual(bpf, { iface: 'eth0', direction: 'egress', kind: 'bpf', pref: 1, actions: ['police'], program: 'cil_from_netdev', directAction: true });
+  // u32's hash table head (no selector) is no filter
+  assert.equal(parseFilterMessage(msg(cat(tcmsg(20), attr(1, str('u32')), nest(2, attr(4, u32s(1))))), 'eth0', 'egress'), undefined);
+});
+
 test('sysctl names as sysctl prints them; dots in interface names are slashes', () => {
   assert.equal(sysctlName('net/ipv4/ip_forward'), 'net.ipv4.ip_forward');
   assert.equal(sysctlName('net/ipv4/conf/eth0.100/rp_filter'), 'net.ipv4.conf.eth0/100.rp_filter');
@@ -159,6 +188,9 @@ test('a namespace made for the test: its sysctls, its ruleset and its qdiscs, re
     b.sysctl('net.ipv4.conf.cfg1.rp_filter', '2');
     b.exec('nft', ['-f', '-'], RULESET);
     b.exec('tc', ['qdisc', 'add', 'dev', 'cfg1', 'root', 'tbf', 'rate', '1mbit', 'burst', '4k', 'limit', '8k']);
+    b.exec('tc', ['qdisc', 'add', 'dev', 'cfg1', 'clsact']);
+    b.exec('tc', ['filter', 'add', 'dev', 'cfg1', 'ingress', 'pref', '10', 'bpf', 'bytecode', '1,6 0 0 4294967295,', 'action', 'mirred', 'egress', 'mirror', 'dev', 'lo']);
+    b.exec('tc', ['filter', 'add', 'dev', 'cfg1', 'egress', 'pref', '20', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'mirror', 'dev', 'lo']);
     const target = resolveNetns(`/run/netns/${b.name}`);
 
     const sampler = new ConfigSampler({ netns: target });
@@ -181,6 +213,14 @@ test('a namespace made for the test: its sysctls, its ruleset and its qdiscs, re
     assert.equal(tbf.iface, 'cfg1');
     assert.equal(tbf.params?.limit, 8192);
     assert.equal(tbf.params?.rate, 125000);
+    assert.deepEqual(
+      first.tcFilters?.map((f) => [f.iface, f.direction, f.kind, f.pref, f.actions.join(' ')]),
+      [
+        ['cfg1', 'ingress', 'bpf', 10, 'mirred'],
+        ['cfg1', 'egress', 'u32', 20, 'mirred'],
+      ],
+      JSON.stringify(first.errors),
+    );
 
     // 25 datagrams into the counted rule: the second reading says it moved by 25.
     a.exec('python3', ['-c', "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(25): s.sendto(b'x', ('10.77.0.2', 47999))"]);
