@@ -171,7 +171,7 @@ export class Diagnoser {
       const symbol = top ? functionOf(top.location) : undefined;
       const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
       // The cause behind a shared reason (kb/refinements.yaml), or a generic reason explained by a drop counter, decides how benign it is.
-      const refinedCause = reasonName ? kb.refine?.(reasonName, { ...(symbol ? { function: symbol } : {}), countersMoved, ...(config ? { config } : {}) }) : undefined;
+      const refinedCause = reasonName ? kb.refine?.(reasonName, { ...(symbol ? { function: symbol } : {}), countersMoved, ...(config ? { config } : {}), packets: d.packets }) : undefined;
       const refined = refinedCause ?? (reasonName ? this.refinedBy(d, reasonName) : undefined);
       const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
       return { d, benign, symbol, reasonName, refinedCause, score: d.packets * BENIGN_WEIGHT[benign] };

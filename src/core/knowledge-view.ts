@@ -43,6 +43,8 @@ export interface RefineContext {
   readonly countersMoved?: ReadonlySet<string>;
   /** The configuration read at the time (of the namespace where the drops happened). */
   readonly config?: ConfigFacts;
+  /** How many drops these are: a rule counter that explains fewer leaves the rest to rules without one. */
+  readonly packets?: number;
 }
 
 export interface EntryKnowledge {

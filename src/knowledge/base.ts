@@ -173,7 +173,7 @@ export class KnowledgeBase implements KnowledgeView {
     for (const e of rules) {
       const bind = matchWhen(e.when ?? [], context, moved);
       if (!bind) continue;
-      const evidence = evidenceOf(e.sysctls, bind, context.config);
+      const evidence = evidenceOf(e.sysctls, bind, context.config, context.packets);
       return { ...filled(e, bind, context.config), ...(evidence.length ? { evidence } : {}) };
     }
     return undefined;

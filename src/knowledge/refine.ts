@@ -377,12 +377,14 @@ export function fillTemplate(text: string, bind: Bindings, config: ConfigFacts |
  * made the rule hold and those it asks to show, the nft rule (its counter's
  * move), the candidates when no counted rule moved, the qdisc that dropped.
  */
-export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, config: ConfigFacts | undefined): string[] {
+export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, config: ConfigFacts | undefined, packets?: number): string[] {
   const out: string[] = [];
   const r = bind.rule;
   if (r) {
     const moved = r.moved !== undefined ? `: +${r.moved} packets` : r.packets === undefined ? ': no counter' : '';
     out.push(`nft rule "${r.text}" (table ${r.family} ${r.table}, chain ${r.chain}, handle ${r.handle})${moved}`);
+    const rest = r.moved !== undefined && packets !== undefined ? unexplainedDrops(config, packets) : undefined;
+    if (rest) out.push(rest);
   }
   if (bind.candidates) out.push(`nft: no counted drop rule moved; could have dropped: ${bind.candidates.slice(0, 4).join('; ')}${bind.candidates.length > 4 ? `; and ${bind.candidates.length - 4} more` : ''}`);
   const q = bind.qdisc;
@@ -395,4 +397,21 @@ export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, 
   for (const name of show ?? []) for (const [k, v] of config ? sysctlMatches(config.sysctls, name) : []) if (!sysctls.has(k)) sysctls.set(k, v);
   if (sysctls.size) out.push(`sysctl ${[...sysctls].map(([k, v]) => `${k} = ${v}`).join(', ')}`);
   return out;
+}
+
+/**
+ * When the counted rules that moved explain clearly fewer packets than were
+ * dropped, the rest came from rules without a counter or a drop policy: say
+ * how many and which could have, so that a counter can be added to them.
+ */
+function unexplainedDrops(config: ConfigFacts | undefined, packets: number): string | undefined {
+  const nft = config?.nft;
+  if (!nft) return undefined;
+  const counted = nft.dropRules.reduce((n, x) => n + (x.moved ?? 0), 0);
+  const rest = packets - counted;
+  if (rest <= Math.max(5, packets * 0.1)) return undefined; // counters and drop events are read at slightly different moments
+  const bind: Bindings = {};
+  if (!nftHolds('uncounted', config, bind)) return undefined;
+  const c = bind.candidates ?? [];
+  return `${rest} of the ${packets} drops are counted by no rule: a rule without a counter or a drop policy dropped them (${c.slice(0, 4).join('; ')}${c.length > 4 ? `; and ${c.length - 4} more` : ''}); add counter to those rules to see which`;
 }

@@ -112,6 +112,11 @@ test('netfilter: a full conntrack table, a clash, a conntrack-state rule, a coun
   assert.ok(named.fix.some((f) => f.includes('nft delete rule inet filter input handle 3')));
   assert.match(named.meaning ?? '', /by 300 packets/);
   assert.deepEqual(named.evidence, ['nft rule "udp dport 9999 counter drop" (table inet filter, chain input, handle 3): +300 packets']);
+  // More drops than the counted rule explains: the rest is a rule without a counter's, and that is said.
+  const mixed = kb.refine('NETFILTER_DROP', { function: at, packets: 400, config: config({ nft: nft([rule({ handle: 3, packets: 300, moved: 300 }), rule({ handle: 4, text: 'udp dport 5556 drop' })]) }) });
+  assert.equal(mixed?.name, 'NETFILTER_DROP/rule');
+  assert.match(mixed.evidence?.[1] ?? '', /^100 of the 400 drops are counted by no rule: .*inet filter input: udp dport 5556 drop \(handle 4\).*add counter/);
+  assert.equal(kb.refine('NETFILTER_DROP', { function: at, packets: 310, config: config({ nft: nft([rule({ handle: 3, packets: 300, moved: 300 }), rule({ handle: 4 })]) }) })?.evidence?.length, 1, 'close enough: nothing unexplained');
 
   // No counter moved, rules without a counter: say which could have, and to add counters.
   const unc = kb.refine('NETFILTER_DROP', {
