@@ -3,7 +3,8 @@
  * the benign policy), what a name means (`dropmon explain`, the service's
  * /explain), and the relations between reasons and counters. Counter
  * families match by regular expression (driver `ethtool -S` names such as
- * rx_queue_3_drops).
+ * rx_queue_3_drops). And the cause behind a reason several causes share
+ * (refine: the rules of kb/refinements.yaml, see refine.ts).
  */
 import type { Benign, KnowledgeView, RefineContext } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, normalizeCounterName, normalizeReasonName, normalizeSymbolName, type EntryKind, type KnowledgeEntry } from './entry.js';
@@ -248,7 +249,7 @@ export class KnowledgeBase implements KnowledgeView {
 }
 
 /** A refined cause's texts with what matched filled in (or stand-ins: TABLE, IFACE, <sysctl>). */
-function filled(e: KnowledgeEntry, bind: Bindings, config: RefineContext['config']): KnowledgeEntry & { evidence?: readonly string[] } {
+function filled(e: KnowledgeEntry, bind: Bindings, config: RefineContext['config']): KnowledgeEntry {
   const fill = (t: string) => fillTemplate(t, bind, config);
   return {
     ...e,

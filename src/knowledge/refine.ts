@@ -4,12 +4,13 @@
  * A rule names the reason it refines and when it applies: where the drops
  * happened (the function of the drop location), which counters moved with
  * them, and the configuration read at the time (sysctls, the nftables rules
- * that can drop and whose counters moved, the qdiscs that dropped). Its texts
- * may name what matched ({{rule}}, {{qdisc}}, {{sysctl:net.ipv4.ip_forward}}),
- * filled in when the rule applies.
+ * that can drop and whose counters moved, the qdiscs that dropped, the tc
+ * filters on the hooks). Its texts may name what matched ({{rule}},
+ * {{qdisc}}, {{sysctl:net.ipv4.ip_forward}}), filled in when the rule
+ * applies, and what matched becomes evidence lines of the finding.
  *
- * Here: the rules' shape, their validation at build time (compile.ts), and
- * matching them against what a diagnosis knows (base.ts).
+ * Here: the conditions' validation at build time (compile.ts), matching them
+ * against what a diagnosis knows, filling the texts and the evidence (base.ts).
  */
 import type { ConfigFacts, NftRuleFact, QdiscFact, TcFilterFact } from '../core/config-facts.js';
 import type { RefineContext } from '../core/knowledge-view.js';
