@@ -14,6 +14,7 @@ import { loadKallsymsInBackground } from '../kernel/kallsyms-loader.js';
 import type { NetnsTarget } from '../kernel/setns.js';
 import { attribution, resolveNetnsSpec } from '../kernel/namespaces.js';
 import { chooseCounterSampler } from '../sources/counters/host-sampler.js';
+import { NamespaceConfigs } from '../sources/config/reader.js';
 import { readKernelReasons } from '../sources/kernel-reasons.js';
 import { planSource, type SourceRequest } from '../sources/plan.js';
 import { chooseSource } from '../sources/select.js';
@@ -116,6 +117,9 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     },
   });
 
+  // Each namespace's configuration before and after tells apart the causes a reason shares (which nft rule's counter moved).
+  const home = netns?.inode ?? (counters.attribution ?? attribution()).ownInode;
+  const configs = new NamespaceConfigs(counters.registry ? (i) => counters.registry?.get(i)?.target : undefined, home, netns);
   const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined, counters.attribution ?? attribution());
   let drops = 0;
   let lost = 0;
@@ -129,6 +133,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
           drops += r.drops;
           lost += r.lostTotal;
           diagnoser.add(r.points, r.counters ?? [], (r.end - r.start) / 1000);
+          configs.seen(new Set(r.points.map((p) => p.netns)));
         },
       },
     ],
@@ -145,7 +150,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   await pipeline.run();
   source.close();
 
-  let findings: Finding[] = diagnoser.findings();
+  let findings: Finding[] = diagnoser.findings(configs.finish());
   if (v['quiet-benign']) findings = findings.filter((f) => f.benign !== 'usually');
   const summary = { seconds: durationS, intervals, drops, lost, netns: netns?.spec, notRead: [...notRead] };
   if (json) process.stdout.write(JSON.stringify(findingsJson(findings, summary)) + '\n');

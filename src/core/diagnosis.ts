@@ -18,6 +18,7 @@
  * drop seen anywhere and is never a cause of its own in a namespace. The
  * names come from the injected Attribution: the diagnoser does no I/O.
  */
+import type { ConfigFacts } from './config-facts.js';
 import type { DropPoint } from './interval.js';
 import type { CounterDelta, CounterLayer } from './counter.js';
 import type { CounterKnowledge, EntryKnowledge, KnowledgeView } from './knowledge-view.js';
@@ -192,9 +193,18 @@ export class Diagnoser {
     if (ifindex) acc.interfaces.set(ifindex, (acc.interfaces.get(ifindex) ?? 0) + count);
   }
 
-  /** The ranked causes. */
-  findings(): Finding[] {
+  /**
+   * The ranked causes. `config` (the namespace's configuration at the end,
+   * with what moved since the start) tells apart the causes a reason shares.
+   */
+  findings(config?: ConfigFacts | ((netns: number | undefined) => ConfigFacts | undefined)): Finding[] {
     const kb = this.kb;
+    const configOf = typeof config === 'function' ? config : () => config;
+    const withConfig = (c: ConfigFacts | undefined) => (c ? { config: c } : {});
+    // The counters that moved in a cause's namespace refine it (host-wide ones count everywhere; a cause
+    // whose namespace is unknown, from tracefs, may be any namespace's).
+    const countersMoved = (netns: number | undefined) =>
+      new Set([...this.counters.values()].filter((c) => c.hostWide || mayBeSameNetns(netns, c.netns)).map((c) => c.name));
     const drafts = new Map<string, Draft>();
     for (const [k, acc] of this.reasons) {
       const points = [...acc.points].map(([location, p]) => ({ location, reason: p.reason, count: p.count })).sort((a, b) => b.count - a.count);
@@ -228,10 +238,11 @@ export class Diagnoser {
       const top = d.points[0];
       const symbol = top ? functionOf(top.location) : undefined;
       const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
-      // A generic reason explained by a drop counter (a full conntrack table) is as benign as that counter.
-      const refined = reasonName ? this.refinedBy(d, reasonName) : undefined;
+      // The cause behind a shared reason (kb/refinements.yaml), or a generic reason explained by a drop counter, decides how benign it is.
+      const refinedCause = reasonName ? kb.refine?.(reasonName, { ...(symbol ? { function: symbol } : {}), countersMoved: countersMoved(d.netns), ...withConfig(configOf(d.netns)), packets: d.packets }) : undefined;
+      const refined = refinedCause ?? (reasonName ? this.refinedBy(d, reasonName) : undefined);
       const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
-      return { d, benign, symbol, reasonName, score: d.packets * BENIGN_WEIGHT[benign] };
+      return { d, benign, symbol, reasonName, refinedCause, score: d.packets * BENIGN_WEIGHT[benign] };
     });
     // Usually-benign causes come after every other one, whatever their volume.
     const last = (x: { benign: Benignness }) => (x.benign === 'usually' ? 1 : 0);
@@ -247,8 +258,8 @@ export class Diagnoser {
         (a.d.netns ?? 0) - (b.d.netns ?? 0),
     );
 
-    return scored.map(({ d, benign, symbol, reasonName }, i) => {
-      const entry = this.entryFor(d, reasonName, symbol);
+    return scored.map(({ d, benign, symbol, reasonName, refinedCause }, i) => {
+      const entry = refinedCause ?? this.entryFor(d, reasonName, symbol);
       const counterEntries = d.counters.map((c) => kb.counter(c.name)).filter((e): e is NonNullable<typeof e> => e !== undefined);
       const counters = d.counters
         .sort((a, b) => b.delta - a.delta)
@@ -258,6 +269,7 @@ export class Diagnoser {
       for (const p of d.points.slice(0, MAX_POINTS_PER_FINDING)) evidence.push(`${p.count} drops at ${p.location}${p.reason && p.reason !== d.key ? ` (${p.reason})` : ''}`);
       if (d.points.length > MAX_POINTS_PER_FINDING) evidence.push(`… and ${d.points.length - MAX_POINTS_PER_FINDING} more locations`);
       for (const c of counters) evidence.push(`${c.name} +${c.delta}${c.scope ? ` on ${c.scope}` : ''}${c.detail ? ` (${c.detail})` : ''}${elsewhere(c, d.netns)}`);
+      for (const line of refinedCause?.evidence ?? []) evidence.push(line);
       if (d.kind === 'counter') evidence.push('no drop event matched these counters: the tracer cannot see these drops');
       const check = unique([...(entry?.check ?? []), ...counterEntries.flatMap((e) => e.check ?? [])]).slice(0, 6);
       const fix = unique([...(entry?.fix ?? []), ...counterEntries.flatMap((e) => e.fix ?? [])]).slice(0, 6);
@@ -265,7 +277,7 @@ export class Diagnoser {
       const benignWhen = benign !== 'no' ? entry?.benignWhen : undefined;
       return {
         rank: i + 1,
-        key: d.key,
+        key: refinedCause ? refinedCause.name : d.key,
         kind: d.kind,
         cause,
         packets: d.packets,

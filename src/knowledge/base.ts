@@ -3,10 +3,12 @@
  * the benign policy), what a name means (`dropmon explain`, the service's
  * /explain), and the relations between reasons and counters. Counter
  * families match by regular expression (driver `ethtool -S` names such as
- * rx_queue_3_drops).
+ * rx_queue_3_drops). And the cause behind a reason several causes share
+ * (refine: the rules of kb/refinements.yaml, see refine.ts).
  */
-import type { Benign, KnowledgeView } from '../core/knowledge-view.js';
+import type { Benign, KnowledgeView, RefineContext } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, normalizeCounterName, normalizeReasonName, normalizeSymbolName, type EntryKind, type KnowledgeEntry } from './entry.js';
+import { evidenceOf, fillTemplate, matchWhen, movedCounterNames, type Bindings } from './refine.js';
 import { SearchIndex, type SearchHit } from './search.js';
 import { unknownReasonEntry } from './unknown.js';
 
@@ -25,10 +27,20 @@ export class KnowledgeBase implements KnowledgeView {
   private readonly byKind = new Map<EntryKind, Map<string, KnowledgeEntry>>();
   private readonly patterns: { re: RegExp; entry: KnowledgeEntry }[] = [];
   private readonly entries: readonly KnowledgeEntry[];
+  /** Refined causes by the reason they refine, in file order (the first that applies wins). */
+  private readonly refinements = new Map<string, KnowledgeEntry[]>();
   /** Built on the first search: lookups by name never need it. */
   private searchIndex: SearchIndex | undefined;
 
-  constructor(entries: readonly KnowledgeEntry[]) {
+  constructor(compiled: readonly KnowledgeEntry[]) {
+    for (const e of compiled) {
+      if (!e.refines || !e.when) continue;
+      const list = this.refinements.get(e.refines) ?? [];
+      list.push(e);
+      this.refinements.set(e.refines, list);
+    }
+    // Looked up by name (dropmon explain, search), a refined cause reads with stand-ins for what a match fills in.
+    const entries = compiled.map((e) => (e.refines ? filled(e, {}, undefined) : e));
     this.entries = entries;
     for (const kind of ENTRY_KINDS) this.byKind.set(kind, new Map());
     for (const e of entries) {
@@ -147,6 +159,32 @@ export class KnowledgeBase implements KnowledgeView {
     return (this.searchIndex ??= new SearchIndex(this.entries)).search(query, limit, kind);
   }
 
+  /**
+   * The refined cause behind drops of `reason`: the first rule of
+   * kb/refinements.yaml for that reason whose conditions hold, with its texts
+   * naming what matched (the nftables rule, the qdisc, sysctl values).
+   * Undefined when none applies: the reason's own entry stands.
+   */
+  refine(reason: string, context: RefineContext): (KnowledgeEntry & { evidence?: readonly string[] }) | undefined {
+    const r = this.reason(reason);
+    if (r?.refines) return undefined;
+    const rules = this.refinements.get(r?.name ?? normalizeReasonName(reason));
+    if (!rules) return undefined;
+    const moved = movedCounterNames(context.countersMoved);
+    for (const e of rules) {
+      const bind = matchWhen(e.when ?? [], context, moved);
+      if (!bind) continue;
+      const evidence = evidenceOf(e.sysctls, bind, context.config, context.packets);
+      return { ...filled(e, bind, context.config), ...(evidence.length ? { evidence } : {}) };
+    }
+    return undefined;
+  }
+
+  /** The refined causes of a reason, in the order they are tried. */
+  refinementsOf(reason: string): readonly KnowledgeEntry[] {
+    return this.refinements.get(this.reason(reason)?.name ?? normalizeReasonName(reason)) ?? [];
+  }
+
   /** The counters that count the drops of a reason: declared on either side. */
   countersForReason(reason: string): string[] {
     const r = this.reason(reason);
@@ -176,6 +214,7 @@ export class KnowledgeBase implements KnowledgeView {
       for (const a of r.aliases) if (!/^SKB_DROP_REASON_/i.test(a)) out.add(normalizeReasonName(a));
     };
     for (const r of c?.reasons ?? []) add(r);
+    // Refined causes have no counters of their own (validated): the scan meets only reasons.
     for (const r of this.all('reason')) if (r.counters.some((x) => names.has(x.toLowerCase()))) add(r.name);
     return [...out].sort();
   }
@@ -207,4 +246,17 @@ export class KnowledgeBase implements KnowledgeView {
     }
     return out;
   }
+}
+
+/** A refined cause's texts with what matched filled in (or stand-ins: TABLE, IFACE, <sysctl>). */
+function filled(e: KnowledgeEntry, bind: Bindings, config: RefineContext['config']): KnowledgeEntry {
+  const fill = (t: string) => fillTemplate(t, bind, config);
+  return {
+    ...e,
+    summary: fill(e.summary),
+    ...(e.meaning ? { meaning: fill(e.meaning) } : {}),
+    ...(e.benignWhen ? { benignWhen: fill(e.benignWhen) } : {}),
+    check: e.check.map(fill),
+    fix: e.fix.map(fill),
+  };
 }

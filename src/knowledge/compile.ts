@@ -15,6 +15,7 @@ import { DropmonError } from '../core/errors.js';
 import type { Benign } from '../core/knowledge-view.js';
 import { ENTRY_KINDS, SUMMARY_MAX, type EntryKind, type KnowledgeEntry } from './entry.js';
 import type { CompiledKnowledge } from './load.js';
+import { fillTemplate, parseWhen, unknownTemplateNames } from './refine.js';
 
 const FILES: Record<EntryKind, string> = {
   reason: 'reasons.yaml',
@@ -22,17 +23,30 @@ const FILES: Record<EntryKind, string> = {
   trap: 'traps.yaml',
   symbol: 'symbols.yaml',
 };
-/** Every kb file and the kind of its entries: the reasons of other subsystems (SUBSYS/REASON) have their own file. */
+/** The file of refined causes: reasons that several causes share, told apart (see refine.ts). */
+const REFINEMENTS_FILE = 'refinements.yaml';
+/**
+ * Every kb file and the kind of its entries: the reasons of other subsystems
+ * (SUBSYS/REASON) have their own file, and so do the refined causes of
+ * reasons (REASON/cause), which are reasons too (`dropmon explain` finds them).
+ */
 const KB_FILES: ReadonlyArray<{ readonly kind: EntryKind; readonly file: string; readonly optional?: boolean }> = [
   ...ENTRY_KINDS.map((kind) => ({ kind, file: FILES[kind] })),
   { kind: 'reason', file: 'subsystems.yaml', optional: true },
+  { kind: 'reason', file: REFINEMENTS_FILE, optional: true },
 ];
 
 const FIELDS = new Set([
   'name', 'aliases', 'pattern', 'layer', 'since', 'until', 'summary', 'meaning', 'causes', 'benign', 'benignWhen',
-  'drop', 'gauge', 'blindSpot', 'check', 'fix', 'counters', 'reasons', 'symbols', 'kernel',
+  'drop', 'gauge', 'blindSpot', 'check', 'fix', 'counters', 'reasons', 'symbols', 'kernel', 'refines', 'when', 'sysctls',
 ]);
 const COUNTER_ONLY = new Set(['pattern', 'drop', 'gauge', 'blindSpot']);
+const REFINEMENT_ONLY = new Set(['refines', 'when', 'sysctls']);
+/**
+ * Not for refined causes: their conditions name the counters and functions,
+ * and the relations (which counters count a reason's drops) stay the reason's own.
+ */
+const NOT_FOR_REFINEMENTS = new Set(['aliases', 'counters', 'reasons', 'symbols']);
 const BENIGN: readonly Benign[] = ['no', 'usually', 'sometimes'];
 
 /** The repo's kb/ folder: ../../kb from src/knowledge, ../../../kb from dist/src/knowledge. */
@@ -54,6 +68,7 @@ function readKnowledgeTexts(root: string): { texts: string[]; digest: string } {
 function parseKnowledgeTexts(texts: readonly string[]): KnowledgeEntry[] {
   const entries = KB_FILES.flatMap(({ kind, file }, i) => parseKbFile(texts[i], kind, file));
   rejectDuplicates(entries);
+  checkRefinedReasons(entries);
   return entries;
 }
 
@@ -81,6 +96,15 @@ function rejectDuplicates(entries: readonly KnowledgeEntry[]): void {
       throw new DropmonError(`knowledge base: kb/${e.file} entry ${e.name}: field "name" is a duplicate of an entry of kb/${other}`, 'see kb/README.md for the schema');
     seen.set(key, e.file);
   }
+}
+
+/** Every refined cause refines a reason of the knowledge base (by its name, not an alias). */
+function checkRefinedReasons(entries: readonly KnowledgeEntry[]): void {
+  const reasons = new Set(entries.filter((e) => e.kind === 'reason' && !e.refines).map((e) => e.name));
+  entries.forEach((e) => {
+    if (e.refines && !reasons.has(e.refines))
+      throw new DropmonError(`knowledge base: kb/${e.file} entry ${e.name}: field "refines" names no reason of the knowledge base (${e.refines})`, 'see kb/README.md for the schema');
+  });
 }
 
 function parseKbFile(text: string, kind: EntryKind, file: string): KnowledgeEntry[] {
@@ -114,9 +138,12 @@ function validateEntry(raw: unknown, kind: EntryKind, file: string, index: numbe
   const name = typeof o.name === 'string' && o.name.trim() ? o.name.trim() : undefined;
   const fail = (field: string, problem: string) => entryError(file, index, name, field, problem);
   if (!name) throw fail('name', 'is required (a non-empty string)');
+  const refinement = file === REFINEMENTS_FILE;
   for (const key of Object.keys(o)) {
     if (!FIELDS.has(key)) throw fail(key, 'is not a field of the schema');
     if (kind !== 'counter' && COUNTER_ONLY.has(key)) throw fail(key, 'is for counters only');
+    if (!refinement && REFINEMENT_ONLY.has(key)) throw fail(key, `is for refined causes only (kb/${REFINEMENTS_FILE})`);
+    if (refinement && NOT_FOR_REFINEMENTS.has(key)) throw fail(key, 'is not for refined causes (their conditions are in "when")');
   }
   const str = (field: string, required: boolean): string | undefined => {
     const v = o[field];
@@ -166,6 +193,9 @@ function validateEntry(raw: unknown, kind: EntryKind, file: string, index: numbe
       throw fail('pattern', `is not a valid regular expression: ${(err as Error).message}`);
     }
   }
+  // A refined cause says where in the kernel it was checked, and what to check and change.
+  if (refinement) str('kernel', true);
+  const refined = refinement ? validateRefinement(o, name, fail, { check: list('check'), fix: list('fix'), sysctls: list('sysctls') }) : undefined;
   return {
     kind,
     name,
@@ -186,8 +216,44 @@ function validateEntry(raw: unknown, kind: EntryKind, file: string, index: numbe
     reasons: list('reasons'),
     symbols: list('symbols'),
     ...optional('kernel', str('kernel', false)),
+    ...(refined ?? {}),
     file,
   };
+}
+
+/**
+ * The fields of a refined cause: the reason it refines (its name begins the
+ * cause's: IP_INHDR/ttl-expired), when it applies, and a check and a fix of
+ * its own. Its texts may name only what a match fills in ({{rule}}...).
+ */
+function validateRefinement(
+  o: Record<string, unknown>,
+  name: string,
+  fail: (field: string, problem: string) => DropmonError,
+  texts: { check: string[]; fix: string[]; sysctls: string[] },
+): Pick<KnowledgeEntry, 'refines' | 'when' | 'sysctls'> {
+  const refines = typeof o.refines === 'string' ? o.refines.trim() : '';
+  if (!refines) throw fail('refines', 'is required (the reason this cause is one of)');
+  if (!/^[A-Z0-9_]+$/.test(refines)) throw fail('refines', 'must be a reason name (upper case, as the kernel spells it)');
+  if (!new RegExp(`^${refines}/[a-z0-9]+(-[a-z0-9]+)*$`).test(name)) throw fail('name', `must be ${refines}/a-short-name (lower case words joined by -)`);
+  if (o.when === undefined || o.when === null) throw fail('when', 'is required (the conditions under which this cause applies)');
+  const when = parseWhen(o.when);
+  if (!when.conditions) throw fail('when', when.problem ?? 'is malformed');
+  if (!texts.check.length) throw fail('check', 'is required for a refined cause (at least one command)');
+  if (!texts.fix.length) throw fail('fix', 'is required for a refined cause (at least one change)');
+  // `dropmon explain` shows it with stand-ins (TABLE, <net.ipv4.ip_forward>): that too must fit one line.
+  const shown = typeof o.summary === 'string' ? fillTemplate(o.summary, {}, undefined) : '';
+  if (shown.length > SUMMARY_MAX) throw fail('summary', `is longer than ${SUMMARY_MAX} characters with its stand-ins (${shown})`);
+  for (const field of ['summary', 'meaning', 'benignWhen', 'check', 'fix'] as const) {
+    const values = Array.isArray(o[field]) ? (o[field] as unknown[]) : [o[field]];
+    for (const v of values) {
+      const bad = typeof v === 'string' ? unknownTemplateNames(v) : [];
+      if (bad.length) throw fail(field, `names ${bad.map((b) => `{{${b}}}`).join(', ')}, which no match fills in`);
+    }
+  }
+  const badSysctl = texts.sysctls.find((n) => !/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/.test(n));
+  if (badSysctl !== undefined) throw fail('sysctls', `names ${JSON.stringify(badSysctl)}, not a dotted sysctl name`);
+  return { refines, when: when.conditions, ...(texts.sysctls.length ? { sysctls: texts.sysctls } : {}) };
 }
 
 function optional<K extends string, V>(key: K, v: V | undefined): Partial<Record<K, V>> {

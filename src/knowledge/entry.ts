@@ -16,6 +16,46 @@ export const ENTRY_KINDS: readonly EntryKind[] = ['reason', 'counter', 'trap', '
 /** The longest one-line summary an entry may have. */
 export const SUMMARY_MAX = 100;
 
+/** What the nftables ruleset must show for a refinement (meanings in refine.ts NFT_FLAGS). */
+export type NftFlag =
+  | 'present'
+  | 'absent'
+  | 'rule-moved'
+  | 'ct-invalid-rule'
+  | 'ct-invalid-rule-moved'
+  | 'ct-invalid-rule-uncounted'
+  | 'uncounted'
+  | 'no-drop-rules';
+
+/**
+ * One alternative of a refinement's `when` (kb/refinements.yaml): every
+ * condition given must hold. A number condition is a comparison ">0",
+ * ">=10", "<5", "=0", "!=1"; a sysctl value is compared as a number when it
+ * is a comparison, else as text.
+ */
+export interface RefineCondition {
+  /** The drop location's function is one of these. */
+  readonly function?: readonly string[];
+  /** At least one of these counters moved. */
+  readonly counters?: readonly string[];
+  /** None of these counters moved. */
+  readonly noCounters?: readonly string[];
+  /** Each named sysctl (a `*` matches one name part, e.g. an interface) has, for some match, one of the values. */
+  readonly sysctl?: Readonly<Record<string, readonly string[]>>;
+  readonly nft?: readonly NftFlag[];
+  /** A qdisc of one of these kinds dropped (its drops moved; on a single reading, it has drops). */
+  readonly qdisc?: readonly string[];
+  /** That qdisc's parameters (limit, loss, rate...) compare so. */
+  readonly qdiscParam?: Readonly<Record<string, string>>;
+  /** What its kind-specific counters did meanwhile (fq_codel dropOverlimit...). */
+  readonly qdiscMoved?: Readonly<Record<string, string>>;
+  /**
+   * The tc filters read: each token `HOOK:WHAT` (HOOK ingress or egress; WHAT
+   * bpf, police, drop, any, or none: no filter on that hook) must hold.
+   */
+  readonly tc?: readonly string[];
+}
+
 /** One knowledge-base entry, as validated from YAML (absent lists are empty). */
 export interface KnowledgeEntry {
   readonly kind: EntryKind;
@@ -45,6 +85,12 @@ export interface KnowledgeEntry {
   readonly symbols: readonly string[];
   /** Where the claims were checked in the kernel source. */
   readonly kernel?: string;
+  /** A refined cause (kb/refinements.yaml): the reason it is one cause of. */
+  readonly refines?: string;
+  /** A refined cause: when it applies (any alternative; every condition of one). */
+  readonly when?: readonly RefineCondition[];
+  /** A refined cause: sysctls whose values a finding shows as evidence, when they were read. */
+  readonly sysctls?: readonly string[];
   /** The kb file it came from, for messages. */
   readonly file: string;
   /**

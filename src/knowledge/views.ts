@@ -39,6 +39,7 @@ export function cachedKnowledgeView(kb: KnowledgeBase): KnowledgeView {
     symbol: (name) => kb.symbol(name),
     trap: (name) => kb.trap(name),
     benign: (reason, symbol) => kb.benign(reason, symbol),
+    refine: (reason, context) => kb.refine(reason, context),
   };
 }
 

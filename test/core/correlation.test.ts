@@ -84,7 +84,7 @@ test('diagnosis: most packets first, counters as evidence, benign last, counter-
   const dg = new Diagnoser(kb, (a) => (a === 1n ? 'tcp_disconnect+0xa9' : '__udp_enqueue_schedule_skb+0x10'));
   dg.add([point('QUEUE_PURGE', 5000, 1n), point('SOCKET_RCVBUFF', 300, 2n)], [delta('Udp:RcvbufErrors', 300), delta('TcpExt:ListenOverflows', 40)], 1);
   const f = dg.findings();
-  assert.equal(f[0].key, 'SOCKET_RCVBUFF');
+  assert.equal(f[0].key, 'SOCKET_RCVBUFF/udp', 'the UDP cause of the reason');
   assert.equal(f[0].packets, 300);
   assert.ok(f[0].counters.some((c) => c.name === 'Udp:RcvbufErrors'));
   assert.ok(f[0].evidence.some((e) => e.includes('__udp_enqueue_schedule_skb')));
@@ -100,7 +100,7 @@ test('diagnosis: NETFILTER_DROP with conntrack:drop is a full conntrack table', 
   const dg = new Diagnoser(kb, () => 'nf_hook_slow+0x7d');
   dg.add([point('NETFILTER_DROP', 40)], [delta('conntrack:drop', 40)], 1);
   const f = dg.findings()[0];
-  assert.equal(f.key, 'NETFILTER_DROP');
+  assert.equal(f.key, 'NETFILTER_DROP/conntrack-full');
   assert.match(f.cause, /conntrack/i);
 });
 
@@ -108,7 +108,7 @@ test('diagnosis: a full conntrack table outranks fewer closed-port drops (the re
   const dg = new Diagnoser(kb, (a) => (a === 1n ? 'nf_hook_slow+0x7d' : '__udp4_lib_rcv+0x4bc'));
   dg.add([point('NETFILTER_DROP', 38, 1n), point('NO_SOCKET', 22, 2n)], [delta('conntrack:drop', 38), delta('Udp:NoPorts', 22)], 1);
   const f = dg.findings();
-  assert.equal(f[0].key, 'NETFILTER_DROP');
+  assert.equal(f[0].key, 'NETFILTER_DROP/conntrack-full');
   assert.equal(f[0].benign, 'no');
   assert.match(f[0].cause, /conntrack/i);
 });
@@ -130,7 +130,7 @@ test('diagnosis of one namespace: a host-wide counter with no drop of its own is
   const softnet = delta('softnet:dropped', 320, 'cpu0', { layer: 'softnet', hostWide: true });
   const one = new Diagnoser(kb, () => 'udp_queue_rcv_one_skb+0x1c', true);
   one.add([point('SOCKET_RCVBUFF', 50)], [softnet], 1);
-  assert.deepEqual(one.findings().map((f) => f.key), ['SOCKET_RCVBUFF'], 'another namespace moved softnet_stat');
+  assert.deepEqual(one.findings().map((f) => f.key), ['SOCKET_RCVBUFF/udp'], 'another namespace moved softnet_stat');
   // The whole host: the same counter is a blind spot worth reporting.
   const host = new Diagnoser(kb, () => 'udp_queue_rcv_one_skb+0x1c');
   host.add([point('SOCKET_RCVBUFF', 50)], [softnet], 1);

@@ -126,7 +126,7 @@ describe('with the knowledge base', () => {
       const all = buildReport(r, { classifyCounter: counterClassifier(kb), allCounters: true });
       assert.deepEqual(all.counters.map((c) => c.name), ['Udp:NoPorts', 'Tcp:OutRsts', 'IpExt:InOctets']);
       const top = rep.diagnosis?.findings[0];
-      assert.equal(top?.key, 'NO_SOCKET');
+      assert.equal(top?.key, 'NO_SOCKET/udp-closed-port', 'Udp:NoPorts tells the UDP cause of NO_SOCKET');
       assert.equal(top?.packets, 500);
       assert.ok(top?.evidence.some((e) => /Udp:NoPorts \+500/.test(e)), JSON.stringify(top?.evidence));
       assert.ok((top?.fix.length ?? 0) > 0);

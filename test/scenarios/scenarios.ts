@@ -104,7 +104,7 @@ export const SCENARIOS: readonly Scenario[] = [
       runDropgen(['-m', 'udp', '-n', '2000', '-a', '10.1.0.2', '-p', '47001', '-l', '200', ...PACED], a.name);
     },
     restore: () => keep?.stop(),
-    cause_key: 'SOCKET_RCVBUFF',
+    cause_key: 'SOCKET_RCVBUFF/udp',
     kind: 'drops',
     counterDeltas: [{ name: 'Udp:RcvbufErrors', min: 1000 }, { name: 'socket:drops', min: 1000 }],
     socketOwner: 'python3',
@@ -113,7 +113,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'closed UDP port',
     counters: 'b',
     cause: ({ a }) => void runDropgen(['-m', 'noport', '-n', '300', '-a', '10.1.0.2', ...PACED], a.name),
-    cause_key: 'NO_SOCKET',
+    cause_key: 'NO_SOCKET/udp-closed-port',
     kind: 'drops',
     counterDeltas: [{ name: 'Udp:NoPorts', min: 300 }],
   },
@@ -126,7 +126,7 @@ export const SCENARIOS: readonly Scenario[] = [
       b.exec('nft', ['add', 'rule', 'inet', 'dmtest', 'in', 'udp', 'dport', '47002', 'counter', 'drop']);
     },
     cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '300', '-a', '10.1.0.2', '-p', '47002', ...PACED], a.name),
-    cause_key: 'NETFILTER_DROP',
+    cause_key: 'NETFILTER_DROP/rule',
     kind: 'drops',
   },
   {
@@ -153,7 +153,7 @@ export const SCENARIOS: readonly Scenario[] = [
       a.ip('neigh', 'add', '10.1.0.2', 'lladdr', macOf(b, 'b0'), 'dev', 'a0');
     },
     cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.2', '-s', '10.9.0.5', ...PACED], a.name),
-    cause_key: 'IP_RPFILTER',
+    cause_key: 'IP_RPFILTER/strict',
     kind: 'drops',
     counterDeltas: [{ name: 'TcpExt:IPReversePathFilter', min: 200 }],
   },
@@ -162,7 +162,7 @@ export const SCENARIOS: readonly Scenario[] = [
     counters: 'a',
     setup: ({ a }) => a.exec('tc', ['qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '1mbit', 'burst', '2k', 'limit', '3k']),
     cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '1000', '-a', '10.1.0.2', '-l', '1000', ...PACED], a.name),
-    cause_key: 'QDISC_DROP',
+    cause_key: 'QDISC_DROP/tbf',
     kind: 'drops',
     counterDeltas: [{ name: 'qdisc:drops', min: 900 }],
   },
@@ -179,7 +179,7 @@ export const SCENARIOS: readonly Scenario[] = [
     counters: 'a',
     setup: ({ a }) => a.sysctl('net.ipv4.neigh.a0.unres_qlen_bytes', '2000'),
     cause: ({ a }) => void runDropgen(['-m', 'udp', '-n', '200', '-a', '10.1.0.77', '-l', '200', ...PACED], a.name),
-    cause_key: 'NEIGH_QUEUEFULL',
+    cause_key: ['NEIGH_QUEUEFULL/unresolved-next-hop', 'NEIGH_QUEUEFULL/burst'],
     kind: 'drops',
   },
   {
@@ -233,7 +233,7 @@ export const SCENARIOS: readonly Scenario[] = [
       }
     },
     restore: () => restoreCtMax(),
-    cause_key: 'NETFILTER_DROP',
+    cause_key: 'NETFILTER_DROP/conntrack-full',
     kind: 'drops',
     counterDeltas: [{ name: 'conntrack:drop', min: 30 }],
     causeMentions: ['conntrack'],

@@ -110,13 +110,13 @@ describe('serve: API with real drops', { skip: SKIP }, () => {
 
     const diag = await s.get('/api/v1/diagnosis?from=-5m');
     assert.equal(diag.status, 200);
-    assert.ok((diag.json.findings as { key: string }[]).some((f) => f.key === 'NO_SOCKET'), JSON.stringify(diag.json.findings));
+    assert.ok((diag.json.findings as { key: string }[]).some((f) => f.key === 'NO_SOCKET/udp-closed-port'), JSON.stringify(diag.json.findings));
     // Where the source tells the namespace (BPF), a finding names the one the drops were made in
     // (other programs' drops are findings of their own namespaces).
     if ((await s.get('/api/v1/status')).json.source === 'bpf')
       await s.until(`a NO_SOCKET finding in ${ns.name}`, async () => {
         const r = await s.get('/api/v1/diagnosis?from=-5m');
-        return (r.json.findings as { key: string; netns_name?: string }[]).find((f) => f.key === 'NO_SOCKET' && f.netns_name === ns.name);
+        return (r.json.findings as { key: string; netns_name?: string }[]).find((f) => f.key === 'NO_SOCKET/udp-closed-port' && f.netns_name === ns.name);
       });
 
     const m = await s.get('/metrics');

@@ -182,6 +182,8 @@ export interface CounterChoice {
   readonly sampler: IntervalCounters<CounterSnapshot> & { close?(): void };
   /** Namespace names (and when one went away) for the outputs, when counters are read host-wide. */
   readonly attribution?: Attribution;
+  /** The namespaces held, when counters are read host-wide. */
+  readonly registry?: NetnsRegistry;
   /** Let go of the namespaces held. */
   close(): void;
 }
@@ -207,6 +209,7 @@ export function chooseCounterSampler(o: {
   return {
     sampler,
     attribution: sampler.registry,
+    registry: sampler.registry,
     close: () => {
       sampler.close();
       o.registry?.close();
