@@ -33,6 +33,17 @@ function countWhere(drops: JsonDrop[], reason: string, fn: RegExp, ethertype?: n
     .reduce((s, d) => s + d.count, 0);
 }
 
+/**
+ * The tracefs source sees every namespace's drops: another program on the host
+ * dropping the same way at the same time adds to the count. So the test's own
+ * drops must all be there (at least `own`), and any extra is reported, not
+ * failed; the exact per-namespace count is checked with the BPF source's --netns.
+ */
+function assertOwnDrops(counted: number, own: number, what: string): void {
+  assert.ok(counted >= own, `${what}: ${counted} drops seen, ${own} caused`);
+  if (counted > own) process.stdout.write(`# ${what}: ${counted - own} more drops of other namespaces of the host\n`);
+}
+
 describe('real drops', kernelTest(), () => {
   test('UDP to a closed port: NO_SOCKET in __udp4_lib_rcv', async () => {
     const ns = new TestNetns('noport');
@@ -43,7 +54,7 @@ describe('real drops', kernelTest(), () => {
     const delta = ns.snmp('Udp', 'NoPorts') - before;
     ns.delete();
     assert.equal(delta, 250, 'the kernel counted every datagram');
-    assert.equal(countWhere(drops, 'NO_SOCKET', /^__udp4_lib_rcv$/, 0x0800), 250);
+    assertOwnDrops(countWhere(drops, 'NO_SOCKET', /^__udp4_lib_rcv$/, 0x0800), 250, 'NO_SOCKET');
     assert.equal(lost, 0);
   });
 
@@ -60,7 +71,7 @@ describe('real drops', kernelTest(), () => {
     const rule = ns.exec('nft', ['list', 'chain', 'inet', 'dropmon_test', 'input']);
     ns.delete();
     assert.match(rule, /counter packets 300 /, 'the nft rule counted every datagram');
-    assert.equal(countWhere(drops, 'NETFILTER_DROP', /^nft_do_chain/), 300);
+    assertOwnDrops(countWhere(drops, 'NETFILTER_DROP', /^nft_do_chain/), 300, 'NETFILTER_DROP');
   });
 
   test('never-read tiny SO_RCVBUF receiver: SOCKET_RCVBUFF, equal to Udp RcvbufErrors', async () => {
@@ -72,7 +83,7 @@ describe('real drops', kernelTest(), () => {
     const delta = ns.snmp('Udp', 'RcvbufErrors') - before;
     ns.delete();
     assert.ok(delta > 1000, `most datagrams overflowed the buffer (${delta})`);
-    assert.equal(countWhere(drops, 'SOCKET_RCVBUFF', /udp/), delta);
+    assertOwnDrops(countWhere(drops, 'SOCKET_RCVBUFF', /udp/), delta, 'SOCKET_RCVBUFF');
   });
 
   test('unknown EtherType on a veth: UNHANDLED_PROTO in __netif_receive_skb_core, counted in rx_dropped', async () => {
@@ -87,7 +98,7 @@ describe('real drops', kernelTest(), () => {
     a.delete();
     b.delete();
     assert.equal(delta, 400);
-    assert.equal(countWhere(drops, 'UNHANDLED_PROTO', /^__netif_receive_skb_core/, 0x88b5), 400);
+    assertOwnDrops(countWhere(drops, 'UNHANDLED_PROTO', /^__netif_receive_skb_core/, 0x88b5), 400, 'UNHANDLED_PROTO');
   });
 
   test('--count stops after N drops; --stack prints kernel stacks', async () => {
