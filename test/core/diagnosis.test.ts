@@ -84,8 +84,8 @@ test('two namespaces with the same cause are two findings, each saying where, mo
   assert.deepEqual(
     f.map((x) => [x.rank, x.key, x.netnsName, x.packets]),
     [
-      [1, 'SOCKET_RCVBUFF', 'web-1', 1000],
-      [2, 'SOCKET_RCVBUFF', 'web-2', 300],
+      [1, 'SOCKET_RCVBUFF/udp', 'web-1', 1000],
+      [2, 'SOCKET_RCVBUFF/udp', 'web-2', 300],
     ],
   );
   assert.deepEqual(where(f[0]), { netns: WEB1, netnsName: 'web-1', container: 'docker 3f2a1b0c9d8e', gone: undefined });
@@ -197,7 +197,7 @@ test('a host-wide counter is evidence beside a drop seen anywhere, never a cause
   one.add([point('SOCKET_RCVBUFF', 50, { netns: WEB1 })], [softnet], 1);
   assert.deepEqual(
     one.findings().map((x) => x.key),
-    ['SOCKET_RCVBUFF'],
+    ['SOCKET_RCVBUFF/udp'],
   );
 });
 
