@@ -249,7 +249,7 @@ describe('dashboard of dropmon serve in headless Chromium', { skip: skip ?? fals
     const bpf = ((await service!.api('/status')) as { source: string }).source === 'bpf';
     runDropgen(['-m', 'noport', '-n', '200'], ns.name);
     // Asked of the service every 15 s.
-    const row = page.locator('#diagnosis-body tr[data-key="NO_SOCKET"]' + (bpf ? `:has(td[data-label="Namespace"]:text-is("${ns.name}"))` : '')).first();
+    const row = page.locator('#diagnosis-body tr[data-key^="NO_SOCKET"]' + (bpf ? `:has(td[data-label="Namespace"]:text-is("${ns.name}"))` : '')).first();
     await row.waitFor({ timeout: 40_000 });
     const cells = Object.fromEntries(
       await row.locator('td').evaluateAll((tds) => tds.map((td) => [td.getAttribute('data-label') ?? '', (td.textContent ?? '').trim()])),

@@ -9,6 +9,8 @@ import { Recorder } from '../../src/recording/recorder.js';
 import { syntheticInterval } from './synthetic.js';
 
 const [file, firstSeq] = process.argv.slice(2);
+// The test runner loads every file under test/: without a recording to write, there is nothing to do.
+if (file === undefined) process.exit(0);
 const rec = new Recorder(file, { source: 'tracefs', retention: { maxBytes: 64 * 1024 * 1024 } });
 for (let seq = Number(firstSeq); ; seq++) {
   const written = rec.stats.intervalsWritten;
