@@ -40,7 +40,7 @@ test('diagnosis from memory: per namespace, named through the attribution, count
   const answer = diagnosis(ctx, { from: T0, to: T0 + 10_000 }) as { source: string; findings: Record<string, unknown>[] };
   assert.equal(answer.source, 'memory');
   assert.deepEqual(
-    answer.findings.map((f) => [f.key, f.netns, f.netns_name, f.container, f.packets, f.interfaces, (f.counters as { name: string }[]).map((c) => c.name)]),
+    answer.findings.map((f) => [String(f.key).split('/')[0], f.netns, f.netns_name, f.container, f.packets, f.interfaces, (f.counters as { name: string }[]).map((c) => c.name)]),
     [
       ['NO_SOCKET', WEB1, 'web-1', 'docker 3f2a1b0c9d8e', 80, [{ name: 'eth0', ifindex: 2, count: 80 }], []],
       ['NO_SOCKET', INIT, 'init', undefined, 10, [{ name: 'lo', ifindex: 1, count: 10 }], ['Udp:NoPorts']],

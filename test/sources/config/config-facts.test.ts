@@ -12,7 +12,7 @@ import { qdiscParams } from '../../../src/sources/config/qdiscs.js';
 import { parseFilterMessage, RTM_NEWTFILTER } from '../../../src/sources/config/tcfilters.js';
 import { ConfigSampler, readConfigFacts } from '../../../src/sources/config/reader.js';
 import { sysctlName } from '../../../src/sources/config/sysctls.js';
-import { resolveNetns } from '../../../src/kernel/setns.js';
+import { releaseNetns, resolveNetns } from '../../../src/kernel/setns.js';
 import { loadKnowledge } from '../../../src/knowledge/load.js';
 import { fixtureText } from '../../helpers/fixtures.js';
 import { kernelSkipReason } from '../../helpers/env.js';
@@ -243,11 +243,17 @@ test('a namespace made for the test: its sysctls, its ruleset and its qdiscs, re
   }
 });
 
-test('a namespace that is gone: an error line and empty facts, never a throw', { skip: kernelSkipReason() ?? false }, () => {
+test('a namespace deleted after it was opened is still read (held by its descriptor); one that cannot be opened: an error line and empty facts, never a throw', { skip: kernelSkipReason() ?? false }, () => {
   const ns = new TestNetns('cfggone');
   const target = resolveNetns(`/run/netns/${ns.name}`);
   ns.delete();
-  const f = readConfigFacts({ netns: target });
+  try {
+    const held = readConfigFacts({ netns: target });
+    assert.ok(Object.keys(held.sysctls).length > 0, JSON.stringify(held.errors));
+  } finally {
+    releaseNetns(target);
+  }
+  const f = readConfigFacts({ netns: { spec: 'gone', path: `/run/netns/${ns.name}`, inode: target.inode } });
   assert.deepEqual(f.sysctls, {});
   assert.ok(f.errors?.some((e) => /cannot open the network namespace/.test(e)), JSON.stringify(f.errors));
 });

@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type { CounterReading } from '../../../src/core/counter.js';
 import { readingKey } from '../../../src/core/counter.js';
-import { resolveNetns, withNetns } from '../../../src/kernel/setns.js';
+import { releaseNetns, resolveNetns, withNetns } from '../../../src/kernel/setns.js';
 import { readNetlinkCounters, type NetlinkReadOptions } from '../../../src/sources/counters/netlink-reader.js';
 import { readDriverStats } from '../../../src/sources/counters/ethtool.js';
 import { LINK_STATS_FIELDS } from '../../../src/sources/counters/rtnetlink.js';
@@ -22,7 +22,13 @@ import { sh, TestNetns } from '../../helpers/netns.js';
 after(() => TestNetns.cleanupAll());
 
 function read(ns: TestNetns, opts?: NetlinkReadOptions) {
-  return withNetns(resolveNetns(ns.name), () => readNetlinkCounters(opts));
+  // The target holds the namespace by a descriptor: let it go, so that descriptors can be counted.
+  const target = resolveNetns(ns.name);
+  try {
+    return withNetns(target, () => readNetlinkCounters(opts));
+  } finally {
+    releaseNetns(target);
+  }
 }
 
 function byKey(rs: readonly CounterReading[]): Map<string, CounterReading> {
