@@ -54,7 +54,7 @@ for (const kernel of KERNELS) {
     // dropmon as installed: read once through 9p as one file, unpacked in the guest.
     const tar = join(dir, 'dropmon-runtime.tar');
     const koffiBinary = `node_modules/@koromix/koffi-${process.platform}-${process.arch}`;
-    execFileSync('tar', ['-cf', tar, '-C', PROJECT_ROOT, 'dist/src', 'package.json', 'contrib/dwdump', 'kb', 'node_modules/koffi', koffiBinary, 'node_modules/yaml']);
+    execFileSync('tar', ['-cf', tar, '-C', PROJECT_ROOT, 'dist/src', 'dist/kb.compiled.json', 'package.json', 'contrib/dwdump', 'kb', 'node_modules/koffi', koffiBinary, 'node_modules/yaml']);
     const t0 = Date.now();
     const r = spawnSync(
       join(PROJECT_ROOT, 'scripts', 'kernel-vm.sh'),
