@@ -20,8 +20,9 @@ fi
 # for the NET_DM tests in a VM (scripts/kernel-vm.sh): qemu, busybox, cpio,
 # kmod, xz/zstd (kernel modules), dropwatch (the reference client), tshark;
 # for the packaging tests dpkg-dev (dpkg-deb, dpkg-shlibdeps: scripts/build-deb.sh) and lintian;
-# for the kernel's drop_monitor selftest in the VM: mausezahn (netsniff-ng), udevadm (udev).
-PKGS=(nftables iproute2 ethtool gcc g++ make python3 libc6-dev procps qemu-system-x86 busybox-static cpio kmod xz-utils zstd dropwatch tshark netsniff-ng udev bpftrace prometheus chromium dpkg-dev lintian)
+# for the kernel's drop_monitor selftest in the VM: mausezahn (netsniff-ng), udevadm (udev);
+# for the service's access tests: curl, run as an unprivileged user through setpriv (util-linux).
+PKGS=(nftables iproute2 ethtool gcc g++ make python3 libc6-dev procps qemu-system-x86 busybox-static cpio kmod xz-utils zstd dropwatch tshark netsniff-ng udev bpftrace prometheus chromium dpkg-dev lintian curl util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
