@@ -120,6 +120,8 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   // Each namespace's configuration before and after tells apart the causes a reason shares (which nft rule's counter moved).
   const home = netns?.inode ?? (counters.attribution ?? attribution()).ownInode;
   const configs = new NamespaceConfigs(counters.registry ? (i) => counters.registry?.get(i)?.target : undefined, home, netns);
+  // Namespaces the host holds get their configuration's baseline before their drops, as far as can be.
+  const heldNamespaces = () => (counters.registry?.list() ?? []).map((n) => n.inode);
   const diagnoser = new Diagnoser(kb, (a) => formatSymbol(symbols.lookup(a), a, false), netns !== undefined, counters.attribution ?? attribution());
   let drops = 0;
   let lost = 0;
@@ -133,6 +135,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
           drops += r.drops;
           lost += r.lostTotal;
           diagnoser.add(r.points, r.counters ?? [], (r.end - r.start) / 1000);
+          configs.discovered(heldNamespaces());
           configs.seen(new Set(r.points.map((p) => p.netns)));
         },
       },
@@ -143,6 +146,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     outputsReady: kallsyms,
     annotate,
     onStarted: () => {
+      configs.discovered(heldNamespaces());
       process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
     },
   });

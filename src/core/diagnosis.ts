@@ -242,6 +242,9 @@ export class Diagnoser {
       const refinedCause = reasonName ? kb.refine?.(reasonName, { ...(symbol ? { function: symbol } : {}), countersMoved: countersMoved(d.netns), ...withConfig(configOf(d.netns)), packets: d.packets }) : undefined;
       const refined = refinedCause ?? (reasonName ? this.refinedBy(d, reasonName) : undefined);
       const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
+      // The counters that told this cause apart are its evidence too, even where the reason does not pair with them
+      // (ndisc_cache:res_failed beside NOT_SPECIFIED drops at neigh_invalidate).
+      for (const name of refinedCause?.confirmedBy ?? []) this.addConfirming(d, name);
       return { d, benign, symbol, reasonName, refinedCause, score: d.packets * BENIGN_WEIGHT[benign] };
     });
     // Usually-benign causes come after every other one, whatever their volume.
@@ -310,6 +313,15 @@ export class Diagnoser {
     }
     const possible = ofReason.filter((d) => mayBeSameNetns(d.netns, c.netns)).sort((a, b) => b.packets - a.packets);
     return possible.length ? [possible[0]] : [];
+  }
+
+  /** Counters of this name that moved where the cause happened (or host-wide) join its evidence, once. */
+  private addConfirming(d: Draft, name: string): void {
+    const wanted = name.toLowerCase();
+    for (const c of this.counters.values()) {
+      if (c.name.toLowerCase() !== wanted || d.counters.includes(c)) continue;
+      if (c.hostWide || mayBeSameNetns(d.netns, c.netns)) d.counters.push(c);
+    }
   }
 
   /** A counter with its namespace's name. */

@@ -61,6 +61,8 @@ export interface EntryKnowledge {
   readonly refines?: string;
   /** For a refined cause: what the configuration showed (the nft rule whose counter moved, the qdisc, sysctl values). */
   readonly evidence?: readonly string[];
+  /** For a refined cause: the counters whose move made it hold; they join its evidence wherever they were paired. */
+  readonly confirmedBy?: readonly string[];
 }
 
 export interface CounterKnowledge extends EntryKnowledge {

@@ -165,7 +165,7 @@ export class KnowledgeBase implements KnowledgeView {
    * naming what matched (the nftables rule, the qdisc, sysctl values).
    * Undefined when none applies: the reason's own entry stands.
    */
-  refine(reason: string, context: RefineContext): (KnowledgeEntry & { evidence?: readonly string[] }) | undefined {
+  refine(reason: string, context: RefineContext): (KnowledgeEntry & { evidence?: readonly string[]; confirmedBy?: readonly string[] }) | undefined {
     const r = this.reason(reason);
     if (r?.refines) return undefined;
     const rules = this.refinements.get(r?.name ?? normalizeReasonName(reason));
@@ -175,7 +175,7 @@ export class KnowledgeBase implements KnowledgeView {
       const bind = matchWhen(e.when ?? [], context, moved);
       if (!bind) continue;
       const evidence = evidenceOf(e.sysctls, bind, context.config, context.packets);
-      return { ...filled(e, bind, context.config), ...(evidence.length ? { evidence } : {}) };
+      return { ...filled(e, bind, context.config), ...(evidence.length ? { evidence } : {}), ...(bind.counters?.length ? { confirmedBy: bind.counters } : {}) };
     }
     return undefined;
   }
@@ -215,22 +215,27 @@ export class KnowledgeBase implements KnowledgeView {
     };
     for (const r of c?.reasons ?? []) add(r);
     // Refined causes have no counters of their own (validated): the scan meets only reasons.
-    for (const r of this.all('reason')) if (r.counters.some((x) => names.has(x.toLowerCase()))) add(r.name);
-    return [...out].sort();
+    const scanned = this.all('reason').filter((r) => r.counters.some((x) => names.has(x.toLowerCase())));
+    for (const r of scanned.sort((a, b) => a.name.localeCompare(b.name))) add(r.name);
+    // The counter's own list first, in its order: a counter-only cause is named after the first (the most general).
+    return [...out];
   }
 
   /**
    * Is a drop with this reason (at this function) usually harmless? A symbol
-   * entry decides when it lists the reason, or when it lists no reasons and is
-   * itself benign (a function whose every drop is housekeeping); otherwise the
-   * reason's entry decides. Unknown reasons are never called benign.
+   * entry that calls itself benign decides when it lists the reason, or when
+   * it lists no reasons (a function whose every drop is housekeeping);
+   * otherwise the reason's entry decides. Unknown reasons are never called benign.
    */
   benign(reasonName: string, symbol?: string): Benign {
     const r = this.reason(reasonName);
     if (symbol) {
       const s = this.symbol(symbol);
       const reason = r?.name ?? normalizeReasonName(reasonName);
-      if (s && s.reasons.some((x) => normalizeReasonName(x) === reason)) return s.benign;
+      // A symbol that lists the reason decides when it calls its drops benign (a purge, a closing
+      // socket); its "no" is about the function in general and leaves a benign reason its own word
+      // (OTHERHOST at ip_rcv_core, which also drops bad headers).
+      if (s && s.benign !== 'no' && s.reasons.some((x) => normalizeReasonName(x) === reason)) return s.benign;
       if (s && s.reasons.length === 0 && s.benign !== 'no') return s.benign;
     }
     return r?.benign ?? 'no';

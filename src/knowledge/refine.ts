@@ -200,10 +200,14 @@ export interface Bindings {
   sysctls?: [string, string][];
   /** The tc filter that made a tc condition hold. */
   filter?: TcFilterFact;
+  /** The counters whose move made a counters condition hold. */
+  counters?: string[];
 }
 
 const isCtInvalid = (r: NftRuleFact) => r.ctStates?.includes('invalid') ?? false;
-const mostMoved = (rs: readonly NftRuleFact[]) => [...rs].sort((a, b) => (b.moved ?? 0) - (a.moved ?? 0))[0];
+/** What a rule's counter counted: since the first reading, or on a single reading (no baseline) its whole value. */
+const counted = (r: NftRuleFact) => r.moved ?? r.packets ?? 0;
+const mostMoved = (rs: readonly NftRuleFact[]) => [...rs].sort((a, b) => counted(b) - counted(a))[0];
 
 function nftHolds(flag: NftFlag, config: ConfigFacts | undefined, bind: Bindings): boolean {
   const nft = config?.nft;
@@ -214,7 +218,7 @@ function nftHolds(flag: NftFlag, config: ConfigFacts | undefined, bind: Bindings
     case 'present':
       return true;
     case 'rule-moved': {
-      const moved = rules.filter((r) => !isCtInvalid(r) && (r.moved ?? 0) > 0);
+      const moved = rules.filter((r) => !isCtInvalid(r) && counted(r) > 0);
       if (moved.length) bind.rule = mostMoved(moved);
       return moved.length > 0;
     }
@@ -224,7 +228,7 @@ function nftHolds(flag: NftFlag, config: ConfigFacts | undefined, bind: Bindings
       return ct.length > 0;
     }
     case 'ct-invalid-rule-moved': {
-      const ct = rules.filter((r) => isCtInvalid(r) && (r.moved ?? 0) > 0);
+      const ct = rules.filter((r) => isCtInvalid(r) && counted(r) > 0);
       if (ct.length) bind.rule = mostMoved(ct);
       return ct.length > 0;
     }
@@ -276,7 +280,11 @@ function conditionHolds(c: RefineCondition, ctx: RefineContext, moved: ReadonlyS
     const fn = functionName(ctx.function);
     if (!c.function.some((f) => f.toLowerCase() === fn)) return false;
   }
-  if (c.counters && !c.counters.some((n) => moved.has(n.toLowerCase()))) return false;
+  if (c.counters) {
+    const hit = c.counters.filter((n) => moved.has(n.toLowerCase()));
+    if (!hit.length) return false;
+    (bind.counters ??= []).push(...hit);
+  }
   if (c.noCounters?.some((n) => moved.has(n.toLowerCase()))) return false;
   if (c.sysctl) {
     const sysctls = ctx.config?.sysctls;
@@ -382,7 +390,7 @@ export function evidenceOf(show: readonly string[] | undefined, bind: Bindings, 
   const out: string[] = [];
   const r = bind.rule;
   if (r) {
-    const moved = r.moved !== undefined ? `: +${r.moved} packets` : r.packets === undefined ? ': no counter' : '';
+    const moved = r.moved !== undefined ? `: +${r.moved} packets` : r.packets === undefined ? ': no counter' : `: ${r.packets} packets (one reading: no baseline)`;
     out.push(`nft rule "${r.text}" (table ${r.family} ${r.table}, chain ${r.chain}, handle ${r.handle})${moved}`);
     const rest = r.moved !== undefined && packets !== undefined ? unexplainedDrops(config, packets) : undefined;
     if (rest) out.push(rest);

@@ -130,13 +130,16 @@ describe('dropmon watch: counters beside the drops', { skip: SKIP }, () => {
   test('counter deltas are joined with the drop points that explain them; blind spots named', async () => {
     const ns = new TestNetns('wcor');
     try {
-      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '-i', '1', '-d', '3']);
+      // However slow the machine, the watch lasts until the drops are made; Ctrl-C ends it with a last interval.
+      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '-i', '1', '-d', '120']);
       await dm.ready(30_000);
       runDropgen(['-m', 'noport', '-n', '150'], ns.name);
       runDropgen(['-m', 'listen', '-n', '40', '-p', '47012'], ns.name);
-      const done = await dm.finished();
+      const done = await dm.stop('SIGINT', 30_000);
       assert.equal(done.code, 0, done.stderr);
-      assert.match(done.stdout, /^= .*Udp:NoPorts \+150.*\s<->\s+150 x NO_SOCKET at __udp4_lib_rcv/m);
+      // tracefs sees every namespace: NO_SOCKET drops elsewhere on the host may join the 150 made here.
+      const joined = /^= .*Udp:NoPorts \+(\d+).*\s<->\s+(\d+) x NO_SOCKET at __udp4_lib_rcv/m.exec(done.stdout);
+      assert.ok(joined && Number(joined[1]) === 150 && Number(joined[2]) >= 150, `Udp:NoPorts +150 joined with the NO_SOCKET drops: ${done.stdout}`);
       assert.match(done.stdout, /^! blind spot: TcpExt:Listen(Overflows|Drops) \+\d+/m);
     } finally {
       ns.delete();
@@ -146,11 +149,13 @@ describe('dropmon watch: counters beside the drops', { skip: SKIP }, () => {
   test('JSON: one "counters" object per interval; the noise policy sets benign drops apart', async () => {
     const ns = new TestNetns('wjs');
     try {
-      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '--json', '-i', '1', '-d', '3']);
+      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '--json', '-i', '1', '-d', '120']);
       await dm.ready(30_000);
       // rcvbuf mode closes its socket with datagrams queued: NOT_SPECIFIED at udp_destruct_common, usually benign.
       runDropgen(['-m', 'rcvbuf', '-n', '400'], ns.name);
-      const done = await dm.finished();
+      // The socket's queue is freed as dropgen exits: wait for the interval that saw it, however slow the machine.
+      await dm.printed(/udp_destruct_common/);
+      const done = await dm.stop('SIGINT', 30_000);
       const objs = done.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const counters = objs.filter((o) => o.type === 'counters') as Array<{ correlated: Array<{ reasons: string[]; counters: Array<{ name: string }> }>; benign: Array<{ reason: string; function: string }> }>;
       assert.ok(counters.length >= 1, done.stdout);

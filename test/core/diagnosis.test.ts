@@ -220,3 +220,27 @@ test('names are looked up when the findings are made, not per interval', () => {
   dg.findings();
   assert.ok(a.lookups > 0 && a.lookups < 10, `${a.lookups} lookups`);
 });
+
+test('a refined cause carries the counters that told it apart, though its reason pairs with none of them', () => {
+  const dg = new Diagnoser(kb, () => 'neigh_invalidate+0x7e', false, attribution());
+  dg.add([point('NOT_SPECIFIED', 200, { netns: WEB1 })], [delta('ndisc_cache:res_failed', 1, { hostWide: true })], 1);
+  const [f] = dg.findings();
+  assert.equal(f.key, 'NOT_SPECIFIED/ndisc-failed');
+  assert.deepEqual(
+    f.counters.map((c) => [c.name, c.delta]),
+    [['ndisc_cache:res_failed', 1]],
+  );
+});
+
+test('usually benign noise never ranks above a real cause, whatever its volume', () => {
+  const dg = new Diagnoser(kb, (a) => (a === 1n ? 'ip_rcv_core+0x22c' : 'ip_forward+0x2b4'), false, attribution());
+  dg.add([point('OTHERHOST', 5000, { netns: WEB2, location: 1n }), point('IP_INHDR', 30, { netns: WEB1, location: 2n })], [], 1);
+  const f = dg.findings();
+  assert.deepEqual(
+    f.map((x) => [x.key, x.benign]),
+    [
+      ['IP_INHDR/ttl-expired', 'sometimes'],
+      ['OTHERHOST', 'usually'],
+    ],
+  );
+});

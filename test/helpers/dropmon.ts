@@ -47,6 +47,17 @@ export class DropmonProcess {
     }
   }
 
+  /** Resolve once stdout matches `re` (what the test waits to see printed); reject after `ms` (stretched by patience()). */
+  async printed(re: RegExp, ms = 30_000): Promise<void> {
+    ms = patience(ms);
+    const t0 = Date.now();
+    while (!re.test(this.stdout)) {
+      if (this.child.exitCode !== null) throw new Error(`dropmon exited before printing ${re}: ${this.stdout}\n${this.stderr}`);
+      if (Date.now() - t0 > ms) throw new Error(`dropmon did not print ${re} within ${ms} ms: ${this.stdout}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGINT', ms = 30_000): Promise<Finished> {
     this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), patience(ms));

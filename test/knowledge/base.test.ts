@@ -48,6 +48,11 @@ test('counter <-> reason pairs work from either side (the pairs watch correlates
     ['TcpExt:TCPRcvQDrop', 'PROTO_MEM'],
     ['TcpExt:TCPZeroWindowDrop', 'TCP_ZEROWINDOW'],
     ['qdisc:drops', 'QDISC_DROP'],
+    ['qdisc:drops', 'TC_INGRESS'],
+    ['qdisc:drops', 'TC_EGRESS'],
+    ['Ip:OutDiscards', 'TC_EGRESS'],
+    ['Udp:SndbufErrors', 'TC_EGRESS'],
+    ['link:rx_frame_errors', 'VXLAN_INVALID_HDR'],
     ['conntrack:drop', 'NETFILTER_DROP'],
     ['arp_cache:unresolved_discards', 'NEIGH_QUEUEFULL'],
   ];
@@ -58,6 +63,8 @@ test('counter <-> reason pairs work from either side (the pairs watch correlates
   }
   assert.ok(kb.reasonsForCounter('link:rx_dropped').includes('PTYPE_ABSENT'), "old spellings pair too (events of 5.18)");
   assert.deepEqual(kb.reasonsForCounter('link:rx_missed_errors'), [], 'NIC overruns have no drop reason');
+  // A counter-only cause is named after the counter's first reason, the most general: a clsact's drops are no CAKE_FLOOD.
+  assert.equal(kb.reasonsForCounter('qdisc:drops')[0], 'QDISC_DROP');
   assert.equal(kb.counter('link:rx_missed_errors')?.blindSpot, true);
   assert.equal(kb.counter('softnet:time_squeeze')?.drop, false);
   assert.equal(kb.counter('socket:rx_queue')?.gauge, true);
@@ -74,5 +81,8 @@ test('benign policy: teardown and promiscuous noise is benign, real loss is not'
   assert.equal(kb.benign('SOCKET_RCVBUFF'), 'no');
   assert.equal(kb.benign('SOCKET_RCVBUFF', 'udp_destruct_common'), 'no', 'a symbol decides only for the reasons it lists');
   assert.equal(kb.benign('CPU_BACKLOG', 'tcp_v4_rcv'), 'no');
+  // ip_rcv_core also drops bad headers (benign: no); its frames for another host stay usually benign.
+  assert.equal(kb.benign('OTHERHOST', 'ip_rcv_core+0x22c'), 'usually');
+  assert.equal(kb.benign('IP_INHDR', 'ip_rcv_core'), 'no');
   assert.equal(kb.benign('SOME_FUTURE_REASON'), 'no', 'unknown reasons are never called benign');
 });

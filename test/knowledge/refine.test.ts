@@ -162,6 +162,17 @@ test('neighbours: a next hop that never answers, or a burst, told by res_failed'
   assert.equal(refined('NEIGH_QUEUEFULL', { function: '__neigh_event_send', countersMoved: moved('arp_cache:res_failed') }), 'NEIGH_QUEUEFULL/unresolved-next-hop');
   assert.equal(refined('NEIGH_QUEUEFULL', { function: '__neigh_event_send', countersMoved: moved('arp_cache:unresolved_discards') }), 'NEIGH_QUEUEFULL/burst');
   assert.equal(refined('NEIGH_FAILED', { function: 'neigh_invalidate', countersMoved: moved('ndisc_cache:res_failed') }), 'NEIGH_FAILED/ndisc');
+  // IPv6's error report frees queued packets without a reason (6.18): the location tells, the counter confirms.
+  const nd = kb.refine('NOT_SPECIFIED', { function: 'neigh_invalidate+0x7e', countersMoved: moved('ndisc_cache:res_failed') });
+  assert.equal(nd?.name, 'NOT_SPECIFIED/ndisc-failed');
+  assert.deepEqual(nd.confirmedBy, ['ndisc_cache:res_failed'], 'the counter that made it hold is named');
+  assert.equal(refined('NOT_SPECIFIED', { function: 'neigh_invalidate' }), 'NOT_SPECIFIED/ndisc-failed', 'without counters, the location alone');
+});
+
+test('netfilter, single reading: a rule first read after its drops counts with its whole counter', () => {
+  const r = kb.refine('NETFILTER_DROP', { function: 'nft_do_chain', config: config({ nft: nft([rule({ handle: 4, packets: 300 })]) }) });
+  assert.equal(r?.name, 'NETFILTER_DROP/rule');
+  assert.deepEqual(r.evidence, ['nft rule "udp dport 9999 counter drop" (table inet filter, chain input, handle 4): 300 packets (one reading: no baseline)']);
 });
 
 test('socket receive side: UDP buffer, UDP memory, TCP buffer, TCP memory pressure, out-of-order queue', () => {
@@ -193,6 +204,7 @@ test('tc verdicts: a policer, a drop action, a BPF filter, or no filter at all (
 test('XDP: a failed redirect, and generic XDP drops that the kernel reports as NOT_SPECIFIED', () => {
   assert.equal(refined('XDP', { function: 'do_xdp_generic+0x1f0' }), 'XDP/redirect-failed');
   assert.equal(refined('NOT_SPECIFIED', { function: 'netif_receive_generic_xdp+0x3c' }), 'NOT_SPECIFIED/generic-xdp-drop');
+  assert.equal(refined('NOT_SPECIFIED', { function: 'do_xdp_generic+0x2a4' }), 'NOT_SPECIFIED/generic-xdp-drop', 'inlined into do_xdp_generic (6.18)');
   assert.equal(refined('NOT_SPECIFIED', { function: 'ip_error' }), 'NOT_SPECIFIED/reject-route');
   assert.equal(refined('NOT_SPECIFIED', { function: 'udp_destruct_common' }), undefined);
 });

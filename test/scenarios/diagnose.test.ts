@@ -1,15 +1,25 @@
 /**
- * For every scenario: run `dropmon diagnose` while the drops happen for real,
- * and check that the true cause is ranked first, with the counters that
- * moved as its evidence.
+ * For every scenario: run `dropmon diagnose` with no selection flags (no
+ * --netns, no --source: the whole host, every namespace) while the drops
+ * happen for real and other namespaces make noise, and check the top
+ * finding: the true cause, the namespace it happened in, the counter that
+ * confirms it, and a fix that says what to change. Usually-benign noise
+ * must never rank above it.
+ *
+ * `--json` is the output format the assertions read and `--duration` a
+ * bound: each diagnosis runs until the cause is over, then Ctrl-C ends it
+ * with a last interval.
  */
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kernelSkipReason } from '../helpers/env.js';
 import { TestNetns } from '../helpers/netns.js';
 import { DropmonProcess } from '../helpers/dropmon.js';
 import { dropgenBinary } from '../helpers/dropgen.js';
-import { SCENARIOS, buildNet } from './scenarios.js';
+import { patience } from '../helpers/patience.js';
+import { SCENARIOS } from './catalog/index.js';
+import { background, buildNet, deleteNet, restoreGlobals } from './net.js';
+import { Noise } from './noise.js';
 
 interface JsonFinding {
   rank: number;
@@ -20,52 +30,82 @@ interface JsonFinding {
   benign: string;
   evidence: string[];
   fix: string[];
-  counters: Array<{ name: string; scope: string; delta: number; detail?: string }>;
+  netns_name?: string;
+  points?: Array<{ location: string; count: number }>;
+  counters: Array<{ name: string; scope: string; delta: number; detail?: string; netns?: number; netns_name?: string }>;
 }
 
 const SKIP = kernelSkipReason();
 
-describe('diagnose ranks the true cause first', { skip: SKIP }, () => {
-  after(() => TestNetns.cleanupAll());
-  // Built before any diagnosis starts: compiling inside a scenario's window would delay its cause.
-  if (!SKIP) dropgenBinary();
+/** Only the scenarios named in DROPMON_SCENARIOS (comma-separated, case-insensitive substrings) run, when it is set. */
+function chosen(name: string): boolean {
+  const only = process.env.DROPMON_SCENARIOS;
+  return !only || only.split(',').some((w) => name.toLowerCase().includes(w.trim().toLowerCase()));
+}
+
+/** The findings in a line each for a failure's message: key, namespace, packets, where. */
+const brief = (fs: JsonFinding[]) =>
+  fs
+    .slice(0, 6)
+    .map((f) => `\n  ${f.key}@${f.netns_name ?? '?'}=${f.packets}${f.benign === 'usually' ? ' (benign)' : ''} ${f.points?.[0]?.location ?? f.counters[0]?.name ?? ''}`)
+    .join('');
+
+describe('diagnose of the whole host ranks the true cause first, where it happened', { skip: SKIP }, () => {
+  let noise: Noise | undefined;
+  before(() => {
+    // Built before any diagnosis starts: compiling inside a scenario's window would delay its cause.
+    dropgenBinary();
+    if (process.env.DROPMON_SCENARIO_NOISE === '0') process.stderr.write('# no noise: DROPMON_SCENARIO_NOISE=0\n');
+    else noise = new Noise();
+  });
+  after(() => {
+    noise?.stop();
+    background.stopAll();
+    restoreGlobals();
+    TestNetns.cleanupAll();
+  });
   let serial = 0;
-  for (const sc of SCENARIOS) {
+  for (const sc of SCENARIOS.filter((s) => chosen(s.name))) {
     const why = SKIP ? undefined : sc.skip?.();
     if (why) process.stderr.write(`# skipping scenario "${sc.name}": ${why}\n`);
-    test(sc.name, { skip: why, timeout: 60_000 }, async () => {
-      const net = buildNet(`s${serial++}`);
+    test(sc.name, { skip: why, timeout: patience(90_000) }, async () => {
+      assert.ok(sc.counterDeltas?.length || sc.evidence, 'the scenario names what confirms its cause');
+      const net = buildNet(`s${serial++}`, sc.net);
+      const ns = net[sc.where];
+      assert.ok(ns, `the scenario's network has namespace ${sc.where}`);
       try {
         sc.setup?.(net);
-        const ns = sc.counters === 'a' ? net.a : net.b;
-        // However slow the machine, every drop falls inside the diagnosis: it runs until
-        // the cause is over, then Ctrl-C ends it with a last interval (drops and counters).
-        const dm = new DropmonProcess(['diagnose', '--duration', '120', '--interval', '1', '--netns', ns.name, '--json']);
-        await dm.ready(30_000, 'diagnosing');
+        const dm = new DropmonProcess(['diagnose', '--json', '--duration', '120']);
+        await dm.ready(patience(30_000), 'diagnosing');
         await sc.cause(net);
-        const done = await dm.stop('SIGINT', 30_000);
+        const done = await dm.stop('SIGINT', patience(30_000));
         assert.equal(done.code, 0, done.stderr);
         const out = JSON.parse(done.stdout) as { findings: JsonFinding[] };
-        const real = out.findings.filter((f) => f.benign !== 'usually');
-        assert.ok(real.length > 0, `no finding: ${done.stdout}`);
-        const first = real[0];
+        assert.ok(out.findings.length > 0, `no finding: ${done.stdout}`);
+        const first = out.findings[0];
         const keys = typeof sc.cause_key === 'string' ? [sc.cause_key] : sc.cause_key;
-        assert.ok(keys.includes(first.key), `first cause is ${first.key} (${first.cause}), expected ${keys.join(' or ')}; all: ${real.map((f) => `${f.key}=${f.packets}`).join(', ')}`);
+        assert.ok(keys.includes(first.key), `first cause is ${first.key} (${first.cause}), expected ${keys.join(' or ')}; all: ${brief(out.findings)}`);
         assert.equal(first.kind, sc.kind);
+        assert.equal(first.netns_name, ns.name, `the top finding is placed in the scenario's namespace; all: ${brief(out.findings)}`);
         for (const c of sc.counterDeltas ?? []) {
-          const moved = first.counters.filter((x) => x.name === c.name).reduce((n, x) => n + x.delta, 0);
-          assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}`);
+          const mine = first.counters.filter((x) => x.name === c.name && (x.netns_name === undefined || x.netns_name === ns.name));
+          const moved = mine.reduce((n, x) => n + x.delta, 0);
+          assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}; all: ${brief(out.findings)}; summary: ${JSON.stringify({ ...out, findings: undefined })}`);
         }
+        if (sc.evidence) assert.ok(first.evidence.some((l) => new RegExp(sc.evidence as string, 'i').test(l)), `evidence /${sc.evidence}/: ${JSON.stringify(first.evidence)}`);
         if (sc.socketOwner) {
           const sock = first.counters.find((x) => x.name === 'socket:drops');
           assert.match(sock?.detail ?? '', new RegExp(`\\(${sc.socketOwner}\\)`), `the socket's owner is named: ${JSON.stringify(sock)}`);
         }
         for (const w of sc.causeMentions ?? []) assert.match(first.cause, new RegExp(w, 'i'));
-        assert.ok(first.fix.length > 0 || first.evidence.length > 0, 'a finding says what to do');
+        assert.ok(
+          first.fix.some((f) => new RegExp(sc.fix, 'i').test(f)),
+          `a fix mentions /${sc.fix}/: ${JSON.stringify(first.fix)}`,
+        );
       } finally {
-        sc.restore?.();
-        net.a.delete();
-        net.b.delete();
+        background.stopAll();
+        restoreGlobals();
+        deleteNet(net);
       }
     });
   }

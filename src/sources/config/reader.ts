@@ -102,13 +102,18 @@ export class ConfigSampler {
 
 /**
  * The configuration of every namespace a diagnosis is about: dropmon's own
- * (or the one --netns names) from the start, and each other namespace from
- * the interval its first drop was seen in (so that its nft rule counters have
- * a baseline). Bounded: a reading runs nft, so at most `max` namespaces are
- * read; the others are diagnosed by location and counters alone.
+ * (or the one --netns names) and every namespace the host holds when the
+ * diagnosis starts or that appears during it (read at once, so that what
+ * their nft rules and qdiscs drop later moves against a baseline), up to
+ * `maxEarly`; and a namespace first met through its drops, up to `max` in
+ * all. Such a late one is read once, at the end: a single reading, whose
+ * counters are taken whole (its drops came before any baseline could be
+ * taken). Bounded because a reading runs nft; namespaces beyond the bounds
+ * are diagnosed by location and counters alone.
  */
 export class NamespaceConfigs {
   private readonly samplers = new Map<number | undefined, ConfigSampler>();
+  private early = 0;
 
   constructor(
     /** The held target of a namespace by inode (the registry of host-wide counters), when there is one. */
@@ -116,22 +121,35 @@ export class NamespaceConfigs {
     /** The inode of the namespace read without a target (dropmon's own, or the one given). */
     private readonly home: number | undefined,
     homeTarget?: NetnsTarget,
-    private readonly max = 16,
+    private readonly max = 32,
+    private readonly maxEarly = 16,
   ) {
     const s = new ConfigSampler(homeTarget ? { netns: homeTarget } : {});
     s.baseline();
     this.samplers.set(home, s);
   }
 
-  /** Namespaces whose drops were seen: the new ones get their first reading. */
-  seen(inodes: Iterable<number | undefined>): void {
+  /** Namespaces the host holds (before their drops, as far as anyone knows): the new ones get a baseline. */
+  discovered(inodes: Iterable<number>): void {
     for (const inode of inodes) {
-      if (inode === undefined || inode === 0 || this.samplers.has(inode) || this.samplers.size >= this.max) continue;
+      if (this.early >= this.maxEarly || this.samplers.size >= this.max) return;
+      if (inode === 0 || this.samplers.has(inode)) continue;
       const target = this.targetOf?.(inode);
       if (!target) continue;
       const s = new ConfigSampler({ netns: target });
       s.baseline();
       this.samplers.set(inode, s);
+      this.early++;
+    }
+  }
+
+  /** Namespaces whose drops were seen: the ones without a baseline get a single reading at the end. */
+  seen(inodes: Iterable<number | undefined>): void {
+    for (const inode of inodes) {
+      if (inode === undefined || inode === 0 || this.samplers.has(inode) || this.samplers.size >= this.max) continue;
+      const target = this.targetOf?.(inode);
+      if (!target) continue;
+      this.samplers.set(inode, new ConfigSampler({ netns: target }));
     }
   }
 
