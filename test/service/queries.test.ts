@@ -5,6 +5,7 @@ import type { Attribution } from '../../src/core/attribution.js';
 import type { IntervalReport } from '../../src/core/interval.js';
 import { Symbolizer } from '../../src/kernel/kallsyms.js';
 import { loadKnowledge } from '../../src/knowledge/load.js';
+import { DEFAULT_QUERIES } from '../../src/service/config.js';
 import { diagnosis } from '../../src/service/queries.js';
 
 const WEB1 = 4026532871;
@@ -29,15 +30,16 @@ function report(seq: number): IntervalReport {
   };
 }
 
-test('diagnosis from memory: per namespace, named through the attribution, counters of the own namespace with its drops', () => {
+test('diagnosis from memory: per namespace, named through the attribution, counters of the own namespace with its drops', async () => {
   const attribution: Attribution = {
     initInode: INIT,
     ownInode: INIT,
     netns: (i) => (i === WEB1 ? { name: 'web-1', container: 'docker 3f2a1b0c9d8e' } : i === INIT ? { name: 'init' } : undefined),
     ifname: (ns, i) => (ns === WEB1 && i === 2 ? 'eth0' : ns === INIT && i === 1 ? 'lo' : undefined),
   };
-  const ctx = { file: '', reports: [report(1), report(2)], kb: loadKnowledge(), symbols: new Symbolizer(), attribution };
-  const answer = diagnosis(ctx, { from: T0, to: T0 + 10_000 }) as { source: string; findings: Record<string, unknown>[] };
+  const pool = { ask: () => Promise.reject(new Error('no recording: memory only')) };
+  const ctx = { file: '', reports: [report(1), report(2)], kb: loadKnowledge(), symbols: new Symbolizer(), attribution, pool, budget: DEFAULT_QUERIES };
+  const answer = (await diagnosis(ctx, { from: T0, to: T0 + 10_000 })) as { source: string; findings: Record<string, unknown>[] };
   assert.equal(answer.source, 'memory');
   assert.deepEqual(
     answer.findings.map((f) => [String(f.key).split('/')[0], f.netns, f.netns_name, f.container, f.packets, f.interfaces, (f.counters as { name: string }[]).map((c) => c.name)]),
