@@ -399,9 +399,13 @@ export function applyConfig(base: ServiceConfig, doc: unknown): ServiceConfig {
   }
   if (o.http !== undefined) c = { ...c, http: httpSettings('http', o.http, c.http) };
   if (o.queries !== undefined) c = { ...c, queries: querySettings('queries', o.queries, c.queries) };
-  // A query's answer (or its 504) must come before the connection is closed as idle.
-  if ((o.queries !== undefined || o.http !== undefined) && c.queries.timeoutMs >= c.http.idleTimeoutMs)
-    fail(o.queries !== undefined ? 'queries.timeout' : 'http.idleTimeout', `queries.timeout (${c.queries.timeoutMs / 1000} s) must be shorter than http.idleTimeout (${c.http.idleTimeoutMs / 1000} s)`);
+  // A query's answer (or its 504) must come before the connection is closed as idle: a timeout
+  // asked for must be shorter; one not asked for follows a shorter idle timeout (half of it).
+  if (c.queries.timeoutMs >= c.http.idleTimeoutMs) {
+    if (isObj(o.queries) && o.queries.timeout !== undefined)
+      fail('queries.timeout', `must be shorter than http.idleTimeout (${c.http.idleTimeoutMs / 1000} s): the connection would be closed before the answer`);
+    c = { ...c, queries: { ...c.queries, timeoutMs: Math.floor(c.http.idleTimeoutMs / 2) } };
+  }
   if (o.source !== undefined) c = { ...c, source: oneOf('source', o.source, ['auto', 'bpf', 'tracefs', 'netdm'] as const) };
   if (o.mode !== undefined) c = { ...c, mode: oneOf('mode', o.mode, ['summary', 'packet'] as const) };
   if (o.interval !== undefined && o.intervalMs !== undefined) fail('interval', 'give interval or intervalMs, not both');
