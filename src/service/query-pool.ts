@@ -53,8 +53,16 @@ export class QueryBusyError extends Error {
 
 /** The question ran past its time; its thread was stopped. */
 export class QueryTimeoutError extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`the query ran longer than ${timeoutMs / 1000} s and was stopped; ask for a shorter range`);
+  constructor(
+    readonly timeoutMs: number,
+    /** Of that time, how long it waited for a thread. */
+    readonly waitedMs = 0,
+  ) {
+    super(
+      waitedMs >= 100
+        ? `the query was stopped at its time limit of ${timeoutMs / 1000} s, ${(waitedMs / 1000).toFixed(1)} s of which it waited for a thread; ask again, or for a shorter range`
+        : `the query ran longer than ${timeoutMs / 1000} s and was stopped; ask for a shorter range`,
+    );
   }
 }
 
@@ -68,7 +76,10 @@ export class QueryFailedError extends Error {
 interface Job {
   readonly id: number;
   readonly request: WorkerRequest;
+  readonly arrived: number;
   readonly deadline: number;
+  /** When a thread took it. */
+  started?: number;
   readonly timer: NodeJS.Timeout;
   readonly resolve: (answer: unknown) => void;
   readonly reject: (err: Error) => void;
@@ -127,6 +138,7 @@ export class QueryPool {
       const job: Job = {
         id,
         request: { id, file, query, ...(delayMs > 0 ? { delayMs } : {}) },
+        arrived: Date.now(),
         deadline: Date.now() + timeoutMs,
         timer: setTimeout(() => this.expire(job), timeoutMs),
         resolve: resolve as (a: unknown) => void,
@@ -165,6 +177,7 @@ export class QueryPool {
     if (slot.idleTimer) clearTimeout(slot.idleTimer);
     slot.idleTimer = undefined;
     slot.job = job;
+    job.started = Date.now();
     slot.worker.postMessage(job.request);
     return true;
   }
@@ -220,7 +233,7 @@ export class QueryPool {
     const slot = [...this.slots].find((s) => s.job === job);
     if (!slot) return;
     slot.job = undefined;
-    this.settle(job, new QueryTimeoutError(this.limits().timeoutMs));
+    this.settle(job, new QueryTimeoutError(this.limits().timeoutMs, (job.started ?? job.arrived) - job.arrived));
     void this.end(slot);
   }
 
