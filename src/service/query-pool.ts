@@ -5,9 +5,8 @@
  *
  * Bounded three ways, each with its own answer:
  * - at most `workers` threads at once; a thread that was told to stop still
- *   counts until it has exited, because a statement already inside SQLite
- *   runs to its end (better-sqlite3 cannot interrupt one), and a new thread
- *   beside it would be one more on the CPUs;
+ *   counts until it has exited (a statement stops at the next interval it
+ *   visits: recording.ts's checkpoint; better-sqlite3 cannot interrupt one);
  * - at most `queue` questions waiting for a thread; one more is refused at
  *   once (QueryBusyError, with the seconds after which a thread is sure to be
  *   free);

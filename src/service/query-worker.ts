@@ -20,7 +20,7 @@ export interface WorkerRequest {
   readonly id: number;
   readonly file: string;
   readonly query: RecordingQuery;
-  /** Tests only: hold the answer back this long, as a query this slow would. */
+  /** Tests only: hold the query this long inside its SQL, as one over a large recording would be. */
   readonly delayMs?: number;
 }
 
@@ -41,10 +41,23 @@ function isSqliteError(err: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_');
 }
 
+/**
+ * Sleep `ms` at the first interval the query visits: inside the SQL
+ * statement, where a slow query spends its time, so that stopping it is
+ * tested where it matters.
+ */
+function sleepOnce(ms: number): () => void {
+  let slept = false;
+  return () => {
+    if (slept) return;
+    slept = true;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  };
+}
+
 function answer(req: WorkerRequest): WorkerReply {
   try {
-    if (req.delayMs) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, req.delayMs);
-    const rec = openRecording(req.file);
+    const rec = openRecording(req.file, req.delayMs ? { checkpoint: sleepOnce(req.delayMs) } : {});
     try {
       return { id: req.id, answer: askRecording(rec, req.query) };
     } finally {

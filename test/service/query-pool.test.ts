@@ -1,9 +1,11 @@
 /**
  * The range queries' worker threads (service/query-pool.ts): answers as the
  * recording gives them, the concurrency cap and the wait queue (busy), the
- * time limit (the thread is replaced and the next question answered), files
- * that cannot be read answered as failures, and the main thread free while a
- * question runs.
+ * time limit (the thread is replaced and the next question answered), a
+ * question stopped inside its SQL statement, files that cannot be read
+ * answered as failures, and the main thread free while a question runs. A
+ * question is slowed inside its statement (testDelayMs), where a query over
+ * a large recording spends its time.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,20 +81,38 @@ describe('query pool', () => {
   });
 
   test('past its time: the running question is stopped (its thread replaced), a waiting one is refused as busy, the next is answered', async () => {
-    const p = pool({ workers: 1, queue: 4, timeoutMs: 700 }, slowDiagnosis(60_000));
+    // Long enough for a new thread to start on a loaded machine (a few hundred ms).
+    const p = pool({ workers: 1, queue: 4, timeoutMs: 2000 }, slowDiagnosis(60_000));
     try {
       const t0 = Date.now();
       const slow = p.ask(FILE, { kind: 'diagnosis', range: ALL, rows: 10 });
       const behind = p.ask(FILE, { kind: 'points', range: ALL, top: 1 });
       await assert.rejects(slow, QueryTimeoutError);
       await assert.rejects(behind, QueryBusyError, 'it waited its whole time behind the slow one');
-      assert.ok(Date.now() - t0 < 5000, `answered within the time limit (${Date.now() - t0} ms)`);
+      assert.ok(Date.now() - t0 < 6000, `answered within the time limit (${Date.now() - t0} ms)`);
       const next = await p.ask(FILE, { kind: 'points', range: ALL, top: 1 });
       assert.equal(next.points.length, 1);
       assert.equal(p.threads, 1, 'the stopped thread is gone, one new one answered');
     } finally {
       await p.close();
     }
+  });
+
+  test('a stopped question ends inside its SQL statement: its thread exits at once, and so does closing the pool', async () => {
+    const p = pool({ workers: 2, timeoutMs: 500 }, slowDiagnosis(60_000));
+    const slow = p.ask(FILE, { kind: 'diagnosis', range: ALL, rows: 10 });
+    await assert.rejects(slow, QueryTimeoutError);
+    const t0 = Date.now();
+    while (p.threads > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(p.threads, 0, 'the stopped thread exited');
+    assert.ok(Date.now() - t0 < 2000, `it took ${Date.now() - t0} ms, not the 60 s the statement would have run`);
+    const running = p.ask(FILE, { kind: 'diagnosis', range: ALL, rows: 10 });
+    running.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    const t1 = Date.now();
+    await p.close();
+    assert.ok(Date.now() - t1 < 2000, `closed in ${Date.now() - t1} ms with a question inside SQLite`);
+    await assert.rejects(running, QueryBusyError);
   });
 
   test('a newer dropmon\'s recording, a damaged one and no database at all: failures with the fault, and the thread answers on', async () => {
