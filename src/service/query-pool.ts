@@ -97,8 +97,8 @@ const WORKER_URL = new URL('./query-worker.js', import.meta.url);
 /**
  * For the service's end-to-end tests, which run it as a child process:
  * DROPMON_TEST_SLOW_QUERY=KIND:MS makes every KIND question (points, series,
- * diagnosis) hold its thread MS milliseconds, as a query over a large
- * recording does. Unset, nothing is slowed.
+ * diagnosis) hold its thread MS milliseconds inside its SQL statement, as a
+ * query over a large recording does. Unset, nothing is slowed.
  */
 export function slowQueryFromEnv(env: NodeJS.ProcessEnv = process.env): ((q: RecordingQuery) => number) | undefined {
   const m = /^(points|series|diagnosis):(\d{1,7})$/.exec(env.DROPMON_TEST_SLOW_QUERY ?? '');
@@ -131,19 +131,22 @@ export class QueryPool {
   ask<Q extends RecordingQuery>(file: string, query: Q): Promise<RecordingAnswer<Q>> {
     if (this.closed) return Promise.reject(new QueryBusyError('the service is stopping', 1));
     const { timeoutMs } = this.limits();
+    // Questions that waited go first (there may be room now: a reload can raise the limit).
+    this.pump();
     return new Promise<RecordingAnswer<Q>>((resolve, reject) => {
       const id = this.nextId++;
+      const now = Date.now();
       const delayMs = this.testDelayMs?.(query) ?? 0;
       const job: Job = {
         id,
         request: { id, file, query, ...(delayMs > 0 ? { delayMs } : {}) },
-        arrived: Date.now(),
-        deadline: Date.now() + timeoutMs,
+        arrived: now,
+        deadline: now + timeoutMs,
         timer: setTimeout(() => this.expire(job), timeoutMs),
         resolve: resolve as (a: unknown) => void,
         reject,
       };
-      if (this.dispatch(job)) return;
+      if (this.waiting.length === 0 && this.dispatch(job)) return;
       if (this.waiting.length >= this.limits().queue) {
         clearTimeout(job.timer);
         reject(new QueryBusyError(`too many range queries at once (${this.limits().workers} running, ${this.waiting.length} waiting)`, this.retryAfterS()));

@@ -9,8 +9,8 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Recorder } from '../../src/recording/recorder.js';
@@ -42,10 +42,18 @@ function pool(limits: Partial<PoolLimits>, slow?: (q: RecordingQuery) => number)
   return new QueryPool(() => l, { testDelayMs: slow ?? (() => 0) });
 }
 
+/** The nice value of every thread of this process (Linux keeps one per thread). */
+function threadNiceValues(): number[] {
+  return readdirSync('/proc/self/task').map((t) => {
+    const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
 const slowDiagnosis = (ms: number) => (q: RecordingQuery) => (q.kind === 'diagnosis' ? ms : 0);
 
 describe('query pool', () => {
-  test('answers as the recording does, on its own thread', async () => {
+  test('answers as the recording does, on its own thread, at a lower CPU priority', async () => {
     const p = pool({});
     try {
       const rec = openRecording(FILE);
@@ -58,6 +66,8 @@ describe('query pool', () => {
       assert.equal(d.totals.intervals, 20);
       assert.equal(d.points.length, 3);
       assert.equal(p.threads, 1, 'one question at a time needs one thread');
+      const own = getPriority(0);
+      if (own < 19) assert.ok(threadNiceValues().includes(Math.min(19, own + 10)), `a thread nicer than the main one (${own}): ${threadNiceValues().join(' ')}`);
     } finally {
       await p.close();
     }
