@@ -150,14 +150,28 @@ export interface PacketSummary {
   readonly dport: number | null;
 }
 
+export interface OpenOptions {
+  /** Called at every interval a range query visits. */
+  readonly checkpoint?: () => void;
+}
+
 /** Buckets of a ReasonSeries at most. */
 const MAX_BUCKETS = 2000;
 
 /** The reason key of drops beyond the per-interval point bound in a ReasonSeries. */
 export const OVERFLOW_REASON = '(other locations)';
 
+/**
+ * A function every range query calls for each interval it visits. SQLite runs
+ * a statement to its end inside native code, where a worker thread told to
+ * terminate (the service's query pool) cannot stop, nor the process exit
+ * while it runs; a call back into JavaScript is where the termination takes
+ * effect and the statement ends. It costs one call per interval visited.
+ */
+const CHECKPOINT = 'dropmon_checkpoint';
+
 /** An interval is in a range when it ended after `from` and at or before `to`: back-to-back ranges share none. */
-const RANGE = 'i.end_ms > @from AND i.end_ms <= @to';
+const RANGE = `i.end_ms > @from AND i.end_ms <= @to AND ${CHECKPOINT}(i.id)`;
 
 export class Recording {
   private constructor(
@@ -166,8 +180,12 @@ export class Recording {
     readonly schemaVersion: number,
   ) {}
 
-  /** Open FILE read-only; a RecordingError (a DropmonError) says why when it is not a readable recording. */
-  static open(file: string): Recording {
+  /**
+   * Open FILE read-only; a RecordingError (a DropmonError) says why when it is
+   * not a readable recording. `checkpoint` runs at every interval a range
+   * query visits (CHECKPOINT); tests slow a query down with it.
+   */
+  static open(file: string, opts: OpenOptions = {}): Recording {
     if (!existsSync(file)) throw new RecordingError('missing', `${file}: no such file`);
     let db: Database.Database;
     try {
@@ -181,6 +199,12 @@ export class Recording {
       db.pragma('query_only = ON');
       db.pragma('trusted_schema = OFF');
       db.pragma('cell_size_check = ON');
+      // directOnly: the file's own schema (a view, a trigger) cannot call it.
+      const checkpoint = opts.checkpoint;
+      db.function(CHECKPOINT, { deterministic: false, directOnly: true }, (_interval: unknown) => {
+        checkpoint?.();
+        return 1;
+      });
       const version = checkSchema(db, file);
       checkSchemaObjects(db, version, file);
       return new Recording(db, file, version);
@@ -400,6 +424,6 @@ function parseStack(text: string | null): string[] | null {
 }
 
 /** Open a recording for reading (see Recording). */
-export function openRecording(file: string): Recording {
-  return Recording.open(file);
+export function openRecording(file: string, opts?: OpenOptions): Recording {
+  return Recording.open(file, opts);
 }

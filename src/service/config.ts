@@ -68,6 +68,25 @@ export interface HttpConfig {
   readonly eventStreamsPerClient: number;
 }
 
+/**
+ * The API's range queries (/api/v1/points, series, diagnosis) over the
+ * recording: they run on worker threads (query-pool.ts), bounded here.
+ */
+export interface QueryConfig {
+  /** Threads reading the recording at once. */
+  readonly workers: number;
+  /** Queries waiting for a thread; one more is answered 503. */
+  readonly queue: number;
+  /** From a query's arrival to its answer; past it, 503 (never ran) or 504 (stopped). Under http.idleTimeout. */
+  readonly timeoutMs: number;
+  /** A longer range is cut to its newest part (the answer says so). */
+  readonly maxRangeMs: number;
+  /** Drop points in an answer. */
+  readonly maxPoints: number;
+  /** Time buckets of a series. */
+  readonly maxBuckets: number;
+}
+
 export interface ServiceConfig {
   /** host:port; [v6]:port. */
   readonly listen: string;
@@ -81,6 +100,7 @@ export interface ServiceConfig {
   /** Where the generated token lives; default: the recording's folder, else /var/lib/dropmon. */
   readonly stateDir?: string;
   readonly http: HttpConfig;
+  readonly queries: QueryConfig;
   readonly source: SourceSetting;
   readonly mode: ModeSetting;
   readonly intervalMs: number;
@@ -112,9 +132,26 @@ export const DEFAULT_HTTP: HttpConfig = {
   eventStreamsPerClient: 8,
 };
 
+/**
+ * Two threads: the dashboard asks for points and series together, and one
+ * long diagnosis should not make them wait; more would take CPUs from the
+ * monitor on a small host for little gain (a query is mostly one thread's
+ * worth of SQLite). 20 s answers the diagnosis of a week's recording of 1 GiB
+ * on a slow host and stays well under the 60 s idle timeout of HTTP.
+ */
+export const DEFAULT_QUERIES: QueryConfig = {
+  workers: 2,
+  queue: 16,
+  timeoutMs: 20_000,
+  maxRangeMs: 31 * 86_400_000,
+  maxPoints: 1000,
+  maxBuckets: 2000,
+};
+
 export const DEFAULT_CONFIG: ServiceConfig = {
   listen: '127.0.0.1:9947',
   http: DEFAULT_HTTP,
+  queries: DEFAULT_QUERIES,
   source: 'auto',
   mode: 'summary',
   intervalMs: 1000,
@@ -287,7 +324,7 @@ function webhook(at: string, v: unknown): WebhookConfig {
 }
 
 const TOP_KEYS = [
-  'listen', 'token', 'tokenFile', 'stateDir', 'http', 'source', 'mode', 'interval', 'intervalMs', 'maxPoints', 'filters', 'counters',
+  'listen', 'token', 'tokenFile', 'stateDir', 'http', 'queries', 'source', 'mode', 'interval', 'intervalMs', 'maxPoints', 'filters', 'counters',
   'recording', 'memoryIntervals', 'metrics', 'alerts', 'webDir',
 ];
 
@@ -310,6 +347,22 @@ function httpSettings(at: string, v: unknown, base: HttpConfig): HttpConfig {
   if (h.headersTimeoutMs > h.requestTimeoutMs) fail(key(at, 'headersTimeout'), `must not be longer than requestTimeout (${h.requestTimeoutMs / 1000} s)`);
   if (h.eventStreamsPerClient > h.eventStreams) fail(key(at, 'eventStreamsPerClient'), `must not be more than eventStreams (${h.eventStreams})`);
   return h;
+}
+
+const QUERY_KEYS = ['workers', 'queue', 'timeout', 'maxRange', 'maxPoints', 'maxBuckets'];
+
+function querySettings(at: string, v: unknown, base: QueryConfig): QueryConfig {
+  const o = object(at, v, QUERY_KEYS);
+  const whole = (k: string, dflt: number, min: number, max: number) => (o[k] === undefined ? dflt : int(key(at, k), o[k], min, max));
+  return {
+    workers: whole('workers', base.workers, 1, 16),
+    queue: whole('queue', base.queue, 0, 10_000),
+    timeoutMs: o.timeout === undefined ? base.timeoutMs : parseDuration(key(at, 'timeout'), o.timeout, 100, 3_600_000),
+    maxRangeMs: o.maxRange === undefined ? base.maxRangeMs : parseDuration(key(at, 'maxRange'), o.maxRange, 1000, 100 * 365 * 86_400_000),
+    maxPoints: whole('maxPoints', base.maxPoints, 1, 100_000),
+    // recording.ts answers at most 2000 buckets whatever is asked.
+    maxBuckets: whole('maxBuckets', base.maxBuckets, 1, 2000),
+  };
 }
 
 function filters(at: string, v: unknown, base: FilterConfig): FilterConfig {
@@ -345,6 +398,14 @@ export function applyConfig(base: ServiceConfig, doc: unknown): ServiceConfig {
     c = { ...c, stateDir: d };
   }
   if (o.http !== undefined) c = { ...c, http: httpSettings('http', o.http, c.http) };
+  if (o.queries !== undefined) c = { ...c, queries: querySettings('queries', o.queries, c.queries) };
+  // A query's answer (or its 504) must come before the connection is closed as idle: a timeout
+  // asked for must be shorter; one not asked for follows a shorter idle timeout (half of it).
+  if (c.queries.timeoutMs >= c.http.idleTimeoutMs) {
+    if (isObj(o.queries) && o.queries.timeout !== undefined)
+      fail('queries.timeout', `must be shorter than http.idleTimeout (${c.http.idleTimeoutMs / 1000} s): the connection would be closed before the answer`);
+    c = { ...c, queries: { ...c.queries, timeoutMs: Math.floor(c.http.idleTimeoutMs / 2) } };
+  }
   if (o.source !== undefined) c = { ...c, source: oneOf('source', o.source, ['auto', 'bpf', 'tracefs', 'netdm'] as const) };
   if (o.mode !== undefined) c = { ...c, mode: oneOf('mode', o.mode, ['summary', 'packet'] as const) };
   if (o.interval !== undefined && o.intervalMs !== undefined) fail('interval', 'give interval or intervalMs, not both');
@@ -484,6 +545,7 @@ export function publicConfig(c: ServiceConfig): Record<string, unknown> {
     token: c.token || c.tokenFile ? '(set)' : null,
     ...(c.stateDir !== undefined ? { stateDir: c.stateDir } : {}),
     http: c.http,
+    queries: c.queries,
     source: c.source,
     mode: c.mode,
     intervalMs: c.intervalMs,

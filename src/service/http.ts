@@ -33,6 +33,7 @@ import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
 import { applyRuntimeChange, ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
+import { QueryBusyError, QueryFailedError, QueryPool, QueryTimeoutError, type PoolOptions } from './query-pool.js';
 import type { DropService, StateEvent } from './service.js';
 import { byAudience, SseHub, type Audience, type SseOptions } from './sse.js';
 import { withoutKernelAddresses } from './redact.js';
@@ -48,19 +49,38 @@ export interface ApiOptions {
   /** Largest request body accepted (default 64 KiB). */
   readonly maxBodyBytes?: number;
   readonly sse?: Pick<SseOptions, 'maxBufferBytes' | 'heartbeatMs'>;
+  /** The range queries' threads (limits come from the service's config). */
+  readonly queries?: PoolOptions;
 }
 
 /** Node checks the header and request deadlines this often (its default, 30 s, let a slow client stay 40 s). */
 const DEADLINE_CHECK_MS = 1000;
 
-/** An error with its HTTP status, turned into `{error}` by the router. */
+/** An error with its HTTP status (and headers, e.g. Retry-After), turned into `{error}` by the router. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
+}
+
+/**
+ * A range query that could not be answered: busy (503, with when to ask
+ * again), stopped at its time limit (504), a recording that cannot be read
+ * (500; 503 for storage trouble, which may pass).
+ */
+function queryError(err: unknown): HttpError | undefined {
+  if (err instanceof QueryBusyError) return new HttpError(503, err.message, { 'retry-after': String(err.retryAfterS) });
+  if (err instanceof QueryTimeoutError) return new HttpError(504, err.message);
+  if (err instanceof QueryFailedError) {
+    const f = err.failure;
+    const text = `the recording cannot be read: ${f.message}${f.hint ? ` (${f.hint})` : ''}`;
+    return f.fault === 'storage' ? new HttpError(503, text, { 'retry-after': '5' }) : new HttpError(500, text);
+  }
+  return undefined;
 }
 
 const STATIC_TYPES: Record<string, string> = {
@@ -158,6 +178,8 @@ async function hostRefuses(p: Promise<void>): Promise<void> {
 export class ApiServer {
   readonly server: Server;
   readonly hub: SseHub;
+  /** Reads the recording for the range queries, off the main thread. */
+  readonly queries: QueryPool;
   private readonly webDir: string;
   private token: string;
   private http: HttpConfig;
@@ -174,6 +196,7 @@ export class ApiServer {
     this.token = opts.token;
     this.http = opts.http ?? DEFAULT_HTTP;
     this.hub = new SseHub(opts.sse);
+    this.queries = new QueryPool(() => this.service.config.queries, opts.queries);
     this.onInterval = (j) => this.hub.broadcast('interval', byAudience(j, () => withoutKernelAddresses(j)));
     this.onState = (s) => {
       const data = { ...s, ...this.stateExtras() };
@@ -227,6 +250,7 @@ export class ApiServer {
     this.service.off('interval', this.onInterval);
     this.service.off('state', this.onState);
     this.hub.close();
+    await this.queries.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -240,7 +264,9 @@ export class ApiServer {
   private fail(res: ServerResponse, err: unknown): void {
     let status = 500;
     let message = 'internal error';
-    if (err instanceof HttpError) [status, message] = [err.status, err.message];
+    let headers: Record<string, string> = {};
+    err = queryError(err) ?? err;
+    if (err instanceof HttpError) [status, message, headers] = [err.status, err.message, err.headers];
     else if (err instanceof ConfigError) [status, message] = [400, err.message.replace(/^config: /, '')];
     else if (err instanceof DropmonError) [status, message] = [500, err.message + (err.hint ? ` (${err.hint})` : '')];
     else process.stderr.write(`dropmon: API error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
@@ -248,7 +274,7 @@ export class ApiServer {
       res.destroy();
       return;
     }
-    this.json(res, status, { error: message });
+    this.json(res, status, { error: message }, headers);
   }
 
   private json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
@@ -344,7 +370,15 @@ export class ApiServer {
   private async api(method: string, path: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const s = this.service;
     const route = `${method} ${path}`;
-    const ctx = (): RangeContext => ({ file: s.config.recording.file, reports: s.reports(), kb: s.kb, symbols: s.symbols, attribution: s.attribution });
+    const ctx = (): RangeContext => ({
+      file: s.config.recording.file,
+      reports: s.reports(),
+      kb: s.kb,
+      symbols: s.symbols,
+      attribution: s.attribution,
+      pool: this.queries,
+      budget: s.config.queries,
+    });
     switch (route) {
       case 'GET /api/v1/status':
         return this.json(res, 200, { ...s.status(), sseClients: this.hub.size });
@@ -370,9 +404,10 @@ export class ApiServer {
         return this.json(res, 200, { intervals: s.intervals(limit) });
       }
       case 'GET /api/v1/points':
-        return this.json(res, 200, topPoints(ctx(), rangeParams(q), intParam('top', q.get('top'), 1, 1000, 20)));
+        // Beyond queries.maxPoints (maxBuckets) the answer is capped and says so, not refused.
+        return this.json(res, 200, await topPoints(ctx(), rangeParams(q), intParam('top', q.get('top'), 1, 100_000, 20)));
       case 'GET /api/v1/series':
-        return this.json(res, 200, reasonSeries(ctx(), rangeParams(q), intParam('buckets', q.get('buckets'), 1, 2000, 60)));
+        return this.json(res, 200, await reasonSeries(ctx(), rangeParams(q), intParam('buckets', q.get('buckets'), 1, 100_000, 60)));
       case 'GET /api/v1/counters': {
         const snap = s.lastSnapshot();
         const last = s.intervals(1)[0];
@@ -385,7 +420,7 @@ export class ApiServer {
         });
       }
       case 'GET /api/v1/diagnosis':
-        return this.json(res, 200, diagnosis(ctx(), rangeParams(q)));
+        return this.json(res, 200, await diagnosis(ctx(), rangeParams(q)));
       case 'GET /api/v1/events': {
         const audience = this.audiences.get(res) ?? 'public';
         const state = { state: s.state, source: s.status().source, since: s.status().since, why: 'connected', ...this.stateExtras() };

@@ -4,9 +4,16 @@
  * when there is one (it reaches back as far as retention allows), else from
  * the intervals kept in memory.
  *
- * The recording is opened read-only for each question and closed at once:
- * it is cheap, works while the recorder writes (WAL), and holds no file
- * handle across a reload that changes the file.
+ * The recording is read on a worker thread (query-pool.ts), never here: a
+ * query over a large file takes seconds, and this thread closes the
+ * intervals. Only the SQL rows cross; the words (explanations, findings) are
+ * added here, where the knowledge base is. The intervals in memory are few
+ * and answered here directly.
+ *
+ * Every answer keeps to a budget (QueryBudget): a longer range is cut to its
+ * newest part and rows are capped, and `capped` says what was cut. A
+ * recording of a newer dropmon is not read: the answer comes from memory and
+ * `why` says so.
  */
 import { existsSync } from 'node:fs';
 import type { IntervalReport } from '../core/interval.js';
@@ -17,7 +24,13 @@ import type { Attribution } from '../core/attribution.js';
 import { findingsJson } from '../outputs/diagnosis.js';
 import { describePoint } from '../outputs/describe.js';
 import { diagnoseRecorded } from '../recording/diagnosis.js';
-import { OVERFLOW_REASON, openRecording, type PointTotal, type Recording, type TimeRange } from '../recording/recording.js';
+import { OVERFLOW_REASON, type PointTotal, type TimeRange } from '../recording/recording.js';
+import type { QueryConfig } from './config.js';
+import { QueryFailedError, type QueryPool } from './query-pool.js';
+import type { RecordingAnswer, RecordingQuery } from './recording-queries.js';
+
+/** What one answer may hold (the service config's `queries`). */
+export type QueryBudget = Pick<QueryConfig, 'maxRangeMs' | 'maxPoints' | 'maxBuckets'>;
 
 export interface RangeContext {
   /** The recording file, "" when recording is off. */
@@ -27,35 +40,86 @@ export interface RangeContext {
   readonly symbols: Symbolizer;
   /** Names the namespaces and interfaces of the diagnosis' findings. */
   readonly attribution?: Attribution;
+  /** Reads the recording off this thread. */
+  readonly pool: Pick<QueryPool, 'ask'>;
+  readonly budget: QueryBudget;
 }
 
-export interface PointsAnswer {
+/** What an answer left out to keep to its budget; absent when nothing was. */
+export interface Capped {
+  /** The range asked for was longer than maxRange: it starts `maxRangeMs` before its end instead of at `askedFrom`. */
+  range?: { askedFrom: number; maxRangeMs: number };
+  /** More points asked for (top) than maxPoints. */
+  top?: { asked: number; max: number };
+  /** More buckets asked for than maxBuckets. */
+  buckets?: { asked: number; max: number };
+  /** The diagnosis weighed only the `max` points and counters with the most drops (or movement). */
+  points?: { max: number };
+  counters?: { max: number };
+}
+
+interface Answered {
   readonly from: number;
   readonly to: number;
   readonly source: 'recording' | 'memory';
+  /** Why a recording configured was not read (a newer dropmon's). */
+  readonly why?: string;
+  readonly capped?: Capped;
+}
+
+export interface PointsAnswer extends Answered {
   readonly drops: number;
   readonly points: readonly (PointTotalJson & { summary: string; benign: string })[];
 }
 
 type PointTotalJson = Pick<PointTotal, 'location' | 'symbol' | 'reason' | 'protocol' | 'origin' | 'count' | 'intervals' | 'firstMs' | 'lastMs' | 'trap' | 'ifindex'>;
 
-export interface SeriesAnswer {
-  readonly from: number;
-  readonly to: number;
-  readonly source: 'recording' | 'memory';
+export interface SeriesAnswer extends Answered {
   readonly bucketMs: number;
   readonly buckets: readonly { start: number; end: number; total: number; reasons: Record<string, number> }[];
   readonly reasons: readonly { reason: string; count: number }[];
 }
 
-function withRecording<T>(file: string, fn: (rec: Recording) => T): T | undefined {
-  if (!file || !existsSync(file)) return undefined;
-  const rec = openRecording(file);
+/** Points and counters the diagnosis of a recording weighs, the most drops first. */
+const DIAGNOSIS_ROWS = 200;
+
+/** The range within budget, and what was cut. */
+function withinBudget(range: Required<TimeRange>, budget: QueryBudget, capped: Capped): Required<TimeRange> {
+  if (range.to - range.from <= budget.maxRangeMs) return range;
+  capped.range = { askedFrom: range.from, maxRangeMs: budget.maxRangeMs };
+  return { from: range.to - budget.maxRangeMs, to: range.to };
+}
+
+function rowsWithinBudget(what: 'top' | 'buckets', asked: number, max: number, capped: Capped): number {
+  if (asked <= max) return asked;
+  capped[what] = { asked, max };
+  return max;
+}
+
+function cappedPart(capped: Capped): { capped?: Capped } {
+  return Object.keys(capped).length ? { capped } : {};
+}
+
+type FromRecording<Q extends RecordingQuery> = { rows: RecordingAnswer<Q> } | { rows?: undefined; why?: string };
+
+/**
+ * The recording's answer to `query`, or none (no recording yet, or one this
+ * dropmon does not read: `why`). Other failures are thrown (query-pool.ts's
+ * errors), for the API to answer with its status.
+ */
+async function fromRecording<Q extends RecordingQuery>(ctx: RangeContext, query: Q): Promise<FromRecording<Q>> {
+  if (!ctx.file || !existsSync(ctx.file)) return {};
   try {
-    return fn(rec);
-  } finally {
-    rec.close();
+    return { rows: await ctx.pool.ask(ctx.file, query) };
+  } catch (err) {
+    if (err instanceof QueryFailedError && err.failure.fault === 'missing') return {};
+    if (err instanceof QueryFailedError && err.failure.fault === 'newer') return { why: `${err.failure.message}: answered from the intervals in memory` };
+    throw err;
   }
+}
+
+function memorySource(why: string | undefined): { source: 'memory'; why?: string } {
+  return why ? { source: 'memory', why } : { source: 'memory' };
 }
 
 function inRange(r: IntervalReport, range: Required<TimeRange>): boolean {
@@ -72,14 +136,18 @@ function explainPoint<T extends { reason: string; symbol: string }>(kb: Knowledg
   return { ...p, summary: e?.summary ?? '', ...(e ? { known: e.known !== false } : {}), benign: p.reason ? kb.benign(p.reason, functionOf(p.symbol)) : 'no' };
 }
 
-export function topPoints(ctx: RangeContext, range: Required<TimeRange>, top: number): PointsAnswer {
-  const fromRec = withRecording(ctx.file, (rec) => ({ points: rec.topPoints(range, top), drops: rec.totals(range).drops }));
-  if (fromRec) {
+export async function topPoints(ctx: RangeContext, asked: Required<TimeRange>, askedTop: number): Promise<PointsAnswer> {
+  const capped: Capped = {};
+  const range = withinBudget(asked, ctx.budget, capped);
+  const top = rowsWithinBudget('top', askedTop, ctx.budget.maxPoints, capped);
+  const fromRec = await fromRecording(ctx, { kind: 'points', range, top });
+  if (fromRec.rows) {
     return {
       ...range,
       source: 'recording',
-      drops: fromRec.drops,
-      points: fromRec.points.map((p) =>
+      ...cappedPart(capped),
+      drops: fromRec.rows.drops,
+      points: fromRec.rows.points.map((p) =>
         explainPoint(ctx.kb, {
           location: p.location,
           symbol: p.symbol,
@@ -126,22 +194,28 @@ export function topPoints(ctx: RangeContext, range: Required<TimeRange>, top: nu
     }
   }
   const points = [...acc.values()].sort((a, b) => b.count - a.count).slice(0, top).map((p) => explainPoint(ctx.kb, p));
-  return { ...range, source: 'memory', drops, points };
+  return { ...range, ...memorySource(fromRec.why), ...cappedPart(capped), drops, points };
 }
 
-export function reasonSeries(ctx: RangeContext, range: Required<TimeRange>, buckets: number): SeriesAnswer {
-  const fromRec = withRecording(ctx.file, (rec) => rec.reasonsOverTime(range, { buckets }));
-  if (fromRec) {
+export async function reasonSeries(ctx: RangeContext, asked: Required<TimeRange>, askedBuckets: number): Promise<SeriesAnswer> {
+  const capped: Capped = {};
+  const range = withinBudget(asked, ctx.budget, capped);
+  const buckets = rowsWithinBudget('buckets', askedBuckets, ctx.budget.maxBuckets, capped);
+  const fromRec = await fromRecording(ctx, { kind: 'series', range, buckets });
+  if (fromRec.rows) {
+    const series = fromRec.rows;
     return {
       ...range,
       source: 'recording',
-      bucketMs: fromRec.bucketMs,
-      buckets: fromRec.buckets.map((b) => ({ start: b.startMs, end: b.endMs, total: b.total, reasons: { ...b.byReason } })),
-      reasons: fromRec.reasons,
+      ...cappedPart(capped),
+      bucketMs: series.bucketMs,
+      buckets: series.buckets.map((b) => ({ start: b.startMs, end: b.endMs, total: b.total, reasons: { ...b.byReason } })),
+      reasons: series.reasons,
     };
   }
+  const memory = { ...memorySource(fromRec.why), ...cappedPart(capped) };
   const rs = ctx.reports.filter((r) => inRange(r, range));
-  if (rs.length === 0) return { ...range, source: 'memory', bucketMs: 1000, buckets: [], reasons: [] };
+  if (rs.length === 0) return { ...range, ...memory, bucketMs: 1000, buckets: [], reasons: [] };
   const first = rs[0].start;
   const last = rs[rs.length - 1].end;
   const typical = Math.max(1, rs[0].end - rs[0].start);
@@ -161,24 +235,25 @@ export function reasonSeries(ctx: RangeContext, range: Required<TimeRange>, buck
   }
   return {
     ...range,
-    source: 'memory',
+    ...memory,
     bucketMs,
     buckets: out,
     reasons: [...totals].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count),
   };
 }
 
-export function diagnosis(ctx: RangeContext, range: Required<TimeRange>): Record<string, unknown> {
-  const fromRec = withRecording(ctx.file, (rec) => ({
-    points: rec.topPoints(range, 200),
-    counters: rec.countersMoved(range, 200),
-    totals: rec.totals(range),
-  }));
-  if (fromRec) {
-    const t = fromRec.totals;
+export async function diagnosis(ctx: RangeContext, asked: Required<TimeRange>): Promise<Record<string, unknown>> {
+  const capped: Capped = {};
+  const range = withinBudget(asked, ctx.budget, capped);
+  // One row more than weighed tells whether there were more.
+  const fromRec = await fromRecording(ctx, { kind: 'diagnosis', range, rows: DIAGNOSIS_ROWS + 1 });
+  if (fromRec.rows) {
+    const { totals: t, points, counters } = fromRec.rows;
+    if (points.length > DIAGNOSIS_ROWS) capped.points = { max: DIAGNOSIS_ROWS };
+    if (counters.length > DIAGNOSIS_ROWS) capped.counters = { max: DIAGNOSIS_ROWS };
     const seconds = t.firstMs !== null && t.lastMs !== null ? (t.lastMs - t.firstMs) / 1000 : 0;
-    const findings = diagnoseRecorded(ctx.kb, { points: fromRec.points, counters: fromRec.counters, seconds }, ctx.attribution);
-    return { ...range, source: 'recording', ...findingsJson(findings, { seconds, intervals: t.intervals, drops: t.drops, lost: t.lost, notRead: [] }) };
+    const findings = diagnoseRecorded(ctx.kb, { points: points.slice(0, DIAGNOSIS_ROWS), counters: counters.slice(0, DIAGNOSIS_ROWS), seconds }, ctx.attribution);
+    return { ...range, source: 'recording', ...cappedPart(capped), ...findingsJson(findings, { seconds, intervals: t.intervals, drops: t.drops, lost: t.lost, notRead: [] }) };
   }
   const d = new Diagnoser(ctx.kb, (a) => formatSymbol(ctx.symbols.lookup(a), a, false), false, ctx.attribution);
   let drops = 0;
@@ -193,6 +268,6 @@ export function diagnosis(ctx: RangeContext, range: Required<TimeRange>): Record
     seconds += (r.end - r.start) / 1000;
     d.add(r.points, r.counters ?? [], (r.end - r.start) / 1000);
   }
-  return { ...range, source: 'memory', ...findingsJson(d.findings(), { seconds, intervals, drops, lost, notRead: [] }) };
+  return { ...range, ...memorySource(fromRec.why), ...cappedPart(capped), ...findingsJson(d.findings(), { seconds, intervals, drops, lost, notRead: [] }) };
 }
 

@@ -144,6 +144,26 @@ test('http: public reads off by default; connection bounds as durations and coun
   throwsAt(() => applyRuntimeChange(DEFAULT_CONFIG, { http: { readOnlyPublic: true } }), /http: cannot be changed at run time/);
 });
 
+test('queries: threads, queue, time limit and budget, checked; the time limit stays under the idle timeout', () => {
+  assert.deepEqual(DEFAULT_CONFIG.queries, { workers: 2, queue: 16, timeoutMs: 20_000, maxRangeMs: 31 * 86_400_000, maxPoints: 1000, maxBuckets: 2000 });
+  assert.ok(DEFAULT_CONFIG.queries.timeoutMs < DEFAULT_CONFIG.http.idleTimeoutMs);
+  const c = applyConfig(DEFAULT_CONFIG, { queries: { workers: 1, queue: 0, timeout: '5s', maxRange: '7d', maxPoints: 50, maxBuckets: 100 } });
+  assert.deepEqual(c.queries, { workers: 1, queue: 0, timeoutMs: 5000, maxRangeMs: 7 * 86_400_000, maxPoints: 50, maxBuckets: 100 });
+  assert.equal(applyConfig(c, { queries: { workers: 2 } }).queries.timeoutMs, 5000, 'keys left out keep their value');
+  assert.deepEqual(publicConfig(c).queries, c.queries);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { workers: 0 } }), 'queries.workers');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { workers: 17 } }), 'queries.workers');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { queue: -1 } }), 'queries.queue');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { timeout: 'soon' } }), 'queries.timeout');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { maxBuckets: 2001 } }), 'queries.maxBuckets');
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { rows: 5 } }), /queries\.rows: unknown key/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { queries: { timeout: '60s' } }), /queries\.timeout: must be shorter than http\.idleTimeout \(60 s\)/);
+  throwsAt(() => applyConfig(DEFAULT_CONFIG, { http: { idleTimeout: '10s' }, queries: { timeout: '15s' } }), 'queries.timeout');
+  // An idle timeout below the (default) query time limit takes the limit down with it.
+  assert.equal(applyConfig(DEFAULT_CONFIG, { http: { idleTimeout: '2s' } }).queries.timeoutMs, 1000);
+  throwsAt(() => applyRuntimeChange(DEFAULT_CONFIG, { queries: { workers: 1 } }), /queries: cannot be changed at run time/);
+});
+
 test('fuzz: any document gives a config or a ConfigError', () => {
   const keys = ['listen', 'token', 'stateDir', 'http', 'source', 'mode', 'interval', 'intervalMs', 'filters', 'counters', 'recording', 'alerts', 'metrics', 'memoryIntervals', 'maxPoints', 'x'];
   const value = fc.oneof(

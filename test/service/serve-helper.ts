@@ -26,7 +26,8 @@ export class Served {
   /** The token given, else the one the service generated (read once it serves); anonymous: none. */
   private readonly tokenGiven: boolean;
 
-  constructor(args: string[], opts: { record?: boolean; token?: string; anonymous?: boolean } = {}) {
+  /** `env`: the service's environment (default this process's). */
+  constructor(args: string[], opts: { record?: boolean; token?: string; anonymous?: boolean; env?: NodeJS.ProcessEnv } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'dropmon-serve-'));
     const record = opts.record ?? true;
     this.token = opts.token;
@@ -38,7 +39,7 @@ export class Served {
       ...(record ? ['--record', this.db] : ['--no-record']),
       ...(args.includes('--state-dir') ? [] : ['--state-dir', this.dir]),
       ...args,
-    ]);
+    ], undefined, opts.env);
   }
 
   /** The token the service generated in its state directory. */
