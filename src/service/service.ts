@@ -42,6 +42,7 @@ import { cachedKnowledgeView } from '../knowledge/views.js';
 import { ServiceMetrics } from './metrics.js';
 import { fallbackSource, planSource, type SourcePlan } from './source.js';
 import { dropmonVersion } from '../core/version.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export type ServiceState = 'running' | 'stopped';
 
@@ -132,8 +133,8 @@ export class DropService extends EventEmitter {
   constructor(opts: DropServiceOptions) {
     super();
     this.config_ = opts.config;
-    this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
-    this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
+    this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`));
+    this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${terminalSafe(m)}\n`));
     // Before this service changes anything: undo what dropmons that died left (never fails).
     const reclaimed = reclaimedLine(reclaimLeftovers());
     if (reclaimed) this.info(reclaimed);
