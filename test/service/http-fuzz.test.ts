@@ -115,10 +115,14 @@ class StandInService extends EventEmitter {
     return Promise.resolve();
   }
 
-  reconfigure(next: ServiceConfig, why = 'config'): Promise<void> {
-    this.config = next;
+  update(change: (current: ServiceConfig) => ServiceConfig, why: string): Promise<ServiceConfig> {
+    try {
+      this.config = change(this.config);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     this.emit('state', { state: this.state, source: null, since: null, why });
-    return Promise.resolve();
+    return Promise.resolve(this.config);
   }
 }
 
