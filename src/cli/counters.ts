@@ -10,6 +10,7 @@ import { CounterSampler, takeSnapshot, type SnapshotOptions } from '../sources/c
 import { counterTableJson, deltasJson, formatCounterTable, formatDeltas, selectCounters, selectDeltas } from '../outputs/counters.js';
 import { parseSeconds, parseCommandArgs } from './args.js';
 import { onStopSignal } from './lifecycle.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export const COUNTERS_HELP = `Usage: dropmon counters [options]
 
@@ -71,7 +72,7 @@ export async function countersCommand(argv: string[]): Promise<number> {
     if (json) process.stdout.write(JSON.stringify(counterTableJson(shown, snap.errors, netns?.spec)) + '\n');
     else {
       process.stdout.write(formatCounterTable(shown));
-      for (const e of snap.errors) process.stderr.write(`dropmon: not read: ${e}\n`);
+      for (const e of snap.errors) process.stderr.write(`dropmon: not read: ${terminalSafe(e)}\n`);
     }
     return 0;
   }
@@ -80,7 +81,7 @@ export async function countersCommand(argv: string[]): Promise<number> {
   // Sockets without drops cannot add any: one that starts dropping later counts from zero.
   const sampler = new CounterSampler({ ...options, sockets: v['no-sockets'] ? 'none' : 'drops' });
   const first = sampler.baseline();
-  for (const e of first.errors) process.stderr.write(`dropmon: not read: ${e}\n`);
+  for (const e of first.errors) process.stderr.write(`dropmon: not read: ${terminalSafe(e)}\n`);
   process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
   const reported = new Set(first.errors);
   await new Promise<void>((resolve) => {
@@ -89,7 +90,7 @@ export async function countersCommand(argv: string[]): Promise<number> {
       for (const e of s.snapshot.errors) {
         if (reported.has(e)) continue;
         reported.add(e);
-        process.stderr.write(`dropmon: not read: ${e}\n`);
+        process.stderr.write(`dropmon: not read: ${terminalSafe(e)}\n`);
       }
       const shown = selectDeltas(s.deltas, kb, all);
       process.stdout.write(json ? JSON.stringify(deltasJson(s.snapshot.wallMs, s.seconds, shown)) + '\n' : formatDeltas(s.snapshot.wallMs, s.seconds, shown));

@@ -22,6 +22,7 @@ import { formatFindings, findingsJson } from '../outputs/diagnosis.js';
 import { parseCount, parseSeconds, parseCommandArgs } from './args.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { inFlagTerms } from './watch-source.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export const DIAGNOSE_HELP = `Usage: dropmon diagnose [options]
 
@@ -80,7 +81,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
   );
   if (v.source !== undefined && !['auto', 'bpf', 'tracefs'].includes(v.source))
     throw new UsageError(`unknown --source ${JSON.stringify(v.source)}; use auto, bpf or tracefs`);
-  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
+  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`);
   // Every drop, software only; the namespace is the counters', and the drops' too where the source can tell it.
   const request: SourceRequest = {
     software: true,

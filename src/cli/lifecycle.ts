@@ -4,6 +4,8 @@
  * SIGTERM, SIGHUP, SIGQUIT, an uncaught error — the registered cleanups run, once.
  * (SIGKILL cannot be caught: the next start reclaims what it left, reclaimAtStart.)
  */
+import { terminalSafe } from '../core/terminal-safe.js';
+
 type Cleanup = () => void;
 
 const cleanups: Cleanup[] = [];
@@ -69,7 +71,7 @@ export async function reclaimAtStart(): Promise<void> {
   try {
     const { reclaimLeftovers, reclaimedLine } = await import('../sources/reclaim.js');
     const line = reclaimedLine(reclaimLeftovers());
-    if (line) process.stderr.write(`dropmon: ${line}\n`);
+    if (line) process.stderr.write(`dropmon: ${terminalSafe(line)}\n`);
   } catch {
     /* never fatal */
   }

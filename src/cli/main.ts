@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { DropmonError } from '../core/errors.js';
 import { dropmonVersion } from '../core/version.js';
 import { reclaimAtStart, runCleanups } from './lifecycle.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 // Commands are imported when they run: each pulls in its own sources and
 // outputs (BPF, SQLite, the HTTP server), and loading all of them costs every
@@ -108,7 +109,7 @@ main(argv).then(
   (err: unknown) => {
     runCleanups();
     if (err instanceof DropmonError) {
-      process.stderr.write(`dropmon: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`);
+      process.stderr.write(terminalSafe(`dropmon: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`));
       process.exit(err.exitCode);
     }
     process.stderr.write(`dropmon: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -10,6 +10,7 @@ import { Recorder } from '../recording/recorder.js';
 import { parseCount } from './args.js';
 import { onCleanup } from './lifecycle.js';
 import { watchCommand } from './watch.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export const RECORD_HELP = `Usage: dropmon record -o FILE [options] [watch options]
 
@@ -117,7 +118,7 @@ export async function recordCommand(argv: string[]): Promise<number> {
   // Refuse before any tracing starts, so nothing is changed on the host for nothing.
   if (!flags.append && existsSync(flags.output) && statSync(flags.output).size > 0)
     throw new UsageError(`${flags.output} exists`, 'choose another file, remove it, or add to it with --append');
-  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
+  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`);
   let recorder: Recorder | undefined;
   // --all: no noise policy, a recording keeps the usually benign drops too (a report can set them apart).
   const watchArgv = flags.watchArgv.includes('--all') ? flags.watchArgv : [...flags.watchArgv, '--all'];

@@ -5,16 +5,7 @@
  * signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config file.
  */
 import { UsageError } from '../core/errors.js';
-import {
-  ConfigError,
-  DEFAULT_CONFIG,
-  applyConfig,
-  checkExposure,
-  loadConfigFile,
-  parseListen,
-  resolveToken,
-  type ServiceConfig,
-} from '../service/config.js';
+import { ConfigError, DEFAULT_CONFIG, applyConfig, checkExposure, loadConfigFile, parseListen, resolveToken, type ServiceConfig } from '../service/config.js';
 import { ApiServer } from '../service/http.js';
 import { DropService } from '../service/service.js';
 import { dashboardUrl, serviceToken } from '../service/token.js';
@@ -61,7 +52,8 @@ and these flags, which override the file:
 
 Changes made through PUT /api/v1/config last until the next reload or
 restart. SIGHUP re-reads --config and applies it (the listen address needs
-a restart). SIGTERM or SIGINT stops: the last interval is recorded and the
+a restart). Reloads and PUTs apply one at a time, in the order they came;
+a reload reads the file at its turn, so it never undoes a later PUT. SIGTERM or SIGINT stops: the last interval is recorded and the
 tracefs instance or NET_DM state is cleaned up. Alert lines go to stdout.
 
 Exit status: 0 when stopped by a signal; 1 on a runtime error; 2 on bad
@@ -168,23 +160,29 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const tokenFrom = auth.stateFile ? `the token in ${auth.stateFile}; dashboard: dropmon serve --print-url` : 'the configured token';
   process.stderr.write(`dropmon: serving on http://${shown}:${bound.port}/ (dashboard, API /api/v1, metrics /metrics); the API needs ${tokenFrom}\n`);
 
-  let reloading = Promise.resolve();
+  let reloading: Promise<unknown> = Promise.resolve();
   process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      try {
-        const next = loadServeConfig(flags);
-        checkExposure({ ...next, listen: config.listen }, resolveToken(next));
-        const nextAuth = serviceToken(next);
+    // In turn with the API's changes: the file is read when this reload's turn comes (service.update).
+    let token = '';
+    const read = (): ServiceConfig => {
+      const next = loadServeConfig(flags);
+      checkExposure({ ...next, listen: config.listen }, resolveToken(next));
+      token = serviceToken(next).token;
+      return next;
+    };
+    const done = service.update(read, 'reload').then(
+      (next) => {
         if (next.listen !== config.listen) process.stderr.write(`dropmon: warning: listen changed to ${next.listen}: restart dropmon to apply it\n`);
-        await service.reconfigure(next, 'reload');
-        api.setToken(nextAuth.token);
+        api.setToken(token);
         api.setHttp(next.http);
         process.stderr.write('dropmon: configuration reloaded\n');
-      } catch (err) {
+      },
+      (err: unknown) => {
         const hint = err instanceof ConfigError && err.hint ? ` (${err.hint})` : '';
         process.stderr.write(`dropmon: warning: reload failed, the previous configuration stays: ${(err as Error).message}${hint}\n`);
-      }
-    });
+      },
+    );
+    reloading = Promise.all([reloading, done]);
   });
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => onStopSignal(resolve));

@@ -18,6 +18,7 @@ import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags, type WatchFlags } from './watch-flags.js';
 import { pipelineLimits, setUpWatch } from './watch-source.js';
 import { loadKnowledge } from '../knowledge/load.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export const TOP_HELP = `Usage: dropmon top [options]
        dropmon top --remote URL [--token-file FILE]
@@ -82,7 +83,7 @@ export async function topCommand(argv: string[]): Promise<number> {
 }
 
 function warnLine(m: string): void {
-  process.stderr.write(`dropmon: warning: ${m}\n`);
+  process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`);
 }
 
 type ViewOptions = { color: boolean; unicode: boolean; kb: ReturnType<typeof loadKnowledge> };

@@ -23,6 +23,7 @@ import { chooseSource, type SourceName } from '../sources/select.js';
 import { chooseCounterSampler } from '../sources/counters/host-sampler.js';
 import { onCleanup } from './lifecycle.js';
 import type { WatchFlags } from './watch-flags.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export interface WatchSetup {
   readonly sourceName: SourceName;
@@ -126,7 +127,7 @@ export async function setUpWatch(flags: WatchFlags, warn: (m: string) => void): 
     // The whole table, subsystems too (a BTF parse).
     const table = kernel.namer.table();
     if (table.size === 0) process.stdout.write('this kernel reports no drop reasons (before Linux 5.17)\n');
-    for (const [n, name] of [...table].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${name}\n`);
+    for (const [n, name] of [...table].sort((a, b) => a[0] - b[0])) process.stdout.write(`${n}\t${terminalSafe(name)}\n`);
     return 'listed';
   }
   const symbols = new Symbolizer();

@@ -15,6 +15,7 @@ import { JsonOutput } from '../outputs/json.js';
 import { onCleanup, onStopSignal } from './lifecycle.js';
 import { COUNTERS_HELP, SOURCE_HELP, TIMING_HELP, parseWatchFlags } from './watch-flags.js';
 import { pipelineLimits, setUpWatch } from './watch-source.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export const WATCH_HELP = `Usage: dropmon watch [options]
 
@@ -62,7 +63,7 @@ export async function watchCommand(argv: string[], ownOutputs?: WatchOutputsFact
     process.stdout.write(WATCH_HELP);
     return 0;
   }
-  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${m}\n`);
+  const warn = (m: string) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`);
   const setup = await setUpWatch(flags, warn);
   if (setup === 'listed') return 0;
   const { source, symbols, perPacket } = setup;

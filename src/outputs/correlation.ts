@@ -17,6 +17,7 @@ import type { IntervalOutput } from '../core/pipeline.js';
 import type { Attribution } from '../core/attribution.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
 import { netnsPlace } from './describe.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 /** Counters listed per group or blind spot line before "…". */
 const MAX_LISTED = 4;
@@ -86,7 +87,7 @@ export function formatCorrelationText(r: IntervalReport, symbols: Symbolizer | u
     const list = benign.slice(0, 3).map((p) => `${p.count} ${p.reasonName || 'drops'} at ${where(p, symbols)}`).join(', ');
     lines.push(`~ usually benign: ${n} drops (${list}${benign.length > 3 ? ', …' : ''})`);
   }
-  return lines;
+  return lines.map(terminalSafe);
 }
 
 export function correlationJson(r: IntervalReport, symbols: Symbolizer | undefined, source: string, attribution?: Attribution): Record<string, unknown> | undefined {

@@ -6,6 +6,7 @@
 import { COUNTER_LAYERS, type CounterDelta, type CounterLayer, type CounterReading } from '../core/counter.js';
 import type { KnowledgeView } from '../core/knowledge-view.js';
 import { counterMeaning, type CounterClass } from '../core/counter-meaning.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 const LAYER_TITLES: Record<CounterLayer, string> = {
   nic: 'NIC and link',
@@ -66,7 +67,7 @@ export function formatCounterTable(shown: readonly ShownCounter[]): string {
     const meaning = c.meaning || (c.class === 'drop' ? 'driver or kernel counter with a drop-like name' : '');
     out += `  ${pad(c.name, nameW)}  ${pad(c.scope, scopeW)}  ${padLeft(String(c.value), valW)}  ${meaning}${mark}${c.detail ? ` [${c.detail}]` : ''}\n`;
   }
-  return out;
+  return terminalSafe(out);
 }
 
 export function counterTableJson(shown: readonly ShownCounter[], errors: readonly string[], netns?: string): Record<string, unknown> {
@@ -115,7 +116,7 @@ export function formatDeltas(at: number, seconds: number, shown: readonly (Count
     const sign = c.delta >= 0 ? '+' : '';
     out += `  ${padLeft(sign + String(c.delta), dW)} ${padLeft(rate(c.rate), 9)}  ${pad(c.name, nameW)}  ${pad(c.scope, scopeW)}  ${c.meaning}${c.reset ? ' (counter was reset)' : ''}${c.detail ? ` [${c.detail}]` : ''}\n`;
   }
-  return out;
+  return terminalSafe(out);
 }
 
 export function deltasJson(at: number, seconds: number, shown: readonly (CounterDelta & { class: CounterClass; meaning: string })[]): Record<string, unknown> {

@@ -6,6 +6,7 @@
  */
 import type { Finding, FindingCounter } from '../core/diagnosis.js';
 import { netnsPlace } from './describe.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export interface DiagnosisSummary {
   readonly seconds: number;
@@ -106,6 +107,10 @@ function formatFinding(f: Finding, n: number): string {
 }
 
 export function formatFindings(findings: readonly Finding[], s: DiagnosisSummary, top: number): string {
+  return terminalSafe(findingsText(findings, s, top));
+}
+
+function findingsText(findings: readonly Finding[], s: DiagnosisSummary, top: number): string {
   let out = `dropmon diagnose: ${s.drops} drops in ${s.seconds} s${s.lost ? `, ${s.lost} events lost` : ''}${s.netns ? `; counters of netns ${s.netns}` : ''}\n`;
   for (const e of s.notRead) out += `  (not read: ${e})\n`;
   const real = findings.filter((f) => f.benign !== 'usually');

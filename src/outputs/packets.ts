@@ -6,6 +6,7 @@ import { hexAddress, protocolName, type DropSample } from '../core/drop.js';
 import { decodeHeaders, type PacketHeaders } from '../core/packet.js';
 import type { PacketOutput } from '../core/pipeline.js';
 import { formatSymbol, type Symbolizer } from '../kernel/kallsyms.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 function headers(s: DropSample): PacketHeaders | undefined {
   const p = s.packet?.payload;
@@ -49,7 +50,7 @@ export class PacketTextOutput implements PacketOutput {
         `${s.protocol ? ` ${protocolName(s.protocol)}` : ''}${flowText(headers(s))}`
       );
     });
-    this.write(lines.join('\n') + '\n');
+    this.write(terminalSafe(lines.join('\n') + '\n'));
   }
 }
 

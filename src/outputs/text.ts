@@ -9,6 +9,7 @@ import type { IntervalOutput } from '../core/pipeline.js';
 import type { Symbolizer } from '../kernel/kallsyms.js';
 import type { Attribution } from '../core/attribution.js';
 import { attributionText, describePoint, describeStack, trapText } from './describe.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export class TextOutput implements IntervalOutput {
   constructor(
@@ -53,5 +54,5 @@ export function formatIntervalText(r: IntervalReport, symbols: Symbolizer | unde
     const causes = [...r.lost].map(([c, n]) => `${c}: ${n}`).join(', ');
     lines.push(`${r.lostTotal} events lost (${causes})`);
   }
-  return lines;
+  return lines.map(terminalSafe);
 }

@@ -2,6 +2,7 @@
 import { niceDuration } from './recording.js';
 import type { RecordingReport } from './report.js';
 import { findingWhere } from '../outputs/diagnosis.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 /** Rows of the reasons-over-time table at most: adjacent buckets are merged to fit. */
 const MAX_TIME_ROWS = 15;
@@ -117,5 +118,5 @@ export function formatReportText(r: RecordingReport): string {
       for (const c of f.check) out.push(`       check: ${c}`);
       for (const x of f.fix) out.push(`       fix: ${x}`);
     }
-  return out.join('\n') + '\n';
+  return terminalSafe(out.join('\n') + '\n');
 }

@@ -22,6 +22,7 @@ import type { IntervalReport } from '../core/interval.js';
 import type { KnowledgeView } from '../core/knowledge-view.js';
 import type { AlertRule, WebhookConfig } from './config.js';
 import { redactUrl } from './redact.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export type AlertStatus = 'firing' | 'resolved';
 
@@ -148,7 +149,7 @@ export function alertLine(e: AlertEvent): string {
   const what = e.kind === 'reason' ? (e.match === '*' ? 'all drops' : `drops ${e.match}`) : e.kind === 'counter' ? `counter ${e.match}` : `drops on ${e.match}`;
   const cmp = e.status === 'firing' ? '>' : '<';
   const dur = e.status === 'firing' ? ` for ${Math.round((e.at - e.since) / 1000)} s` : '';
-  return `dropmon: alert ${e.status.toUpperCase()} ${e.rule}: ${what} at ${e.rate}/s ${cmp} ${e.threshold}/s${dur}`;
+  return terminalSafe(`dropmon: alert ${e.status.toUpperCase()} ${e.rule}: ${what} at ${e.rate}/s ${cmp} ${e.threshold}/s${dur}`);
 }
 
 export class LogNotifier implements Notifier {

@@ -165,9 +165,9 @@ function isLoopbackHostHeader(host: string | undefined): boolean {
  * refused): 409, with the source's own explanation, rather than a 500 that
  * suggests a bug.
  */
-async function hostRefuses(p: Promise<void>): Promise<void> {
+async function hostRefuses<T>(p: Promise<T>): Promise<T> {
   try {
-    await p;
+    return await p;
   } catch (err) {
     if (err instanceof DropmonError && !(err instanceof ConfigError)) throw new HttpError(409, err.message + (err.hint ? ` (${err.hint})` : ''));
     throw err;
@@ -387,9 +387,9 @@ export class ApiServer {
       case 'PUT /api/v1/config': {
         const body = await this.body(req);
         if (body === undefined) throw new HttpError(400, 'PUT /api/v1/config needs a JSON object with the keys to change');
-        const next = applyRuntimeChange(s.config, body);
-        await hostRefuses(s.reconfigure(next, 'config'));
-        return this.json(res, 200, publicConfig(s.config));
+        // From the configuration in effect at its turn, not now: a reload queued before it is kept (service.update).
+        const applied = await hostRefuses(s.update((current) => applyRuntimeChange(current, body), 'config'));
+        return this.json(res, 200, publicConfig(applied));
       }
       case 'POST /api/v1/start':
         await this.body(req);

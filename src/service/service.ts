@@ -42,6 +42,7 @@ import { cachedKnowledgeView } from '../knowledge/views.js';
 import { ServiceMetrics } from './metrics.js';
 import { fallbackSource, planSource, type SourcePlan } from './source.js';
 import { dropmonVersion } from '../core/version.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 
 export type ServiceState = 'running' | 'stopped';
 
@@ -132,8 +133,8 @@ export class DropService extends EventEmitter {
   constructor(opts: DropServiceOptions) {
     super();
     this.config_ = opts.config;
-    this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${m}\n`));
-    this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${m}\n`));
+    this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`));
+    this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${terminalSafe(m)}\n`));
     // Before this service changes anything: undo what dropmons that died left (never fails).
     const reclaimed = reclaimedLine(reclaimLeftovers());
     if (reclaimed) this.info(reclaimed);
@@ -221,41 +222,63 @@ export class DropService extends EventEmitter {
     return this.serialize(() => this.stopRun(why));
   }
 
-  /**
-   * Replace the configuration. The new one is validated first (a ConfigError
-   * leaves everything as it was); a running pipeline is restarted with it. If
-   * the new source cannot start, the old config is started again and the
-   * error is thrown.
-   */
+  /** Replace the configuration, in turn with the other changes (update). */
   reconfigure(next: ServiceConfig, why = 'config'): Promise<void> {
+    return this.update(() => next, why).then(() => undefined);
+  }
+
+  /**
+   * Change the configuration with `change`, handed the configuration in
+   * effect when its turn comes: changes run one at a time, in the order they
+   * were asked for, each from what the one before left. An API change
+   * (PUT /api/v1/config: the running config plus the keys it names) and a
+   * reload (SIGHUP: the file, read at its turn) both come this way, so
+   * neither is computed from a configuration the other is replacing: a PUT
+   * asked for after a reload keeps what the reload set and is kept by it; a
+   * reload asked for after a PUT makes the file's configuration current, as a
+   * restart would. Resolves with the configuration in effect after it;
+   * `change` may throw (ConfigError), which changes nothing.
+   */
+  update(change: (current: ServiceConfig) => ServiceConfig | Promise<ServiceConfig>, why: string): Promise<ServiceConfig> {
     return this.serialize(async () => {
-      await this.validate(next);
-      const prev = this.config_;
-      const wasRunning = this.run !== undefined;
-      if (wasRunning) await this.stopRun(why, false);
-      this.config_ = next;
-      this.alerts.setRules(next.alerts.rules);
-      if (JSON.stringify(prev.alerts.webhooks) !== JSON.stringify(next.alerts.webhooks)) this.setWebhooks();
-      this.metrics.setOptions(next.metrics);
-      if (!wasRunning) {
-        this.emitState(why);
-        return;
-      }
-      try {
-        await this.startRun(why);
-      } catch (err) {
-        this.config_ = prev;
-        this.alerts.setRules(prev.alerts.rules);
-        this.warn(`the new configuration could not start (${(err as Error).message}); back to the previous one`);
-        try {
-          await this.startRun('rollback');
-        } catch (err2) {
-          this.warn(`the previous configuration could not start either: ${(err2 as Error).message}`);
-          this.emitState((err2 as Error).message);
-        }
-        throw err;
-      }
+      await this.apply(await change(this.config_), why);
+      return this.config_;
     });
+  }
+
+  /**
+   * Apply a configuration (within serialize). It is validated first (a
+   * ConfigError leaves everything as it was); a running pipeline is restarted
+   * with it. If the new source cannot start, the old config is started again
+   * and the error is thrown.
+   */
+  private async apply(next: ServiceConfig, why: string): Promise<void> {
+    await this.validate(next);
+    const prev = this.config_;
+    const wasRunning = this.run !== undefined;
+    if (wasRunning) await this.stopRun(why, false);
+    this.config_ = next;
+    this.alerts.setRules(next.alerts.rules);
+    if (JSON.stringify(prev.alerts.webhooks) !== JSON.stringify(next.alerts.webhooks)) this.setWebhooks();
+    this.metrics.setOptions(next.metrics);
+    if (!wasRunning) {
+      this.emitState(why);
+      return;
+    }
+    try {
+      await this.startRun(why);
+    } catch (err) {
+      this.config_ = prev;
+      this.alerts.setRules(prev.alerts.rules);
+      this.warn(`the new configuration could not start (${(err as Error).message}); back to the previous one`);
+      try {
+        await this.startRun('rollback');
+      } catch (err2) {
+        this.warn(`the previous configuration could not start either: ${(err2 as Error).message}`);
+        this.emitState((err2 as Error).message);
+      }
+      throw err;
+    }
   }
 
   /** Check a config against the running kernel without applying it. */

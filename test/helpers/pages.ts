@@ -79,3 +79,20 @@ export class PageBuilder {
     return page;
   }
 }
+
+/** `u32` behind a proxy that notes the lowest and highest index read (a decoder must stay inside what it was given). */
+export function watched(u32: Uint32Array): { view: Uint32Array; highest: () => number; lowest: () => number } {
+  let highest = -1;
+  let lowest = Infinity;
+  const view = new Proxy(u32, {
+    get(target, prop) {
+      if (typeof prop === 'string' && /^\d+$/.test(prop)) {
+        highest = Math.max(highest, Number(prop));
+        lowest = Math.min(lowest, Number(prop));
+      }
+      const v: unknown = Reflect.get(target, prop);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { view, highest: () => highest, lowest: () => lowest };
+}

@@ -201,7 +201,8 @@ export class PageDecoder {
       } else if (tl === 0) {
         if (p + 1 >= end) throw fault('event length word past the end of the data');
         const len = u32[p + 1];
-        if (len < 4 || len & 3) throw fault(`bad event length ${len}`);
+        // The length counts its own word; an event's data holds at least its type word.
+        if (len < 8 || len & 3) throw fault(`bad event length ${len}`);
         d = p + 2;
         next = p + 1 + (len >>> 2);
       } else if (tl === this.padding) {
@@ -288,6 +289,7 @@ export class PageDecoder {
 
   private readStack(u32: Uint32Array, d: number, next: number): bigint[] {
     const st = this.stack!;
+    if (d + st.sizeWord >= next) return []; // a record too short for its size field
     const n = u32[d + st.sizeWord];
     const stride = st.callerSize >>> 2;
     const out: bigint[] = [];

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PageDecoder, kfreeSkbLayout } from '../../../src/sources/tracefs/ringbuffer.js';
+import { PageDecoder, kfreeSkbLayout, kernelStackLayout } from '../../../src/sources/tracefs/ringbuffer.js';
+import { parseEventFormat } from '../../../src/sources/tracefs/format.js';
 import { DropTally } from '../../../src/core/tally.js';
 import { NO_REASON, type DropSample } from '../../../src/core/drop.js';
 import { ParseError } from '../../../src/core/errors.js';
-import { fixture, kernelLayout, words } from '../../helpers/fixtures.js';
-import { PageBuilder } from '../../helpers/pages.js';
+import { fixture, fixtureText, kernelLayout, words } from '../../helpers/fixtures.js';
+import { PageBuilder, watched } from '../../helpers/pages.js';
 
 function decodeAll(version: string, file: string) {
   const L = kernelLayout(version);
@@ -109,4 +110,40 @@ test('truncated page: ParseError, and the events before the cut are counted', ()
   const got = tally.take().reduce((n, s) => n + s.count, 0);
   assert.ok(got > 0 && got < total, `counted ${got} of ${total}`);
   assert.throws(() => dec.decode(words(page), 0, 8), /truncated header/);
+});
+
+/** Words of a page whose data is `data`, followed (outside the bytes given) by `after`. */
+function pageThen(data: number[], after: number): { u32: Uint32Array; length: number } {
+  const u32 = new Uint32Array(4 + data.length + 4).fill(after);
+  u32.set([0, 0, data.length * 4, 0, ...data]);
+  return { u32, length: (4 + data.length) * 4 };
+}
+
+test('an event whose length word counts only itself is refused, not typed by the word after it', () => {
+  // Found by the fuzzer: data of 0 bytes made the decoder read the event type past the data.
+  const L = kernelLayout('6.18');
+  const dec = new PageDecoder(L.page, L.header, kfreeSkbLayout(L.kfree), new DropTally(new Map()));
+  for (const after of [0, L.kfree.id]) {
+    const { u32, length } = pageThen([1 << 5, 4], after);
+    assert.throws(() => dec.decode(u32, 0, length), (e: unknown) => e instanceof ParseError && /bad event length 4/.test(e.message));
+  }
+});
+
+test('stack mode: a stack record too short for its size field reads nothing past it', () => {
+  const L = kernelLayout('6.18');
+  const stack = kernelStackLayout(parseEventFormat(fixtureText('kernel-6.18/kernel_stack.format')));
+  const kfree = kfreeSkbLayout(L.kfree);
+  const drop = new Uint32Array(kfree.minBytes / 4 + 1);
+  drop[0] = kfree.id;
+  drop[kfree.locationWord] = 0x81000010;
+  drop[kfree.locationWord + 1] = 0xffffffff;
+  const tally = new DropTally(new Map());
+  const dec = new PageDecoder(L.page, L.header, kfree, tally, stack);
+  // a drop, then a stack record holding only its type word, at the end of the bytes given
+  const { u32, length } = pageThen([drop.length, ...drop, 1, stack.id], 7);
+  const w = watched(u32);
+  dec.decode(w.view, 0, length);
+  dec.flushPending();
+  assert.ok(w.highest() < length / 4, `read word ${w.highest()} of ${length / 4}`);
+  assert.deepEqual(tally.take().map((s) => s.stack), [[]]);
 });
