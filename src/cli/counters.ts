@@ -82,7 +82,6 @@ export async function countersCommand(argv: string[]): Promise<number> {
   const sampler = new CounterSampler({ ...options, sockets: v['no-sockets'] ? 'none' : 'drops' });
   const first = sampler.baseline();
   for (const e of first.errors) process.stderr.write(`dropmon: not read: ${terminalSafe(e)}\n`);
-  process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
   const reported = new Set(first.errors);
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
@@ -102,6 +101,8 @@ export async function countersCommand(argv: string[]): Promise<number> {
     };
     const deadline = durationS !== undefined ? setTimeout(finish, durationS * 1000 + 50) : undefined;
     onStopSignal(finish);
+    // Said only once Ctrl-C is handled: a signal sent on reading this line must find the handler.
+    process.stderr.write(`dropmon: watching counters${netns ? ` of ${netns.spec}` : ''} every ${intervalS} s; Ctrl-C to stop\n`);
   });
   return 0;
 }
