@@ -136,8 +136,9 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
           drops += r.drops;
           lost += r.lostTotal;
           diagnoser.add(r.points, r.counters ?? [], (r.end - r.start) / 1000);
-          configs.discovered(heldNamespaces());
+          // Those that dropped first: a namespace new in this interval gets its single reading, not a late baseline.
           configs.seen(new Set(r.points.map((p) => p.netns)));
+          configs.discovered(heldNamespaces());
         },
       },
     ],
@@ -147,11 +148,12 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     outputsReady: kallsyms,
     annotate,
     onStarted: () => {
-      configs.discovered(heldNamespaces());
       process.stderr.write(`dropmon: diagnosing for ${durationS} s (${source.describe()}${netns ? `; counters of ${netns.spec}` : ''}); Ctrl-C to finish early\n`);
     },
   });
   onStopSignal(() => pipeline.stop('signal'));
+  // The registry holds the host's namespaces since the counters' baseline: their configuration's baseline now, before any drop.
+  configs.discovered(heldNamespaces());
   await pipeline.run();
   source.close();
 

@@ -234,7 +234,8 @@ export class Diagnoser {
       } else drafts.set(place, { key, kind: 'counter', netns: c.netns, packets: c.delta, points: [], counters: [c], interfaces: new Map() });
     }
 
-    const scored = [...drafts.values()].map((d) => {
+    const adopted = new Set<FindingCounter>();
+    const all = [...drafts.values()].map((d) => {
       const top = d.points[0];
       const symbol = top ? functionOf(top.location) : undefined;
       const reasonName = d.kind === 'drops' && !d.key.startsWith('at ') && !d.key.startsWith('trap:') ? d.key : undefined;
@@ -244,13 +245,15 @@ export class Diagnoser {
       const benign: Benignness = refined ? (refined.benign ?? 'no') : reasonName ? kb.benign(reasonName, symbol) : 'no';
       // The counters that told this cause apart are its evidence too, even where the reason does not pair with them
       // (ndisc_cache:res_failed beside NOT_SPECIFIED drops at neigh_invalidate).
-      for (const name of refinedCause?.confirmedBy ?? []) this.addConfirming(d, name);
+      for (const name of refinedCause?.confirmedBy ?? []) this.addConfirming(d, name, adopted);
       return { d, benign, symbol, reasonName, refinedCause, score: d.packets * BENIGN_WEIGHT[benign] };
     });
     // Usually-benign causes come after every other one, whatever their volume.
     const last = (x: { benign: Benignness }) => (x.benign === 'usually' ? 1 : 0);
     // On a tie, what the kernel reported as a drop (with its reason) explains the counters, not the reverse.
     const blind = (x: { d: { kind: string } }) => (x.d.kind === 'counter' ? 1 : 0);
+    // A counter a refined cause took as its evidence is no cause of its own besides (its packets would count twice).
+    const scored = all.filter(({ d }) => !(d.kind === 'counter' && d.counters.every((c) => adopted.has(c))));
     scored.sort(
       (a, b) =>
         last(a) - last(b) ||
@@ -316,11 +319,13 @@ export class Diagnoser {
   }
 
   /** Counters of this name that moved where the cause happened (or host-wide) join its evidence, once. */
-  private addConfirming(d: Draft, name: string): void {
+  private addConfirming(d: Draft, name: string, adopted: Set<FindingCounter>): void {
     const wanted = name.toLowerCase();
     for (const c of this.counters.values()) {
-      if (c.name.toLowerCase() !== wanted || d.counters.includes(c)) continue;
-      if (c.hostWide || mayBeSameNetns(d.netns, c.netns)) d.counters.push(c);
+      if (c.name.toLowerCase() !== wanted) continue;
+      if (!c.hostWide && !mayBeSameNetns(d.netns, c.netns)) continue;
+      adopted.add(c);
+      if (!d.counters.includes(c)) d.counters.push(c);
     }
   }
 

@@ -223,19 +223,16 @@ export class KnowledgeBase implements KnowledgeView {
 
   /**
    * Is a drop with this reason (at this function) usually harmless? A symbol
-   * entry that calls itself benign decides when it lists the reason, or when
-   * it lists no reasons (a function whose every drop is housekeeping);
-   * otherwise the reason's entry decides. Unknown reasons are never called benign.
+   * entry decides when it lists the reason, or when it lists no reasons and is
+   * itself benign (a function whose every drop is housekeeping); otherwise the
+   * reason's entry decides. Unknown reasons are never called benign.
    */
   benign(reasonName: string, symbol?: string): Benign {
     const r = this.reason(reasonName);
     if (symbol) {
       const s = this.symbol(symbol);
       const reason = r?.name ?? normalizeReasonName(reasonName);
-      // A symbol that lists the reason decides when it calls its drops benign (a purge, a closing
-      // socket); its "no" is about the function in general and leaves a benign reason its own word
-      // (OTHERHOST at ip_rcv_core, which also drops bad headers).
-      if (s && s.benign !== 'no' && s.reasons.some((x) => normalizeReasonName(x) === reason)) return s.benign;
+      if (s && s.reasons.some((x) => normalizeReasonName(x) === reason)) return s.benign;
       if (s && s.reasons.length === 0 && s.benign !== 'no') return s.benign;
     }
     return r?.benign ?? 'no';

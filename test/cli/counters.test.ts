@@ -129,9 +129,9 @@ describe('dropmon watch: counters beside the drops', { skip: SKIP }, () => {
 
   test('counter deltas are joined with the drop points that explain them; blind spots named', async () => {
     const ns = new TestNetns('wcor');
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '-i', '1', '-d', '120']);
     try {
       // However slow the machine, the watch lasts until the drops are made; Ctrl-C ends it with a last interval.
-      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '-i', '1', '-d', '120']);
       await dm.ready(30_000);
       runDropgen(['-m', 'noport', '-n', '150'], ns.name);
       runDropgen(['-m', 'listen', '-n', '40', '-p', '47012'], ns.name);
@@ -142,14 +142,16 @@ describe('dropmon watch: counters beside the drops', { skip: SKIP }, () => {
       assert.ok(joined && Number(joined[1]) === 150 && Number(joined[2]) >= 150, `Udp:NoPorts +150 joined with the NO_SOCKET drops: ${done.stdout}`);
       assert.match(done.stdout, /^! blind spot: TcpExt:Listen(Overflows|Drops) \+\d+/m);
     } finally {
+      // A failed step leaves no watch running into the next test.
+      if (dm.child.exitCode === null) dm.child.kill('SIGKILL');
       ns.delete();
     }
   });
 
   test('JSON: one "counters" object per interval; the noise policy sets benign drops apart', async () => {
     const ns = new TestNetns('wjs');
+    const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '--json', '-i', '1', '-d', '120']);
     try {
-      const dm = new DropmonProcess(['watch', '--source', 'tracefs', '--counters-netns', ns.name, '--json', '-i', '1', '-d', '120']);
       await dm.ready(30_000);
       // rcvbuf mode closes its socket with datagrams queued: NOT_SPECIFIED at udp_destruct_common, usually benign.
       runDropgen(['-m', 'rcvbuf', '-n', '400'], ns.name);
@@ -166,6 +168,8 @@ describe('dropmon watch: counters beside the drops', { skip: SKIP }, () => {
       // In JSON the benign points stay in the drop lines (scripts see everything).
       assert.ok(objs.some((o) => o.type === 'drop' && o.function === 'udp_destruct_common'));
     } finally {
+      // A failed step leaves no watch running into the next test.
+      if (dm.child.exitCode === null) dm.child.kill('SIGKILL');
       ns.delete();
     }
   });

@@ -244,3 +244,13 @@ test('usually benign noise never ranks above a real cause, whatever its volume',
     ],
   );
 });
+
+test('a counter that confirms a refined cause is not also a cause of its own', () => {
+  const dg = new Diagnoser(kb, () => 'nf_hook_slow+0x9c', false, attribution());
+  dg.add([point('NETFILTER_DROP', 40, { netns: WEB1 })], [delta('conntrack:chainlength', 40, { netns: WEB1, layer: 'netfilter' })], 1);
+  const f = dg.findings();
+  assert.deepEqual(
+    f.map((x) => [x.key, x.kind, x.counters.map((c) => c.name)]),
+    [['NETFILTER_DROP/conntrack-chain-too-long', 'drops', ['conntrack:chainlength']]],
+  );
+});

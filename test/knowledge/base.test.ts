@@ -81,7 +81,7 @@ test('benign policy: teardown and promiscuous noise is benign, real loss is not'
   assert.equal(kb.benign('SOCKET_RCVBUFF'), 'no');
   assert.equal(kb.benign('SOCKET_RCVBUFF', 'udp_destruct_common'), 'no', 'a symbol decides only for the reasons it lists');
   assert.equal(kb.benign('CPU_BACKLOG', 'tcp_v4_rcv'), 'no');
-  // ip_rcv_core also drops bad headers (benign: no); its frames for another host stay usually benign.
+  // ip_rcv_core also drops bad headers (benign: no) but does not list OTHERHOST: frames for another host stay usually benign.
   assert.equal(kb.benign('OTHERHOST', 'ip_rcv_core+0x22c'), 'usually');
   assert.equal(kb.benign('IP_INHDR', 'ip_rcv_core'), 'no');
   assert.equal(kb.benign('SOME_FUTURE_REASON'), 'no', 'unknown reasons are never called benign');

@@ -91,8 +91,7 @@ describe('serve: API with real drops', { skip: SKIP }, () => {
     const p = withDrops[0].points.find((x) => x.reason === 'NO_SOCKET')!;
     assert.equal(p.function, '__udp4_lib_rcv');
     assert.match(p.summary, /socket/i, 'the reason is explained');
-    // The reason's own word: a closed port is sometimes benign (late replies, scans); __udp4_lib_rcv's entry does not overrule it.
-    assert.equal(p.benign, 'sometimes');
+    assert.equal(p.benign, 'no');
     assert.ok(seen >= 300);
 
     const points = await s.until('points from the recording', async () => {
