@@ -13,7 +13,7 @@
  *   node dist/scripts/soak-service.js --minutes 1 --source tracefs
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,7 @@ if (process.getuid?.() !== 0) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'dropmon-soak-'));
+chmodSync(dir, 0o711); // the API process (another user) reads the recording here, as it would in /var/lib/dropmon
 const ns = `dropmon-soak-${process.pid}`;
 const db = join(dir, 'soak.db');
 const children: ChildProcess[] = [];
@@ -231,12 +232,14 @@ async function main(): Promise<void> {
   });
 
   // Samples every 5 s: memory, recording size, the service's own totals.
-  const samples: { t: number; rss: number; heap: number; bytes: number }[] = [];
+  // The API process (another pid, without root) is sampled too; a new pid means it died and was replaced.
+  const samples: { t: number; rss: number; heap: number; bytes: number; apiRss: number; apiPid: number }[] = [];
   const sampler = (async () => {
     while (Date.now() < end) {
       await sleep(5000);
       const m = await get('/metrics');
-      samples.push({ t: (Date.now() - t0) / 1000, rss: rssMb(pid), heap: metric(m.body, 'nodejs_heap_size_used_bytes') / 2 ** 20, bytes: recordingBytes() });
+      const api = (JSON.parse((await get('/api/v1/status')).body) as { api: { pid: number } }).api;
+      samples.push({ t: (Date.now() - t0) / 1000, rss: rssMb(pid), heap: metric(m.body, 'nodejs_heap_size_used_bytes') / 2 ** 20, bytes: recordingBytes(), apiRss: rssMb(api.pid), apiPid: api.pid });
     }
   })();
 
@@ -265,16 +268,18 @@ async function main(): Promise<void> {
 
   // Memory: the last third of the samples against the second (the first is warm-up).
   const third = Math.floor(samples.length / 3);
-  const mid = (k: 'rss' | 'heap') => median(samples.slice(third, 2 * third).map((x) => x[k]));
-  const last = (k: 'rss' | 'heap') => median(samples.slice(2 * third).map((x) => x[k]));
+  const mid = (k: 'rss' | 'heap' | 'apiRss') => median(samples.slice(third, 2 * third).map((x) => x[k]));
+  const last = (k: 'rss' | 'heap' | 'apiRss') => median(samples.slice(2 * third).map((x) => x[k]));
   // The heap saws up and down with collections: a leak shows in its floor, the lowest sample.
   const floor = (from: number, to: number) => Math.min(...samples.slice(from, to).map((x) => x.heap));
-  const peak = (k: 'rss' | 'heap' | 'bytes') => Math.max(...samples.map((x) => x[k]));
+  const peak = (k: 'rss' | 'heap' | 'bytes' | 'apiRss') => Math.max(...samples.map((x) => x[k]));
   const maxAgeS = Number(/^(\d+)m$/.exec(v['max-age']!)?.[1] ?? NaN) * 60 || Number(/^(\d+)s$/.exec(v['max-age']!)?.[1] ?? NaN);
   const maxBytes = Number(/^(\d+)MiB$/.exec(v['max-size']!)?.[1] ?? NaN) * 2 ** 20;
   const non2xx = [...answers].filter(([s]) => s < 200 || s >= 300).reduce((n, [, c]) => n + c, 0);
 
   check(serve.exitCode === null, 'the service is still running');
+  const apiPids = new Set(samples.map((x) => x.apiPid));
+  check(apiPids.size <= 1, `the API process was replaced ${apiPids.size - 1} time(s)`);
   check(st.intervals >= (elapsed / INTERVAL_S) * 0.9, `${st.intervals} intervals in ${elapsed.toFixed(0)} s`);
   check(memGaps === 0, `${memGaps} gaps among the intervals in memory`);
   check(recGaps === 0, `${recGaps} gaps in the recording`);
@@ -284,6 +289,7 @@ async function main(): Promise<void> {
   check(non2xx === 0, `${non2xx} API answers were not 2xx (${JSON.stringify(Object.fromEntries(answers))})`);
   if (samples.length >= 6) {
     check(last('rss') - mid('rss') < 15, `RSS grew from ${mid('rss').toFixed(0)} to ${last('rss').toFixed(0)} MB`);
+    check(last('apiRss') - mid('apiRss') < 15, `the API process's RSS grew from ${mid('apiRss').toFixed(0)} to ${last('apiRss').toFixed(0)} MB`);
     check(floor(2 * third, samples.length) - floor(third, 2 * third) < 10, `the heap's floor grew from ${floor(third, 2 * third).toFixed(0)} to ${floor(2 * third, samples.length).toFixed(0)} MB`);
   }
   if (elapsed > maxAgeS * 1.5) check(spanS <= maxAgeS + 3 * INTERVAL_S, `the recording spans ${spanS.toFixed(0)} s (max age ${maxAgeS} s)`);
@@ -296,6 +302,7 @@ async function main(): Promise<void> {
   line('event streams', `${streamed} intervals received on ${Number(v.streams)} streams (${streamOpens} opened), ${streamGaps} gaps`);
   line('API', `${latencies.length} answers ${JSON.stringify(Object.fromEntries(answers))}; median ${median(latencies).toFixed(1)} ms, slowest ${slowest.ms.toFixed(0)} ms (${slowest.path})`);
   line('RSS (MB)', `middle ${mid('rss').toFixed(1)}, end ${last('rss').toFixed(1)}, peak ${peak('rss').toFixed(1)} (${samples.length} samples)`);
+  line('API process RSS (MB)', `middle ${mid('apiRss').toFixed(1)}, end ${last('apiRss').toFixed(1)}, peak ${peak('apiRss').toFixed(1)}; pid ${[...apiPids].join(', ')}`);
   line('heap used (MB)', `floor: middle ${floor(third, 2 * third).toFixed(1)}, end ${floor(2 * third, samples.length).toFixed(1)}; median: middle ${mid('heap').toFixed(1)}, end ${last('heap').toFixed(1)}; peak ${peak('heap').toFixed(1)}`);
   line('recording', `peak ${(peak('bytes') / 2 ** 20).toFixed(2)} MiB of ${v['max-size']}, now ${(recordingBytes() / 2 ** 20).toFixed(2)} MiB; max age ${v['max-age']}`);
   line('result', failures.length ? `FAIL\n  ${failures.join('\n  ')}` : 'PASS');

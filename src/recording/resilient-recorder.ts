@@ -26,6 +26,7 @@
  * served by a clear error than by a file moved behind their back.
  */
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { shareWithGroup } from './group-read.js';
 import { dirname } from 'node:path';
 import type { DropSample } from '../core/drop.js';
 import type { IntervalReport } from '../core/interval.js';
@@ -44,6 +45,8 @@ export const MAX_RESETS = 3;
 export interface ResilientRecorderOptions extends Omit<RecorderOptions, 'append' | 'unwrittenBefore'> {
   /** A broken recording was moved to `movedTo` and a new one started. */
   readonly onReset?: (cause: ResetCause, movedTo: string) => void;
+  /** A group that may read the file (the service's API process), set on every file this opens. */
+  readonly readerGroup?: number;
 }
 
 /** What the recorder does now. */
@@ -132,12 +135,13 @@ export class ResilientRecorder implements IntervalOutput, PacketOutput {
     }
     let err: unknown;
     try {
-      const { onReset: _onReset, ...options } = this.opts;
+      const { onReset: _onReset, readerGroup: _readerGroup, ...options } = this.opts;
       this.recorder = new Recorder(this.file, { ...options, append: true, unwrittenBefore: this.gap });
     } catch (e) {
       err = e;
     }
     if (this.recorder) {
+      if (this.opts.readerGroup !== undefined) shareWithGroup(this.file, this.opts.readerGroup);
       if (this.waitingSaid) this.warn(`recording to ${this.file} resumed; ${this.gap} interval(s) could not be written`);
       this.gap = 0;
       this.waitingSaid = false;

@@ -119,6 +119,12 @@ export interface ServiceConfig {
   readonly alerts: { readonly rules: readonly AlertRule[]; readonly webhooks: readonly WebhookConfig[] };
   /** The dashboard's folder; default: web/ of this installation. */
   readonly webDir?: string;
+  /**
+   * The user the API process runs as (HTTP, JSON, the dashboard, range
+   * queries: none of it needs root). Default: "dropmon" where that user
+   * exists, else "nobody".
+   */
+  readonly apiUser?: string;
 }
 
 export const DEFAULT_HTTP: HttpConfig = {
@@ -325,7 +331,7 @@ function webhook(at: string, v: unknown): WebhookConfig {
 
 const TOP_KEYS = [
   'listen', 'token', 'tokenFile', 'stateDir', 'http', 'queries', 'source', 'mode', 'interval', 'intervalMs', 'maxPoints', 'filters', 'counters',
-  'recording', 'memoryIntervals', 'metrics', 'alerts', 'webDir',
+  'recording', 'memoryIntervals', 'metrics', 'alerts', 'webDir', 'apiUser',
 ];
 
 const HTTP_KEYS = ['readOnlyPublic', 'maxConnections', 'headersTimeout', 'requestTimeout', 'keepAliveTimeout', 'idleTimeout', 'eventStreams', 'eventStreamsPerClient'];
@@ -471,6 +477,11 @@ export function applyConfig(base: ServiceConfig, doc: unknown): ServiceConfig {
     c = { ...c, alerts: { rules, webhooks: list('webhooks', a.webhooks).map((w, i) => webhook(`alerts.webhooks[${i}]`, w)) } };
   }
   if (o.webDir !== undefined) c = { ...c, webDir: str('webDir', o.webDir) };
+  if (o.apiUser !== undefined) {
+    const u = str('apiUser', o.apiUser).trim();
+    if (!/^[a-z_][a-z0-9_-]{0,31}\$?$/i.test(u) || u === 'root') fail('apiUser', 'must be the name of a user other than root');
+    c = { ...c, apiUser: u };
+  }
   return c;
 }
 
@@ -544,6 +555,7 @@ export function publicConfig(c: ServiceConfig): Record<string, unknown> {
     listen: c.listen,
     token: c.token || c.tokenFile ? '(set)' : null,
     ...(c.stateDir !== undefined ? { stateDir: c.stateDir } : {}),
+    ...(c.apiUser !== undefined ? { apiUser: c.apiUser } : {}),
     http: c.http,
     queries: c.queries,
     source: c.source,

@@ -25,16 +25,18 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entryJson } from '../knowledge/entry.js';
 import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
-import { applyRuntimeChange, ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
+import { ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import { QueryBusyError, QueryFailedError, QueryPool, QueryTimeoutError, type PoolOptions } from './query-pool.js';
-import type { DropService, StateEvent } from './service.js';
+import type { StateEvent } from './service.js';
+import type { ServicePort } from './service-port.js';
 import { byAudience, SseHub, type Audience, type SseOptions } from './sse.js';
 import { withoutKernelAddresses } from './redact.js';
 import type { IntervalJson } from './interval-json.js';
@@ -51,6 +53,8 @@ export interface ApiOptions {
   readonly sse?: Pick<SseOptions, 'maxBufferBytes' | 'heartbeatMs'>;
   /** The range queries' threads (limits come from the service's config). */
   readonly queries?: PoolOptions;
+  /** Who answers, for GET /api/v1/status: the API process's user, and whether it is separate from the monitor. */
+  readonly process?: { readonly user: string; readonly separate: boolean };
 }
 
 /** Node checks the header and request deadlines this often (its default, 30 s, let a slow client stay 40 s). */
@@ -189,7 +193,7 @@ export class ApiServer {
   private readonly onState: (s: StateEvent) => void;
 
   constructor(
-    private readonly service: DropService,
+    private readonly service: ServicePort,
     private readonly opts: ApiOptions,
   ) {
     this.webDir = opts.webDir ?? defaultWebDir();
@@ -234,6 +238,18 @@ export class ApiServer {
     this.hub.setLimits({ maxClients: h.eventStreams, maxPerAddress: h.eventStreamsPerClient });
   }
 
+  /** Serve on a socket bound by another process (the monitor binds, the API process serves). */
+  listenOn(handle: NetServer): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(handle, () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 });
+      });
+    });
+  }
+
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(new DropmonError(`cannot listen on ${host}:${port}: ${err.message}`, 'choose another listen address or port'));
@@ -255,6 +271,11 @@ export class ApiServer {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+  }
+
+  /** The process answering: separate from the monitor and without root, or (where it could not start) the monitor itself. */
+  private identity(): { pid: number; uid: number | null; user: string | null; separate: boolean } {
+    return { pid: process.pid, uid: process.getuid?.() ?? null, user: this.opts.process?.user ?? null, separate: this.opts.process?.separate ?? false };
   }
 
   private stateExtras(): Record<string, unknown> {
@@ -353,7 +374,7 @@ export class ApiServer {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'use GET');
       this.authorize(req, url, false);
       this.checkOrigin(req);
-      const m = await this.service.metrics.scrape();
+      const m = await this.service.scrapeMetrics();
       res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
       res.end(method === 'HEAD' ? undefined : m.body);
       return;
@@ -381,14 +402,14 @@ export class ApiServer {
     });
     switch (route) {
       case 'GET /api/v1/status':
-        return this.json(res, 200, { ...s.status(), sseClients: this.hub.size });
+        return this.json(res, 200, { ...s.status(), sseClients: this.hub.size, api: this.identity() });
       case 'GET /api/v1/config':
         return this.json(res, 200, publicConfig(s.config));
       case 'PUT /api/v1/config': {
         const body = await this.body(req);
         if (body === undefined) throw new HttpError(400, 'PUT /api/v1/config needs a JSON object with the keys to change');
         // From the configuration in effect at its turn, not now: a reload queued before it is kept (service.update).
-        const applied = await hostRefuses(s.update((current) => applyRuntimeChange(current, body), 'config'));
+        const applied = await hostRefuses(s.change(body, 'config'));
         return this.json(res, 200, publicConfig(applied));
       }
       case 'POST /api/v1/start':
@@ -409,15 +430,9 @@ export class ApiServer {
       case 'GET /api/v1/series':
         return this.json(res, 200, await reasonSeries(ctx(), rangeParams(q), intParam('buckets', q.get('buckets'), 1, 100_000, 60)));
       case 'GET /api/v1/counters': {
-        const snap = s.lastSnapshot();
+        const c = await s.counters();
         const last = s.intervals(1)[0];
-        return this.json(res, 200, {
-          enabled: s.config.counters.enabled,
-          at: snap ? new Date(snap.wallMs).toISOString() : null,
-          counters: s.shownCounters().map((c) => ({ name: c.name, scope: c.scope, layer: c.layer, value: c.value, class: c.class, meaning: c.meaning, ...(c.detail ? { detail: c.detail } : {}) })),
-          moved: last?.counters ?? [],
-          notRead: snap?.errors ?? [],
-        });
+        return this.json(res, 200, { enabled: c.enabled, at: c.at, counters: c.counters, moved: last?.counters ?? [], notRead: c.notRead });
       }
       case 'GET /api/v1/diagnosis':
         return this.json(res, 200, await diagnosis(ctx(), rangeParams(q)));

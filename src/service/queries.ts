@@ -15,7 +15,7 @@
  * recording of a newer dropmon is not read: the answer comes from memory and
  * `why` says so.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import type { IntervalReport } from '../core/interval.js';
 import { Diagnoser } from '../core/diagnosis.js';
 import type { KnowledgeBase } from '../knowledge/base.js';
@@ -108,13 +108,28 @@ type FromRecording<Q extends RecordingQuery> = { rows: RecordingAnswer<Q> } | { 
  * errors), for the API to answer with its status.
  */
 async function fromRecording<Q extends RecordingQuery>(ctx: RangeContext, query: Q): Promise<FromRecording<Q>> {
-  if (!ctx.file || !existsSync(ctx.file)) return {};
+  if (!ctx.file) return {};
+  const access = canRead(ctx.file);
+  if (access === 'missing') return {};
+  if (access === 'denied') {
+    return { why: `this process (the API's, without root) may not read ${ctx.file}: answered from the intervals in memory. The service shares its recording with the API's group; a folder closed to that group keeps it out` };
+  }
   try {
     return { rows: await ctx.pool.ask(ctx.file, query) };
   } catch (err) {
     if (err instanceof QueryFailedError && err.failure.fault === 'missing') return {};
     if (err instanceof QueryFailedError && err.failure.fault === 'newer') return { why: `${err.failure.message}: answered from the intervals in memory` };
     throw err;
+  }
+}
+
+/** Whether this process may read `file`: the API process runs as another user than the recorder. */
+function canRead(file: string): 'yes' | 'missing' | 'denied' {
+  try {
+    accessSync(file, constants.R_OK);
+    return 'yes';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'denied';
   }
 }
 

@@ -36,7 +36,8 @@ import { releaseNetns } from '../kernel/setns.js';
 import { readKernelReasons, type KernelReasons } from '../sources/kernel-reasons.js';
 import { reclaimedLine, reclaimLeftovers } from '../sources/reclaim.js';
 import { AlertEngine, LogNotifier, WebhookNotifier, type AlertEvent, type Notifier } from './alerts.js';
-import { ConfigError, type ServiceConfig } from './config.js';
+import { applyRuntimeChange, ConfigError, type ServiceConfig } from './config.js';
+import type { CountersView, ServicePort, ServiceState, ServiceStatus, StateEvent } from './service-port.js';
 import { intervalJson, type IntervalJson } from './interval-json.js';
 import { cachedKnowledgeView } from '../knowledge/views.js';
 import { ServiceMetrics } from './metrics.js';
@@ -44,42 +45,7 @@ import { fallbackSource, planSource, type SourcePlan } from './source.js';
 import { dropmonVersion } from '../core/version.js';
 import { terminalSafe } from '../core/terminal-safe.js';
 
-export type ServiceState = 'running' | 'stopped';
-
-export interface StateEvent {
-  readonly state: ServiceState;
-  readonly source: string | null;
-  readonly since: string | null;
-  /** Why it changed: "start", "stop", "config", "reload", or an error message. */
-  readonly why: string;
-}
-
-export interface ServiceStatus {
-  readonly version: string;
-  readonly hostname: string;
-  readonly kernel: string;
-  readonly state: ServiceState;
-  readonly source: string | null;
-  readonly sourceDescription: string | null;
-  /** When the current run started (ISO), null when stopped. */
-  readonly since: string | null;
-  readonly intervalMs: number;
-  /** Totals since the service started. */
-  readonly drops: number;
-  readonly lost: number;
-  readonly intervals: number;
-  readonly recording: {
-    readonly file: string | null;
-    readonly bytes: number;
-    readonly intervals: number;
-    readonly unwritten: number;
-    /** 'waiting' while the file cannot be written (retried every interval), 'off' when it is left alone (a newer dropmon's); null when not recording. */
-    readonly state: RecordingState | null;
-  };
-  readonly counters: boolean;
-  readonly alertsFiring: readonly { rule: string; since: number }[];
-  readonly sseClients?: number;
-}
+export type { ServiceState, ServiceStatus, StateEvent } from './service-port.js';
 
 export interface DropServiceOptions {
   readonly config: ServiceConfig;
@@ -91,6 +57,8 @@ export interface DropServiceOptions {
   readonly kb?: KnowledgeBase;
   /** Namespace and interface names for the points; default this host's (kernel/namespaces.ts). */
   readonly attribution?: Attribution;
+  /** A group that may read the recording (the API process's, api-process.ts). */
+  readonly recordingReaders?: number;
 }
 
 /** What one run of the pipeline owns; all of it goes away at stop. */
@@ -103,7 +71,7 @@ interface Run {
   readonly since: number;
 }
 
-export class DropService extends EventEmitter {
+export class DropService extends EventEmitter implements ServicePort {
   readonly kb: KnowledgeBase;
   /** The knowledge base's per-counter answers, remembered (asked every interval). */
   private readonly kbView: KnowledgeView;
@@ -129,10 +97,12 @@ export class DropService extends EventEmitter {
   private recorderStats = { file: null as string | null, bytes: 0, intervals: 0, unwritten: 0, state: null as RecordingState | null };
   private readonly warn: (m: string) => void;
   private readonly info: (m: string) => void;
+  private readonly recordingReaders: number | undefined;
 
   constructor(opts: DropServiceOptions) {
     super();
     this.config_ = opts.config;
+    this.recordingReaders = opts.recordingReaders;
     this.warn = opts.warn ?? ((m) => process.stderr.write(`dropmon: warning: ${terminalSafe(m)}\n`));
     this.info = opts.info ?? ((m) => process.stderr.write(`dropmon: ${terminalSafe(m)}\n`));
     // Before this service changes anything: undo what dropmons that died left (never fails).
@@ -190,6 +160,27 @@ export class DropService extends EventEmitter {
     return this.snapshot ? selectCounters(this.snapshot.readings, this.kbView, false) : [];
   }
 
+  /** The API's counter list: the last reading's drop-related non-zero counters. */
+  counters(): Promise<CountersView> {
+    const snap = this.snapshot;
+    return Promise.resolve({
+      enabled: this.config_.counters.enabled,
+      at: snap ? new Date(snap.wallMs).toISOString() : null,
+      counters: this.shownCounters().map((c) => ({ name: c.name, scope: c.scope, layer: c.layer, value: c.value, class: c.class, meaning: c.meaning, ...(c.detail ? { detail: c.detail } : {}) })),
+      notRead: snap?.errors ?? [],
+    });
+  }
+
+  /** The kernel's symbols once read (undefined where they cannot be), for the API process, which cannot read them. */
+  kernelSymbols(): Promise<KallsymsTable | undefined> {
+    return this.kallsyms;
+  }
+
+  /** The Prometheus exposition. */
+  scrapeMetrics(): Promise<{ contentType: string; body: string }> {
+    return this.metrics.scrape();
+  }
+
   status(): ServiceStatus {
     const r = this.run;
     return {
@@ -225,6 +216,11 @@ export class DropService extends EventEmitter {
   /** Replace the configuration, in turn with the other changes (update). */
   reconfigure(next: ServiceConfig, why = 'config'): Promise<void> {
     return this.update(() => next, why).then(() => undefined);
+  }
+
+  /** PUT /api/v1/config: the configuration in effect at this change's turn, plus the keys `change` names (validated here). */
+  change(change: unknown, why: string): Promise<ServiceConfig> {
+    return this.update((current) => applyRuntimeChange(current, change), why);
   }
 
   /**
@@ -381,6 +377,7 @@ export class DropService extends EventEmitter {
         symbols: this.symbols,
         warn: this.warn,
         onReset: (why) => this.metrics.recordingReset(why),
+        ...(this.recordingReaders !== undefined ? { readerGroup: this.recordingReaders } : {}),
         retention: {
           ...(c.recording.maxAgeMs !== undefined ? { maxAgeMs: c.recording.maxAgeMs } : {}),
           ...(c.recording.maxBytes !== undefined ? { maxBytes: c.recording.maxBytes } : {}),
@@ -447,8 +444,9 @@ export class DropService extends EventEmitter {
     // interval and say nothing about drops (alerts and metrics still see every delta).
     const dropCounters = r.counters ? selectDeltas(r.counters.filter((d) => !d.gauge && d.delta !== 0), this.kbView, false) : undefined;
     const keep = this.config_.memoryIntervals;
+    const kept = dropCounters ? { ...r, counters: dropCounters } : r;
     this.recentJson.push(json);
-    this.recentReports.push(dropCounters ? { ...r, counters: dropCounters } : r);
+    this.recentReports.push(kept);
     if (this.recentJson.length > keep) this.recentJson.splice(0, this.recentJson.length - keep);
     if (this.recentReports.length > keep) this.recentReports.splice(0, this.recentReports.length - keep);
     if (recorder) {
@@ -459,7 +457,8 @@ export class DropService extends EventEmitter {
     const ifnames = new Map<number, string>();
     for (const [i, l] of this.snapshot?.links ?? []) ifnames.set(i, l.name);
     this.alerts.evaluate(r, ifnames);
-    this.emit('interval', json, r);
+    // The report as kept (drop-related counters only): what the API process is sent.
+    this.emit('interval', json, kept);
   }
 
   private updateRecorderStats(recorder: ResilientRecorder): void {

@@ -16,8 +16,9 @@ import { EventEmitter } from 'node:events';
 import { Agent, request } from 'node:http';
 import fc from 'fast-check';
 import { ApiServer } from '../../src/service/http.js';
-import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/service/config.js';
-import type { DropService, ServiceStatus } from '../../src/service/service.js';
+import { applyRuntimeChange, DEFAULT_CONFIG, type ServiceConfig } from '../../src/service/config.js';
+import type { ServiceStatus } from '../../src/service/service.js';
+import type { CountersView, ServicePort } from '../../src/service/service-port.js';
 import { ServiceMetrics } from '../../src/service/metrics.js';
 import { intervalJson, type IntervalJson } from '../../src/service/interval-json.js';
 import { KallsymsTable, Symbolizer } from '../../src/kernel/kallsyms.js';
@@ -42,7 +43,7 @@ const attribution: Attribution = {
 };
 
 /** The part of DropService the router uses, with real intervals, metrics and knowledge. */
-class StandInService extends EventEmitter {
+class StandInService extends EventEmitter implements ServicePort {
   config: ServiceConfig = { ...DEFAULT_CONFIG, recording: { file: '' } };
   readonly kb = kb;
   readonly symbols = symbols;
@@ -76,12 +77,12 @@ class StandInService extends EventEmitter {
     return this.reportsKept;
   }
 
-  lastSnapshot(): undefined {
-    return undefined;
+  counters(): Promise<CountersView> {
+    return Promise.resolve({ enabled: false, at: null, counters: [], notRead: [] });
   }
 
-  shownCounters(): [] {
-    return [];
+  scrapeMetrics(): Promise<{ contentType: string; body: string }> {
+    return this.metrics.scrape();
   }
 
   status(): ServiceStatus {
@@ -115,9 +116,9 @@ class StandInService extends EventEmitter {
     return Promise.resolve();
   }
 
-  update(change: (current: ServiceConfig) => ServiceConfig, why: string): Promise<ServiceConfig> {
+  change(change: unknown, why: string): Promise<ServiceConfig> {
     try {
-      this.config = change(this.config);
+      this.config = applyRuntimeChange(this.config, change);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -132,7 +133,7 @@ let port = 0;
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
 before(async () => {
-  api = new ApiServer(service as unknown as DropService, {
+  api = new ApiServer(service, {
     token: TOKEN,
     http: { ...DEFAULT_CONFIG.http, readOnlyPublic: true, eventStreamsPerClient: 64, eventStreams: 64 },
     sse: { heartbeatMs: 60_000 },

@@ -3,7 +3,7 @@
  * recording and state (the generated API token) in a temporary folder, and
  * talks to it over HTTP, with that token unless told otherwise.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,8 @@ export class Served {
   /** `env`: the service's environment (default this process's). */
   constructor(args: string[], opts: { record?: boolean; token?: string; anonymous?: boolean; env?: NodeJS.ProcessEnv } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'dropmon-serve-'));
+    // The API process (another user, without root) reads the recording here; the token stays 0600.
+    chmodSync(this.dir, 0o711);
     const record = opts.record ?? true;
     this.token = opts.token;
     this.tokenGiven = opts.token !== undefined || opts.anonymous === true;
