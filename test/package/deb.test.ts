@@ -130,7 +130,7 @@ describe('Debian package', { skip: why ?? false, timeout: 900_000 }, () => {
         const listen = /^listen:\s*(\S+)/m.exec(readFileSync('/etc/dropmon/dropmon.yaml', 'utf8'))?.[1] ?? '127.0.0.1:9947';
         const port = Number(listen.split(':').pop());
         assert.ok(await until(() => ok('systemctl', ['is-active', '--quiet', 'dropmon']), 20_000), 'the unit is active');
-        await checkService('systemd unit', port, ns, '/var/lib/dropmon');
+        await checkService('systemd unit', port, ns, '/var/lib/dropmon', 'dropmon');
       } finally {
         sh('systemctl', ['stop', 'dropmon']);
       }
@@ -141,7 +141,7 @@ describe('Debian package', { skip: why ?? false, timeout: 900_000 }, () => {
       try {
         await p.ready(30_000, 'serving on');
         const port = Number(/serving on http:\/\/[^ ]*:(\d+)\//.exec(p.stderr)?.[1]);
-        await checkService('unit command line', port, ns, '/var/lib/dropmon');
+        await checkService('unit command line', port, ns, '/var/lib/dropmon', 'dropmon');
         assert.ok(existsSync('/var/lib/dropmon/dropmon.db'), 'the recording is in the state directory');
       } finally {
         const fin = await p.stop('SIGTERM');

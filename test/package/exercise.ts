@@ -119,8 +119,13 @@ async function get(port: number, path: string, token?: string): Promise<{ status
  * Check a running service: the dashboard page (and its script) and /metrics with the drops caused here.
  * `stateDir`: where the service wrote its API token (the recording's folder); /metrics needs it.
  */
-export async function checkService(label: string, port: number, ns: TestNetns, stateDir: string): Promise<void> {
+/** `apiUser`: the user the API process must run as (the package's), separate from the root monitor. */
+export async function checkService(label: string, port: number, ns: TestNetns, stateDir: string, apiUser?: string): Promise<void> {
   const token = readFileSync(join(stateDir, 'token'), 'utf8').trim();
+  if (apiUser !== undefined) {
+    const api = (JSON.parse((await get(port, '/api/v1/status', token)).text) as { api: { user: string; separate: boolean; uid: number } }).api;
+    assert.deepEqual([api.user, api.separate, api.uid > 0], [apiUser, true, true], `${label}: the API process: ${JSON.stringify(api)}`);
+  }
   assert.equal((await get(port, '/metrics')).status, 401, `${label}: /metrics wants the token`);
   const page = await get(port, '/');
   assert.equal(page.status, 200, `${label}: dashboard status`);
