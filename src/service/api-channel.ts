@@ -1,6 +1,8 @@
 /**
  * The channel between the monitor (root) and the API process (unprivileged):
- * node's IPC pipe with structured-clone messages, and nothing else.
+ * one socket pair, framed (api-frames.ts). The monitor's messages are
+ * structured-clone data (v8 serialization: bigints, typed arrays); the API
+ * process's are small JSON objects, read by the monitor with a size limit.
  *
  *   monitor -> API: what the API shows (intervals, state, status, counters,
  *                   names, kernel symbols) and the settings it enforces
@@ -10,8 +12,8 @@
  *                   is work the monitor does only when someone looks)
  *
  * The monitor trusts nothing the API process sends: a message is checked
- * against these shapes (parseApiMessage) and anything else is ignored and
- * counted; a change body is validated by the monitor's config code as an
+ * against these shapes (parseApiMessage) and anything else ends that API
+ * process (a new one is started); a change body is validated by the monitor's config code as an
  * HTTP body would be. So a compromised API process can ask for no more than
  * an administrator with the token can.
  */
@@ -60,8 +62,8 @@ export type MonitorMessage =
 
 /** An error as it crosses: its kind decides the HTTP status the API gives it. */
 export interface ChannelError {
-  /** config: 400; host: 409 (a valid request this host cannot carry out); other: 500. */
-  readonly kind: 'config' | 'host' | 'other';
+  /** config: 400; host: 409 (a valid request this host cannot carry out); busy: 503; other: 500. */
+  readonly kind: 'config' | 'host' | 'busy' | 'other';
   readonly message: string;
   readonly hint?: string;
 }

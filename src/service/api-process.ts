@@ -1,31 +1,44 @@
 /**
  * Privilege separation for `dropmon serve`: the monitor (this process, root:
  * BPF, tracefs, NET_DM, namespaces, the recorder) binds the API's socket and
- * hands it to a second process running as an unprivileged user
- * (api-process-main.ts), which parses everything that comes from the network
- * (HTTP, JSON bodies, query strings), serves the dashboard and runs the
- * recording's range queries. The two talk over one channel (api-channel.ts).
+ * holds it (held-socket.ts); a second process, running as an unprivileged
+ * user (api-process-main.ts), accepts on it and parses everything that comes
+ * from the network (HTTP, JSON bodies, query strings), serves the dashboard
+ * and runs the recording's range queries. The two talk over one socket pair
+ * (api-channel.ts, api-frames.ts).
  *
- * The API process cannot stop the monitoring: if it dies, the monitor says so
- * and starts another (sooner the first times, then at most every 30 s); if it
- * stops reading, what it is sent is bounded and a process that stays stuck
- * is replaced. Where it cannot start at all (no such user, dropmon's files
- * closed to that user, not root), the API runs in this process as before,
- * and the operator is told why.
+ * The API process cannot stop the monitoring or exhaust the monitor:
+ * - what it sends is read with a size limit and a rate limit, checked
+ *   against the few messages it may send; anything else ends it;
+ * - what it is sent is bounded in bytes: intervals are skipped while it is
+ *   behind, and one that stays behind (or falls far behind) is ended;
+ * - its calls have budgets (changes apart from reads), and metrics scrapes
+ *   asked for together are rendered once;
+ * - if it dies, the monitor says so and starts another (sooner the first
+ *   times, then at most every 30 s); connections made meanwhile wait in the
+ *   socket's backlog. The monitoring goes on throughout.
+ * Where it cannot start at all (no such user, dropmon's files closed to that
+ * user, capabilities missing), the API runs in this process as before, and
+ * the operator is told why.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Attribution } from '../core/attribution.js';
+import { serialize } from 'node:v8';
+import type { Attribution, NetnsNames } from '../core/attribution.js';
 import { DropmonError } from '../core/errors.js';
 import type { IntervalReport } from '../core/interval.js';
+import { terminalSafe } from '../core/terminal-safe.js';
 import { parseApiMessage, type ApiMessage, type ChannelError, type MonitorMessage, type NamesUpdate, type Shown } from './api-channel.js';
+import { encodeFrame, FrameReader, MAX_FROM_API } from './api-frames.js';
 import type { ApiUser } from './api-user.js';
 import { ConfigError, type HttpConfig, type ServiceConfig } from './config.js';
+import { holdListeningSocket, type HeldSocket } from './held-socket.js';
 import { ApiServer } from './http.js';
 import type { IntervalJson } from './interval-json.js';
 import { redactUrl } from './redact.js';
-import type { DropService, StateEvent } from './service.js';
+import type { DropService } from './service.js';
+import type { StateEvent } from './service-port.js';
 
 /** The API as `serve` holds it, in its own process or in this one. */
 export interface ApiHandle {
@@ -45,14 +58,21 @@ export interface ApiSettings {
   readonly port: number;
 }
 
-/** Messages not yet written to the API process beyond which intervals are skipped for it (it is not reading). */
-const MAX_UNSENT = 64;
-/** An API process that has not read for this long is replaced. */
+/** Bytes waiting for the API process beyond which intervals are skipped for it. */
+const BEHIND_BYTES = 8 * 2 ** 20;
+/** Bytes waiting beyond which it is ended at once (a kernel symbol table is about 10 MiB). */
+const FAR_BEHIND_BYTES = 64 * 2 ** 20;
+/** An API process behind for this long is ended. */
 const STUCK_MS = 30_000;
 /** How long the API process has to start (node, the knowledge base) on a slow or loaded host. */
 const START_TIMEOUT_MS = 60_000;
-/** Calls from the API process being carried out at once; more are refused. */
-const MAX_CALLS = 16;
+/** Calls being carried out at once, per kind: more are answered "busy" (503). */
+const MAX_CONTROL_CALLS = 4;
+const MAX_READ_CALLS = 8;
+/** Messages a second the API process may send; more end it. */
+const MAX_MESSAGES_PER_S = 2000;
+/** The longest output line of the API process passed on to the log. */
+const MAX_LOG_LINE = 2000;
 
 const ENTRY = fileURLToPath(new URL('./api-process-main.js', import.meta.url));
 
@@ -69,26 +89,30 @@ export function configForApi(c: ServiceConfig): ServiceConfig {
   };
 }
 
-/** The names of the namespaces and interfaces an interval's points and counters are in. */
-export function namesFor(r: IntervalReport, a: Attribution): NamesUpdate {
-  const inodes = new Set<number>();
-  const ifs = new Map<string, readonly [number, number]>();
-  for (const p of r.points) {
-    if (p.netns !== undefined) inodes.add(p.netns);
-    if (p.netns !== undefined && p.ifindex !== undefined) ifs.set(`${p.netns}/${p.ifindex}`, [p.netns, p.ifindex]);
+/** The names of the namespaces and interfaces the reports' points and counters are in. */
+export function namesFor(reports: readonly IntervalReport[], a: Attribution): NamesUpdate {
+  const netns = new Map<number, NetnsNames>();
+  const ifnames = new Map<string, readonly [number, number, string]>();
+  for (const r of reports) {
+    for (const p of r.points) {
+      if (p.netns === undefined) continue;
+      if (!netns.has(p.netns)) {
+        const n = a.netns(p.netns);
+        if (n) netns.set(p.netns, n);
+      }
+      const key = `${p.netns}/${p.ifindex}`;
+      if (p.ifindex !== undefined && !ifnames.has(key)) {
+        const name = a.ifname(p.netns, p.ifindex);
+        if (name !== undefined) ifnames.set(key, [p.netns, p.ifindex, name]);
+      }
+    }
+    for (const c of r.counters ?? []) {
+      if (c.netns === undefined || netns.has(c.netns)) continue;
+      const n = a.netns(c.netns);
+      if (n) netns.set(c.netns, n);
+    }
   }
-  for (const c of r.counters ?? []) if (c.netns !== undefined) inodes.add(c.netns);
-  const netns: [number, NonNullable<ReturnType<Attribution['netns']>>][] = [];
-  for (const i of inodes) {
-    const n = a.netns(i);
-    if (n) netns.push([i, n]);
-  }
-  const ifnames: [number, number, string][] = [];
-  for (const [ns, ifindex] of ifs.values()) {
-    const name = a.ifname(ns, ifindex);
-    if (name !== undefined) ifnames.push([ns, ifindex, name]);
-  }
-  return { netns, ifnames };
+  return { netns: [...netns], ifnames: [...ifnames.values()] };
 }
 
 function asChannelError(err: unknown): ChannelError {
@@ -98,56 +122,69 @@ function asChannelError(err: unknown): ChannelError {
   return { kind: 'other', message: 'internal error' };
 }
 
-function bind(host: string, port: number): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    // Until the API process has it, a connection here would wait for nobody: refuse it (the client retries).
-    server.on('connection', (s) => s.destroy());
-    server.once('error', (err) => reject(new DropmonError(`cannot listen on ${host}:${port}: ${err.message}`, 'choose another listen address or port')));
-    server.listen(port, host, () => resolve(server));
-  });
+/** One API process and what the monitor tracks of it. */
+interface Child {
+  readonly proc: ChildProcess;
+  readonly channel: Socket;
+  readonly started: number;
+  ready: boolean;
+  /** When it fell behind (BEHIND_BYTES waiting); undefined while it keeps up. */
+  behindSince: number | undefined;
+  controlCalls: number;
+  readCalls: number;
+  second: number;
+  messages: number;
+  ended: boolean;
 }
 
 export class ApiProcess implements ApiHandle {
-  private child: ChildProcess | undefined;
+  private child: Child | undefined;
   private closing = false;
   private token: string;
   private http: HttpConfig;
-  private port: number;
-  private unsent = 0;
-  private unsentSince = 0;
-  private skipped = 0;
-  private calls = 0;
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  private scraping: Promise<{ contentType: string; body: string }> | undefined;
   private readonly onInterval: (json: IntervalJson, report: IntervalReport) => void;
   private readonly onState: (e: StateEvent) => void;
-  bound = { host: '', port: 0 };
+  private readyWaiter: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
   private constructor(
     private readonly service: DropService,
     private readonly settings: ApiSettings,
     private readonly user: ApiUser,
+    private readonly held: HeldSocket,
     private readonly warn: (m: string) => void,
   ) {
     this.token = settings.token;
     this.http = settings.http;
-    this.port = settings.port;
-    this.onInterval = (json, report) => this.post({ t: 'interval', json, report, shown: this.shown(), names: namesFor(report, service.attribution) }, true);
+    this.onInterval = (json, report) => this.post({ t: 'interval', json, report, shown: this.shown(), names: namesFor([report], service.attribution) }, true);
     this.onState = (event) => this.post({ t: 'state', event, shown: this.shown() }, false);
   }
 
-  /** Bind, start the API process as `user` and wait until it serves; throws when it cannot. */
+  /** Bind, start the API process as `user` and wait until it serves; throws when it cannot (a DropmonError: the address). */
   static async start(service: DropService, settings: ApiSettings, user: ApiUser, warn: (m: string) => void): Promise<ApiProcess> {
-    const p = new ApiProcess(service, settings, user, warn);
-    await p.spawn();
+    const held = await holdListeningSocket(settings.host, settings.port);
+    const p = new ApiProcess(service, settings, user, held, warn);
     service.on('interval', p.onInterval);
     service.on('state', p.onState);
+    try {
+      await p.spawn();
+    } catch (err) {
+      p.closing = true;
+      p.detach();
+      held.close();
+      throw err;
+    }
     return p;
   }
 
+  get bound(): { host: string; port: number } {
+    return { host: this.held.host, port: this.held.port };
+  }
+
   get separate(): { user: string; pid: number | undefined } {
-    return { user: this.user.name, pid: this.child?.pid };
+    return { user: this.user.name, pid: this.child?.proc.pid };
   }
 
   setToken(token: string): void {
@@ -163,80 +200,98 @@ export class ApiProcess implements ApiHandle {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.restartTimer);
+    this.detach();
+    const c = this.child;
+    if (c && c.proc.exitCode === null && c.proc.signalCode === null) {
+      const exited = new Promise<void>((resolve) => c.proc.once('exit', () => resolve()));
+      this.post({ t: 'close' }, false);
+      const timer = setTimeout(() => this.end(c, undefined), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.held.close();
+  }
+
+  private detach(): void {
     this.service.off('interval', this.onInterval);
     this.service.off('state', this.onState);
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-    this.post({ t: 'close' }, false);
-    const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
   }
 
   private shown(): Shown {
     return { config: configForApi(this.service.config), status: this.service.status() };
   }
 
-  /** Send to the API process; an interval (`skippable`) is left out while it is not reading. */
+  /** Send to the current API process; an interval (`skippable`) is left out while it is behind. */
   private post(m: MonitorMessage, skippable: boolean): void {
     const c = this.child;
-    if (!c?.connected) return;
-    if (this.unsent >= MAX_UNSENT) {
-      if (Date.now() - this.unsentSince > STUCK_MS) {
-        this.warn(`the API process has read nothing for ${STUCK_MS / 1000} s; replacing it`);
-        this.unsent = 0;
-        c.kill('SIGKILL');
-        return;
-      }
-      if (skippable) {
-        this.skipped++;
-        return;
-      }
-    }
-    if (this.unsent === 0) this.unsentSince = Date.now();
-    this.unsent++;
+    if (c) this.sendTo(c, m, skippable);
+  }
+
+  private sendTo(c: Child, m: MonitorMessage, skippable = false): void {
+    if (c.ended || !c.channel.writable) return;
+    const waiting = c.channel.writableLength;
+    if (waiting > FAR_BEHIND_BYTES) return this.end(c, `has ${waiting >> 20} MiB unread`);
+    if (waiting > BEHIND_BYTES && c.ready) {
+      c.behindSince ??= Date.now();
+      if (Date.now() - c.behindSince > STUCK_MS) return this.end(c, `has read nothing for ${STUCK_MS / 1000} s`);
+    } else c.behindSince = undefined;
+    if (skippable && waiting > BEHIND_BYTES) return;
+    let payload: Buffer;
     try {
-      c.send(m, (err) => {
-        if (!err) this.unsent = Math.max(0, this.unsent - 1);
-      });
+      payload = serialize(m);
+    } catch (err) {
+      this.warn(`a ${m.t} message could not be sent to the API process: ${(err as Error).message}`);
+      return;
+    }
+    c.channel.write(encodeFrame(payload));
+  }
+
+  /** End an API process (`why` said, unless undefined); its exit starts the next one. */
+  private end(c: Child, why: string | undefined): void {
+    if (c.ended) return;
+    c.ended = true;
+    if (why) this.warn(`the API process ${why}; ending it`);
+    c.channel.destroy();
+    try {
+      c.proc.kill('SIGKILL');
     } catch {
-      /* the channel closed under us: the exit handler takes over */
+      /* without CAP_KILL: the closed channel ends it */
     }
   }
 
   private async spawn(): Promise<void> {
-    const server = await bind(this.settings.host, this.port);
     const env = { ...process.env };
     delete env.DROPMON_TOKEN;
-    const child = fork(ENTRY, [], {
-      uid: this.user.uid,
-      gid: this.user.gid,
-      cwd: '/',
-      env,
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.child = child;
-    this.unsent = 0;
-    const ready = new Promise<{ host: string; port: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`it did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-      child.once('exit', (code, signal) => reject(new Error(`it exited (${signal ?? `status ${code}`}) while starting`)));
-      child.once('error', (err) => reject(err));
-      child.on('message', (raw: unknown) => {
-        const m = parseApiMessage(raw);
-        if (m?.t === 'ready') {
-          clearTimeout(timer);
-          resolve({ host: m.host, port: m.port });
-        } else if (m?.t === 'failed') {
-          clearTimeout(timer);
-          reject(new Error(m.message));
-        } else if (m?.t === 'call') void this.answer(m);
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, [...process.execArgv, ENTRY], {
+        uid: this.user.uid,
+        gid: this.user.gid,
+        cwd: '/',
+        env,
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', this.held.fd],
       });
+    } catch (err) {
+      throw new Error(`the API process (user ${this.user.name}) could not start: ${(err as Error).message}`, { cause: err });
+    }
+    const channel = proc.stdio[3] as Socket;
+    const c: Child = { proc, channel, started: Date.now(), ready: false, behindSince: undefined, controlCalls: 0, readCalls: 0, second: 0, messages: 0, ended: false };
+    this.child = c;
+    proc.on('error', (err) => this.warn(`the API process: ${err.message}`));
+    for (const out of [proc.stdout, proc.stderr]) this.passOn(out);
+    const reader = new FrameReader(MAX_FROM_API);
+    channel.on('data', (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) this.received(c, frame);
+      if (reader.failed) this.end(c, `sent ${reader.failed}`);
     });
+    channel.on('error', () => undefined); // its end shows as the process's exit
+    proc.on('exit', (code, signal) => this.exited(c, code, signal));
+    const ready = new Promise<void>((resolve, reject) => {
+      this.readyWaiter = { resolve, reject };
+    });
+    const timer = setTimeout(() => this.readyWaiter?.reject(new Error(`it did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
     const s = this.service;
-    const names: NamesUpdate = { netns: [], ifnames: [] };
-    const init: MonitorMessage = {
+    this.sendTo(c, {
       t: 'init',
       token: this.token,
       http: this.http,
@@ -244,39 +299,64 @@ export class ApiProcess implements ApiHandle {
       shown: this.shown(),
       intervals: s.intervals(),
       reports: s.reports(),
-      names: s.reports().reduce((acc, r) => {
-        const n = namesFor(r, s.attribution);
-        return { netns: [...acc.netns, ...n.netns], ifnames: [...acc.ifnames, ...n.ifnames] };
-      }, names),
+      names: namesFor(s.reports(), s.attribution),
       ...(s.attribution.initInode !== undefined ? { initInode: s.attribution.initInode } : {}),
       ...(s.attribution.ownInode !== undefined ? { ownInode: s.attribution.ownInode } : {}),
       user: this.user.name,
-    };
+    });
     try {
-      child.send(init, server);
-      this.bound = await ready;
+      await ready;
     } catch (err) {
-      child.kill('SIGKILL');
-      this.child = undefined;
+      this.end(c, undefined);
       throw new Error(`the API process (user ${this.user.name}) could not start: ${(err as Error).message}`, { cause: err });
     } finally {
-      // The API process holds its own copy of the socket now (or nobody needs it).
-      server.close();
+      clearTimeout(timer);
+      this.readyWaiter = undefined;
     }
-    this.port = this.bound.port;
-    const started = Date.now();
-    child.on('exit', (code, signal) => this.exited(child, code, signal, started));
+    c.ready = true;
     void s.kernelSymbols().then((t) => {
-      if (t && this.child === child) this.post({ t: 'kallsyms', parts: t.toParts() }, false);
+      if (t) this.sendTo(c, { t: 'kallsyms', parts: t.toParts() });
     });
   }
 
-  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, started: number): void {
-    if (this.child !== child) return;
+  /** The API process's output, line by line, marked as its own and made safe for a terminal. */
+  private passOn(out: NodeJS.ReadableStream | null): void {
+    let partial = '';
+    out?.setEncoding('utf8');
+    out?.on('data', (text: string) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!.slice(0, MAX_LOG_LINE);
+      for (const line of lines) if (line) process.stderr.write(`dropmon: api: ${terminalSafe(line.slice(0, MAX_LOG_LINE))}\n`);
+    });
+  }
+
+  /** One frame from an API process: a message it may send, within its rate, or it is ended. */
+  private received(c: Child, frame: Buffer): void {
+    if (c.ended) return;
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== c.second) [c.second, c.messages] = [second, 0];
+    if (++c.messages > MAX_MESSAGES_PER_S) return this.end(c, `sent more than ${MAX_MESSAGES_PER_S} messages in a second`);
+    let m: ApiMessage | undefined;
+    try {
+      m = parseApiMessage(JSON.parse(frame.toString('utf8')));
+    } catch {
+      m = undefined;
+    }
+    if (!m) return this.end(c, 'sent a message it may not send');
+    if (m.t === 'call') return void this.answer(c, m);
+    if (c !== this.child || c.ready) return;
+    if (m.t === 'ready') this.readyWaiter?.resolve();
+    else this.readyWaiter?.reject(new Error(m.message));
+  }
+
+  private exited(c: Child, code: number | null, signal: NodeJS.Signals | null): void {
+    c.ended = true;
+    if (this.child !== c) return;
     this.child = undefined;
-    if (this.closing) return;
+    this.readyWaiter?.reject(new Error(`it exited (${signal ?? `status ${code}`}) while starting`));
+    if (this.closing || !c.ready) return;
     // A process that served a while before it died starts over at the short delay.
-    if (Date.now() - started > 60_000) this.failures = 0;
+    if (Date.now() - c.started > 60_000) this.failures = 0;
     const delay = Math.min(30_000, 1000 * 2 ** this.failures++);
     this.warn(`the API process exited (${signal ?? `status ${code}`}); the monitoring goes on, the API starts again in ${delay / 1000} s`);
     this.scheduleRestart(delay);
@@ -293,13 +373,14 @@ export class ApiProcess implements ApiHandle {
     }, delay);
   }
 
-  /** A call from the API process: checked (parseApiMessage), bounded, carried out in turn by the service. */
-  private async answer(m: Extract<ApiMessage, { t: 'call' }>): Promise<void> {
-    if (this.calls >= MAX_CALLS) {
-      this.post({ t: 'reply', id: m.id, error: { kind: 'other', message: `more than ${MAX_CALLS} changes are waiting; try again` } }, false);
-      return;
-    }
-    this.calls++;
+  /** A call from API process `c`: within its kind's budget, carried out in turn by the service, answered to `c` alone. */
+  private async answer(c: Child, m: Extract<ApiMessage, { t: 'call' }>): Promise<void> {
+    const control = m.method === 'start' || m.method === 'stop' || m.method === 'change';
+    const busy = (message: string) => this.sendTo(c, { t: 'reply', id: m.id, error: { kind: 'busy', message } });
+    if (this.closing) return busy('the service is stopping');
+    if (control ? c.controlCalls >= MAX_CONTROL_CALLS : c.readCalls >= MAX_READ_CALLS) return busy(`${control ? MAX_CONTROL_CALLS : MAX_READ_CALLS} such requests are in hand already; ask again`);
+    if (control) c.controlCalls++;
+    else c.readCalls++;
     try {
       let value: unknown;
       switch (m.method) {
@@ -313,18 +394,20 @@ export class ApiProcess implements ApiHandle {
           await this.service.change(m.change, m.why);
           break;
         case 'metrics':
-          value = await this.service.scrapeMetrics();
+          // Scrapes asked for together are rendered once.
+          value = await (this.scraping ??= this.service.scrapeMetrics().finally(() => (this.scraping = undefined)));
           break;
         case 'counters':
           value = await this.service.counters();
           break;
       }
-      this.post({ t: 'reply', id: m.id, value, shown: this.shown() }, false);
+      this.sendTo(c, { t: 'reply', id: m.id, value, shown: this.shown() });
     } catch (err) {
       if (!(err instanceof DropmonError)) this.warn(`the API's ${m.method} failed: ${(err as Error).message}`);
-      this.post({ t: 'reply', id: m.id, error: asChannelError(err), shown: this.shown() }, false);
+      this.sendTo(c, { t: 'reply', id: m.id, error: asChannelError(err), shown: this.shown() });
     } finally {
-      this.calls--;
+      if (control) c.controlCalls--;
+      else c.readCalls--;
     }
   }
 }
@@ -357,7 +440,7 @@ class InProcessApi implements ApiHandle {
 
 /**
  * Serve the API: in its own process as `user` where that can start, else in
- * this one (said once, with why). `user` undefined: in this one (not root).
+ * this one (said once, with why). `user` undefined: in this one.
  */
 export async function serveApi(service: DropService, settings: ApiSettings, user: ApiUser | undefined, warn: (m: string) => void): Promise<ApiHandle> {
   if (user) {

@@ -53,19 +53,47 @@ export function resolveApiUser(wanted: string | undefined, passwd = '/etc/passwd
   return user;
 }
 
+const CAP_SETGID = 6n;
+const CAP_SETUID = 7n;
+
+/** The effective capabilities of this process (/proc/self/status), undefined where they cannot be read. */
+function effectiveCapabilities(status = '/proc/self/status'): bigint | undefined {
+  try {
+    const hex = /^CapEff:\s*([0-9a-f]+)$/im.exec(readFileSync(status, 'utf8'))?.[1];
+    return hex ? BigInt(`0x${hex}`) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The API process's user for `serve`: the configured one (its absence is a
- * configuration error), else dropmon, else nobody. None when not root: only
- * root can start a process as another user, and a dropmon that is not root
- * has little to protect by it.
+ * configuration error), else dropmon, else nobody. None when this process
+ * cannot start a process as another user (not root, or root without
+ * CAP_SETUID and CAP_SETGID, as under an older copy of the unit): the API
+ * then runs in the monitor's process, and the warning says why.
  */
 export function chooseApiUser(config: Pick<ServiceConfig, 'apiUser'>, warn: (m: string) => void): ApiUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
+  const caps = effectiveCapabilities();
+  if (caps !== undefined && ((caps >> CAP_SETUID) & 1n) !== 1n) {
+    warn("without CAP_SETUID and CAP_SETGID the API cannot run as another user: it runs in the monitor's process, as root (add them to the unit's CapabilityBoundingSet)");
+    return undefined;
+  }
+  if (caps !== undefined && ((caps >> CAP_SETGID) & 1n) !== 1n) {
+    warn("without CAP_SETGID the API cannot run as another user: it runs in the monitor's process, as root (add it to the unit's CapabilityBoundingSet)");
+    return undefined;
+  }
+  let user: ApiUser;
   try {
-    return resolveApiUser(config.apiUser);
+    user = resolveApiUser(config.apiUser);
   } catch (err) {
     if (config.apiUser !== undefined) throw err;
     warn(`${(err as Error).message}: the API runs in the monitor's process, as root`);
     return undefined;
   }
+  if (user.name === 'nobody' && config.apiUser === undefined) {
+    warn('there is no "dropmon" user: the API runs as "nobody", which other programs may share (they could signal it); create it: adduser --system --group dropmon');
+  }
+  return user;
 }

@@ -25,7 +25,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entryJson } from '../knowledge/entry.js';
@@ -36,7 +35,7 @@ import { ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConf
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import { QueryBusyError, QueryFailedError, QueryPool, QueryTimeoutError, type PoolOptions } from './query-pool.js';
 import type { StateEvent } from './service.js';
-import type { ServicePort } from './service-port.js';
+import { ServiceBusyError, ServiceTimeoutError, type ServicePort } from './service-port.js';
 import { byAudience, SseHub, type Audience, type SseOptions } from './sse.js';
 import { withoutKernelAddresses } from './redact.js';
 import type { IntervalJson } from './interval-json.js';
@@ -78,7 +77,8 @@ export class HttpError extends Error {
  */
 function queryError(err: unknown): HttpError | undefined {
   if (err instanceof QueryBusyError) return new HttpError(503, err.message, { 'retry-after': String(err.retryAfterS) });
-  if (err instanceof QueryTimeoutError) return new HttpError(504, err.message);
+  if (err instanceof QueryTimeoutError || err instanceof ServiceTimeoutError) return new HttpError(504, err.message);
+  if (err instanceof ServiceBusyError) return new HttpError(503, err.message, { 'retry-after': String(err.retryAfterS) });
   if (err instanceof QueryFailedError) {
     const f = err.failure;
     const text = `the recording cannot be read: ${f.message}${f.hint ? ` (${f.hint})` : ''}`;
@@ -238,11 +238,11 @@ export class ApiServer {
     this.hub.setLimits({ maxClients: h.eventStreams, maxPerAddress: h.eventStreamsPerClient });
   }
 
-  /** Serve on a socket bound by another process (the monitor binds, the API process serves). */
-  listenOn(handle: NetServer): Promise<{ host: string; port: number }> {
+  /** Serve on a listening socket bound by another process (the monitor binds, the API process serves): its descriptor. */
+  listenOn(fd: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(handle, () => {
+      this.server.listen({ fd }, () => {
         this.server.off('error', reject);
         const a = this.server.address();
         resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 });

@@ -17,7 +17,7 @@ import type { CallMethod, ChannelError, MonitorMessage, NamesUpdate, Shown } fro
 import { ConfigError, type ServiceConfig } from './config.js';
 import type { IntervalJson } from './interval-json.js';
 import type { ServiceState, ServiceStatus, StateEvent } from './service-port.js';
-import type { CountersView, ServicePort } from './service-port.js';
+import { ServiceBusyError, ServiceTimeoutError, type CountersView, type ServicePort } from './service-port.js';
 
 const MAX_NAMES = 4096;
 
@@ -28,6 +28,7 @@ const CALL_TIMEOUT_MS = 120_000;
 export function channelError(e: ChannelError): Error {
   if (e.kind === 'config') return new ConfigError(e.message, e.hint);
   if (e.kind === 'host') return new DropmonError(e.message, e.hint);
+  if (e.kind === 'busy') return new ServiceBusyError(e.message);
   return new Error(e.message);
 }
 
@@ -73,8 +74,8 @@ export class ServiceMirror extends EventEmitter implements ServicePort {
   constructor(
     readonly kb: KnowledgeBase,
     init: Extract<MonitorMessage, { t: 'init' }>,
-    /** Sends a message to the monitor. */
-    private readonly send: (m: unknown) => void,
+    /** Sends a message to the monitor; false when it is too large to send. */
+    private readonly send: (m: unknown) => boolean,
   ) {
     super();
     this.shown = init.shown;
@@ -177,13 +178,16 @@ export class ServiceMirror extends EventEmitter implements ServicePort {
   private call(method: CallMethod, why: string, change?: unknown): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (!this.send({ t: 'call', id, method, why, ...(change !== undefined ? { change } : {}) })) {
+        reject(new ConfigError('the request is too large to pass on'));
+        return;
+      }
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`the monitor did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s`));
+        reject(new ServiceTimeoutError(`the monitor did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s`));
       }, CALL_TIMEOUT_MS);
       timer.unref();
       this.pending.set(id, { resolve, reject, timer });
-      this.send({ t: 'call', id, method, why, ...(change !== undefined ? { change } : {}) });
     });
   }
 }

@@ -67,6 +67,19 @@ export interface CountersView {
   readonly notRead: readonly unknown[];
 }
 
+/** The monitor has too many requests of this kind in hand: ask again later (HTTP 503, Retry-After). */
+export class ServiceBusyError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterS = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** The monitor did not answer in time (HTTP 504). */
+export class ServiceTimeoutError extends Error {}
+
 export interface ServicePort {
   /** The configuration in effect (in the API process: without secrets, webhook URLs redacted). */
   readonly config: ServiceConfig;
