@@ -56,6 +56,8 @@ export interface ApiSettings {
   readonly webDir?: string;
   readonly host: string;
   readonly port: number;
+  /** Tests only: another program in the API process's place (one that misbehaves). */
+  readonly entry?: string;
 }
 
 /** Bytes waiting for the API process beyond which intervals are skipped for it. */
@@ -264,7 +266,7 @@ export class ApiProcess implements ApiHandle {
     delete env.DROPMON_TOKEN;
     let proc: ChildProcess;
     try {
-      proc = spawn(process.execPath, [...process.execArgv, ENTRY], {
+      proc = spawn(process.execPath, [...process.execArgv, this.settings.entry ?? ENTRY], {
         uid: this.user.uid,
         gid: this.user.gid,
         cwd: '/',
