@@ -78,6 +78,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => onStopSignal(resolve));
   process.stderr.write(`dropmon: ${signal}: stopping\n`);
   await reloading;
+  api.refuseChanges();
   await service.shutdown();
   await api.close();
   const s = service.status();

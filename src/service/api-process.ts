@@ -47,6 +47,8 @@ export interface ApiHandle {
   readonly separate: { readonly user: string; readonly pid: number | undefined } | undefined;
   setToken(token: string): void;
   setHttp(http: HttpConfig): void;
+  /** From now on, refuse changes (the service is stopping): a start must not come after the stop. */
+  refuseChanges(): void;
   close(): Promise<void>;
 }
 
@@ -197,6 +199,10 @@ export class ApiProcess implements ApiHandle {
   setHttp(http: HttpConfig): void {
     this.http = http;
     this.post({ t: 'settings', token: this.token, http: this.http }, false);
+  }
+
+  refuseChanges(): void {
+    this.closing = true;
   }
 
   async close(): Promise<void> {
@@ -433,6 +439,10 @@ class InProcessApi implements ApiHandle {
 
   setHttp(http: HttpConfig): void {
     this.api.setHttp(http);
+  }
+
+  refuseChanges(): void {
+    /* in one process the API answers until it is closed, as before the API had its own */
   }
 
   close(): Promise<void> {
