@@ -16,6 +16,11 @@ import { resolveApiUser } from '../../src/service/api-user.js';
 import { DEFAULT_CONFIG, DEFAULT_HTTP } from '../../src/service/config.js';
 import { DropService } from '../../src/service/service.js';
 import { FrameReader, encodeFrame } from '../../src/service/api-frames.js';
+import { CALLS, parseApiMessage } from '../../src/service/api-channel.js';
+import fc from 'fast-check';
+
+/** Cases per property (`npm run fuzz` raises it). */
+const RUNS = Number(process.env.DROPMON_FUZZ_RUNS ?? 2000);
 
 const SKIP = process.getuid?.() !== 0 ? 'not root: only root starts a process as another user' : undefined;
 
@@ -101,5 +106,41 @@ describe('frames', () => {
     assert.deepEqual(small.push(Buffer.concat([encodeFrame(Buffer.from('ok')), encodeFrame(Buffer.from('much too long'))])).map(String), ['ok']);
     assert.match(small.failed ?? '', /13 bytes \(at most 10\)/);
     assert.deepEqual(small.push(encodeFrame(Buffer.from('ok'))), []);
+  });
+
+  test('fuzz: any bytes, cut anywhere, never make the reader throw, and every frame it gives is one that was sent', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), fc.array(fc.nat(400), { maxLength: 10 }), (chunks, cuts) => {
+        const r = new FrameReader(256);
+        const all = Buffer.concat(chunks);
+        let at = 0;
+        for (const c of [...cuts, all.length]) {
+          for (const f of r.push(all.subarray(at, at + c))) assert.ok(f.length <= 256);
+          at += c;
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('fuzz: whatever JSON the API process sends, the monitor takes only the shapes it knows', () => {
+    const message = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ t: fc.constantFrom('call', 'ready', 'failed', 'exec', '__proto__'), id: fc.oneof(fc.integer(), fc.double(), fc.string()), method: fc.oneof(fc.constantFrom(...CALLS, 'constructor', 'toString'), fc.string()), why: fc.oneof(fc.string(), fc.constantFrom('config', 'stop')), change: fc.jsonValue(), host: fc.oneof(fc.string(), fc.integer()), port: fc.oneof(fc.integer(), fc.string()), message: fc.jsonValue() }, { requiredKeys: [] }),
+    );
+    fc.assert(
+      fc.property(message, (m) => {
+        const parsed = parseApiMessage(JSON.parse(JSON.stringify(m ?? null)));
+        if (!parsed) return;
+        assert.ok(['call', 'ready', 'failed'].includes(parsed.t));
+        if (parsed.t === 'call') {
+          assert.ok((CALLS as readonly string[]).includes(parsed.method));
+          assert.ok(Number.isSafeInteger(parsed.id));
+          assert.match(parsed.why, /^[a-z-]{1,20}$/);
+        }
+        if (parsed.t === 'failed') assert.ok(parsed.message.length <= 200);
+      }),
+      { numRuns: RUNS },
+    );
   });
 });
