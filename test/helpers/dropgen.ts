@@ -1,6 +1,6 @@
 /** Builds bench/dropgen.c once per test run and runs it, optionally inside a network namespace. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ export function dropgenBinary(): string {
   if (process.env.DROPMON_DROPGEN) return process.env.DROPMON_DROPGEN;
   if (binary && existsSync(binary)) return binary;
   const dir = mkdtempSync(join(tmpdir(), 'dropmon-dropgen-'));
+  // One build per test process (each test file runs in its own): it goes with the process.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'dropgen');
   execFileSync('cc', ['-O2', '-Wall', '-o', out, SOURCE], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (!statSync(out).isFile()) throw new Error('dropgen build failed');
