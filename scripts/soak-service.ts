@@ -13,7 +13,7 @@
  *   node dist/scripts/soak-service.js --minutes 1 --source tracefs
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ const HELP = `usage: node dist/scripts/soak-service.js [options]
   --clients N       API clients hammering GET endpoints (default 4)
   --streams N       event streams kept open (default 4)
   --storm-procs N   dropgen processes (default 1)
+  --samples FILE    write the 5-second samples there as CSV (memory in MB)
   --keep            keep the temporary folder (recording, logs)
 `;
 
@@ -44,6 +45,7 @@ const { values: v } = parseArgs({
     clients: { type: 'string', default: '4' },
     streams: { type: 'string', default: '4' },
     'storm-procs': { type: 'string', default: '1' },
+    samples: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -167,12 +169,18 @@ async function main(): Promise<void> {
   const seconds = Math.round(MINUTES * 60);
   process.stderr.write(`soak: ${seconds} s, source ${status0.source}, port ${port}, folder ${dir}\n`);
 
+  // dropgen runs at most 600 s: a longer soak chains runs, each until the soak's end.
   const stormOut: string[] = [];
-  for (let i = 0; i < Number(v['storm-procs']); i++) {
-    const c = spawn('ip', ['netns', 'exec', ns, dropgen, '-m', 'ethproto', '-d', String(seconds), '-c', '-1'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    c.stdout!.on('data', (d: Buffer) => stormOut.push(d.toString()));
-    children.push(c);
-  }
+  const stormEnd = Date.now() + seconds * 1000;
+  const storms = Array.from({ length: Number(v['storm-procs']) }, async () => {
+    for (let left = seconds; left >= 1 && !cleaned; left = Math.round((stormEnd - Date.now()) / 1000)) {
+      const c = spawn('ip', ['netns', 'exec', ns, dropgen, '-m', 'ethproto', '-d', String(Math.min(600, left)), '-c', '-1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      c.stdout!.on('data', (d: Buffer) => stormOut.push(d.toString()));
+      children.push(c);
+      const code = await new Promise<number | null>((r) => c.once('exit', r));
+      if (code !== 0) throw new Error(`dropgen exited with ${code}`);
+    }
+  });
 
   const t0 = Date.now();
   const end = t0 + seconds * 1000;
@@ -233,19 +241,19 @@ async function main(): Promise<void> {
 
   // Samples every 5 s: memory, recording size, the service's own totals.
   // The API process (another pid, without root) is sampled too; a new pid means it died and was replaced.
-  const samples: { t: number; rss: number; heap: number; bytes: number; apiRss: number; apiPid: number }[] = [];
+  const samples: { t: number; rss: number; heap: number; bytes: number; apiRss: number; apiHeap: number; apiPid: number }[] = [];
   const sampler = (async () => {
     while (Date.now() < end) {
       await sleep(5000);
       const m = await get('/metrics');
       const api = (JSON.parse((await get('/api/v1/status')).body) as { api: { pid: number } }).api;
-      samples.push({ t: (Date.now() - t0) / 1000, rss: rssMb(pid), heap: metric(m.body, 'nodejs_heap_size_used_bytes') / 2 ** 20, bytes: recordingBytes(), apiRss: rssMb(api.pid), apiPid: api.pid });
+      samples.push({ t: (Date.now() - t0) / 1000, rss: rssMb(pid), heap: metric(m.body, 'nodejs_heap_size_used_bytes') / 2 ** 20, bytes: recordingBytes(), apiRss: rssMb(api.pid), apiHeap: metric(m.body, 'dropmon_api_process_heap_used_bytes') / 2 ** 20, apiPid: api.pid });
     }
   })();
 
   await Promise.all([...clients, ...streams, sampler]);
   const elapsed = (Date.now() - t0) / 1000;
-  await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await Promise.all(storms);
   const sent = stormOut.join('').match(/\bsent=(\d+)/g)?.reduce((n, s) => n + Number(s.slice(5)), 0) ?? NaN;
   await sleep(INTERVAL_S * 2000); // the last intervals reach memory and the recording
 
@@ -271,7 +279,7 @@ async function main(): Promise<void> {
   const mid = (k: 'rss' | 'heap' | 'apiRss') => median(samples.slice(third, 2 * third).map((x) => x[k]));
   const last = (k: 'rss' | 'heap' | 'apiRss') => median(samples.slice(2 * third).map((x) => x[k]));
   // The heap saws up and down with collections: a leak shows in its floor, the lowest sample.
-  const floor = (from: number, to: number) => Math.min(...samples.slice(from, to).map((x) => x.heap));
+  const floor = (from: number, to: number, k: 'heap' | 'apiHeap' = 'heap') => Math.min(...samples.slice(from, to).map((x) => x[k]));
   const peak = (k: 'rss' | 'heap' | 'bytes' | 'apiRss') => Math.max(...samples.map((x) => x[k]));
   const maxAgeS = Number(/^(\d+)m$/.exec(v['max-age']!)?.[1] ?? NaN) * 60 || Number(/^(\d+)s$/.exec(v['max-age']!)?.[1] ?? NaN);
   const maxBytes = Number(/^(\d+)MiB$/.exec(v['max-size']!)?.[1] ?? NaN) * 2 ** 20;
@@ -291,10 +299,16 @@ async function main(): Promise<void> {
     check(last('rss') - mid('rss') < 15, `RSS grew from ${mid('rss').toFixed(0)} to ${last('rss').toFixed(0)} MB`);
     check(last('apiRss') - mid('apiRss') < 15, `the API process's RSS grew from ${mid('apiRss').toFixed(0)} to ${last('apiRss').toFixed(0)} MB`);
     check(floor(2 * third, samples.length) - floor(third, 2 * third) < 10, `the heap's floor grew from ${floor(third, 2 * third).toFixed(0)} to ${floor(2 * third, samples.length).toFixed(0)} MB`);
+    if (samples.every((x) => x.apiHeap >= 0))
+      check(floor(2 * third, samples.length, 'apiHeap') - floor(third, 2 * third, 'apiHeap') < 10, `the API process's heap floor grew from ${floor(third, 2 * third, 'apiHeap').toFixed(0)} to ${floor(2 * third, samples.length, 'apiHeap').toFixed(0)} MB`);
   }
   if (elapsed > maxAgeS * 1.5) check(spanS <= maxAgeS + 3 * INTERVAL_S, `the recording spans ${spanS.toFixed(0)} s (max age ${maxAgeS} s)`);
   if (maxBytes > 0) check(peak('bytes') <= maxBytes * 1.1, `the recording reached ${peak('bytes')} bytes (max ${maxBytes})`);
 
+  if (v.samples) {
+    const cols = ['t', 'rss', 'heap', 'apiRss', 'apiHeap', 'bytes', 'apiPid'] as const;
+    writeFileSync(v.samples, [cols.join(','), ...samples.map((x) => cols.map((c) => (c === 't' || c === 'bytes' || c === 'apiPid' ? String(Math.round(x[c])) : x[c].toFixed(2))).join(','))].join('\n') + '\n');
+  }
   const line = (k: string, x: string) => process.stdout.write(`${k.padEnd(22)} ${x}\n`);
   line('duration', `${elapsed.toFixed(0)} s, source ${status0.source}, interval ${INTERVAL_S} s`);
   line('storm', `${sent} drops sent (${(sent / elapsed / 1e6).toFixed(2)} M/s), ${st.drops} counted, ${st.lost} events lost`);
@@ -303,6 +317,7 @@ async function main(): Promise<void> {
   line('API', `${latencies.length} answers ${JSON.stringify(Object.fromEntries(answers))}; median ${median(latencies).toFixed(1)} ms, slowest ${slowest.ms.toFixed(0)} ms (${slowest.path})`);
   line('RSS (MB)', `middle ${mid('rss').toFixed(1)}, end ${last('rss').toFixed(1)}, peak ${peak('rss').toFixed(1)} (${samples.length} samples)`);
   line('API process RSS (MB)', `middle ${mid('apiRss').toFixed(1)}, end ${last('apiRss').toFixed(1)}, peak ${peak('apiRss').toFixed(1)}; pid ${[...apiPids].join(', ')}`);
+  line('API heap used (MB)', `floor: middle ${floor(third, 2 * third, 'apiHeap').toFixed(1)}, end ${floor(2 * third, samples.length, 'apiHeap').toFixed(1)}; peak ${Math.max(...samples.map((x) => x.apiHeap)).toFixed(1)}`);
   line('heap used (MB)', `floor: middle ${floor(third, 2 * third).toFixed(1)}, end ${floor(2 * third, samples.length).toFixed(1)}; median: middle ${mid('heap').toFixed(1)}, end ${last('heap').toFixed(1)}; peak ${peak('heap').toFixed(1)}`);
   line('recording', `peak ${(peak('bytes') / 2 ** 20).toFixed(2)} MiB of ${v['max-size']}, now ${(recordingBytes() / 2 ** 20).toFixed(2)} MiB; max age ${v['max-age']}`);
   line('result', failures.length ? `FAIL\n  ${failures.join('\n  ')}` : 'PASS');

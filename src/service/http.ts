@@ -32,6 +32,7 @@ import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
 import { ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
+import { apiProcessMetrics } from './api-process-metrics.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import { QueryBusyError, QueryFailedError, QueryPool, QueryTimeoutError, type PoolOptions } from './query-pool.js';
 import type { StateEvent } from './service.js';
@@ -376,7 +377,7 @@ export class ApiServer {
       this.checkOrigin(req);
       const m = await this.service.scrapeMetrics();
       res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
-      res.end(method === 'HEAD' ? undefined : m.body);
+      res.end(method === 'HEAD' ? undefined : this.opts.process?.separate ? m.body + apiProcessMetrics() : m.body);
       return;
     }
     if (path.startsWith('/api/')) {

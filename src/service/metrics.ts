@@ -13,6 +13,7 @@
  *   dropmon_recording_reset_total{why}                    counter: broken recordings moved aside
  *     (why: not_a_database, corrupt, foreign, unmigratable; every value present from the start)
  *   process_* / nodejs_*                                  prom-client's default metrics
+ *   dropmon_api_process_{resident_memory,heap_used,heap_total,external}_bytes  gauges: the API process (api-process-metrics.ts)
  *
  * Locations: kernel function names, never addresses ("unknown" until a drop
  * point can be symbolized). The first `topLocations` distinct functions to drop packets

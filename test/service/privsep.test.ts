@@ -100,6 +100,9 @@ describe('the API process', { skip: SKIP }, () => {
     const m = await s.get('/metrics');
     assert.equal(m.status, 200);
     assert.match(m.text, /dropmon_intervals_total \d+/);
+    // The API process's own memory, beside the monitor's process_* series.
+    assert.match(m.text, /^dropmon_api_process_resident_memory_bytes [1-9]\d*$/m);
+    assert.match(m.text, /^dropmon_api_process_heap_used_bytes [1-9]\d*$/m);
     const c = await s.get('/api/v1/counters');
     assert.equal(c.status, 200);
     assert.equal(c.json.enabled, true);

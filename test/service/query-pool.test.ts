@@ -2,6 +2,7 @@
  * The range queries' worker threads (service/query-pool.ts): answers as the
  * recording gives them, the concurrency cap and the wait queue (busy), the
  * time limit (the thread is replaced and the next question answered), a
+ * thread replaced after its share of questions, a
  * question stopped inside its SQL statement, files that cannot be read
  * answered as failures, and the main thread free while a question runs. A
  * question is slowed inside its statement (testDelayMs), where a query over
@@ -145,6 +146,19 @@ describe('query pool', () => {
       await assert.rejects(p.ask(notDb, { kind: 'points', range: ALL, top: 1 }), fault('not_a_database'));
       await assert.rejects(p.ask(damaged, { kind: 'diagnosis', range: ALL, rows: 10 }), (err: unknown) => err instanceof QueryFailedError && ['corrupt', 'foreign'].includes(err.failure.fault ?? ''));
       assert.equal((await p.ask(FILE, { kind: 'points', range: ALL, top: 1 })).points.length, 1);
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('a thread is replaced after its share of questions; every question is answered, also many at once', async () => {
+    const p = new QueryPool(() => ({ workers: 2, queue: 16, timeoutMs: 10_000 }), { questionsPerThread: 3, testDelayMs: () => 0 });
+    try {
+      for (let i = 0; i < 7; i++) assert.equal((await p.ask(FILE, { kind: 'points', range: ALL, top: 2 })).drops > 0, true);
+      assert.equal(p.started, 3, 'questions 1-3, 4-6 and 7 on three threads in turn');
+      const many = await Promise.all(Array.from({ length: 12 }, () => p.ask(FILE, { kind: 'diagnosis', range: ALL, rows: 10 })));
+      assert.ok(many.every((d) => d.totals.intervals === 20));
+      assert.ok(p.threads <= 2, `${p.threads} threads at once`);
     } finally {
       await p.close();
     }

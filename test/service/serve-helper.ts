@@ -31,6 +31,9 @@ export class Served {
     this.dir = mkdtempSync(join(tmpdir(), 'dropmon-serve-'));
     // The API process (another user, without root) reads the recording here; the token stays 0600.
     chmodSync(this.dir, 0o711);
+    // A test that fails before stop() must not leave its folder (and token) behind.
+    const dir = this.dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     const record = opts.record ?? true;
     this.token = opts.token;
     this.tokenGiven = opts.token !== undefined || opts.anonymous === true;
