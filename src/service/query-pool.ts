@@ -101,9 +101,10 @@ const WORKER_URL = new URL('./query-worker.js', import.meta.url);
 /**
  * Questions a thread answers before it is replaced. Under a client asking
  * without pause (the soak: 90 range queries a second), the API process's
- * memory grew 55 MB in 15 minutes while its main heap stayed flat; ended
- * after this many, a thread's start (about 30 ms at nice +10) comes once
- * every 10 s at that rate, and never under a dashboard's pace.
+ * memory grew 55 MB in 15 minutes while its main heap stayed flat: what the
+ * threads gathered. Ended after this many, a thread's start (about 50 ms,
+ * `npm run bench:queries`) comes once every 10 s at that rate, and hardly
+ * ever at a dashboard's pace.
  */
 const QUESTIONS_PER_THREAD = 1000;
 
