@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -135,8 +136,13 @@ int main(int argc, char **argv) {
   // shared result slots: packets and CPU per worker
   long long *sent = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   double t0 = now();
+  pid_t parent = getpid();
   for (int w = 0; w < procs; w++) {
     if (fork() != 0) continue;
+    // A sender never outlives its parent: killed (SIGKILL gives it no chance to pass it on), it would
+    // flood for the rest of its duration, and keep its network namespace alive after `ip netns delete`.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
     if (first_cpu >= 0) {
       cpu_set_t set;
       CPU_ZERO(&set);

@@ -26,22 +26,25 @@ const { values: opt } = parseArgs({
 });
 const QUESTIONS = Number(opt.questions);
 
-/** One configuration in this (fresh) process: prints "msPerQuestion rssMb threadsStarted". */
+/** One configuration in this (fresh) process: prints "msPerQuestion rssMb threadsStarted cpuMsPerQuestion". */
 async function child(perThread: number, file: string): Promise<void> {
   const pool = new QueryPool(() => ({ workers: 2, queue: 16, timeoutMs: 20_000 }), { questionsPerThread: perThread });
   const range = { from: 0, to: Number.MAX_SAFE_INTEGER };
   const questions: RecordingQuery[] = [{ kind: 'points', range, top: 50 }, { kind: 'series', range, buckets: 60 }, { kind: 'diagnosis', range, rows: 200 }];
   let asked = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const loop = async () => {
     while (asked < QUESTIONS) await pool.ask(file, questions[asked++ % questions.length]);
   };
   await Promise.all([loop(), loop()]);
   const ms = (performance.now() - t0) / QUESTIONS;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / QUESTIONS;
   const rss = process.memoryUsage().rss / 2 ** 20;
   const started = pool.started;
   await pool.close();
-  process.stdout.write(`${ms} ${rss} ${started}\n`);
+  process.stdout.write(`${ms} ${rss} ${started} ${cpuMs}\n`);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -57,29 +60,35 @@ async function main(): Promise<void> {
     w.close();
     const self = fileURLToPath(import.meta.url);
     const configs: [string, number][] = [['kept (baseline)', Number.MAX_SAFE_INTEGER], ['replaced per 1000 (default)', 1000], ['new per question', 1]];
-    const results = new Map<string, { ms: number[]; rss: number[]; started: number }>(configs.map(([n]) => [n, { ms: [], rss: [], started: 0 }]));
+    const results = new Map<string, { ms: number[]; rss: number[]; cpu: number[]; started: number }>(configs.map(([n]) => [n, { ms: [], rss: [], cpu: [], started: 0 }]));
     for (let r = 0; r < Number(opt.runs); r++)
       for (const [name, perThread] of configs) {
         const n = name === 'new per question' ? Math.min(QUESTIONS, 600) : QUESTIONS;
         const out = spawnSync(process.execPath, [self, '--child', String(perThread), '--file', file, '--questions', String(n)], { encoding: 'utf8' });
         if (out.status !== 0) throw new Error(`${name}: ${out.stderr}`);
-        const [ms, rss, started] = out.stdout.trim().split(' ').map(Number);
+        const [ms, rss, started, cpu] = out.stdout.trim().split(' ').map(Number);
         const res = results.get(name)!;
         res.ms.push(ms);
+        res.cpu.push(cpu);
         res.rss.push(rss);
         res.started = started;
       }
     const base = results.get(configs[0][0])!;
     process.stdout.write(`query threads: ${QUESTIONS} range questions, 2 at a time, median of ${opt.runs} runs (fresh process each)\n`);
-    process.stdout.write(`${'threads'.padEnd(28)} ${'ms/question'.padStart(11)} ${'ratio'.padStart(6)} ${'RSS MB'.padStart(7)} ${'ratio'.padStart(6)} ${'started'.padStart(8)}\n`);
+    process.stdout.write(`${'threads'.padEnd(28)} ${'ms/question'.padStart(11)} ${'ratio'.padStart(6)} ${'CPU ms/q'.padStart(9)} ${'ratio'.padStart(6)} ${'RSS MB'.padStart(7)} ${'ratio'.padStart(6)} ${'started'.padStart(8)}\n`);
     for (const [name] of configs) {
       const x = results.get(name)!;
       process.stdout.write(
-        `${name.padEnd(28)} ${median(x.ms).toFixed(3).padStart(11)} ${(median(x.ms) / median(base.ms)).toFixed(2).padStart(6)} ${median(x.rss).toFixed(1).padStart(7)} ${(median(x.rss) / median(base.rss)).toFixed(2).padStart(6)} ${String(x.started).padStart(8)}\n`,
+        `${name.padEnd(28)} ${median(x.ms).toFixed(3).padStart(11)} ${(median(x.ms) / median(base.ms)).toFixed(2).padStart(6)} ${median(x.cpu).toFixed(3).padStart(9)} ${(median(x.cpu) / median(base.cpu)).toFixed(2).padStart(6)} ${median(x.rss).toFixed(1).padStart(7)} ${(median(x.rss) / median(base.rss)).toFixed(2).padStart(6)} ${String(x.started).padStart(8)}\n`,
       );
     }
-    const perStart = median(results.get('new per question')!.ms) - median(base.ms);
-    process.stdout.write(`a thread's start: about ${perStart.toFixed(1)} ms of the answer's time (new per question, less the baseline)\n`);
+    // Per thread started beyond the baseline's: the extra CPU, and the extra wall time of the whole stream (two questions at a time).
+    const fresh = results.get('new per question')!;
+    const extra = fresh.started - base.started;
+    const n = Math.min(QUESTIONS, 600);
+    const cpuPerStart = ((median(fresh.cpu) - median(base.cpu)) * n) / extra;
+    const wallPerStart = ((median(fresh.ms) - median(base.ms)) * n) / extra;
+    process.stdout.write(`a thread started and ended: ${cpuPerStart.toFixed(1)} ms of CPU, ${wallPerStart.toFixed(1)} ms more for the stream to be answered (new per question against the baseline)\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

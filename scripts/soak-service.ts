@@ -172,18 +172,23 @@ async function main(): Promise<void> {
   // dropgen runs at most 600 s: a longer soak chains runs, each until the soak's end.
   const stormOut: string[] = [];
   const stormEnd = Date.now() + seconds * 1000;
+  // A storm that fails ends the soak early (the clients stop) and is its failure; one ended by cleanup is not.
+  let stormFailed = '';
   const storms = Array.from({ length: Number(v['storm-procs']) }, async () => {
-    for (let left = seconds; left >= 1 && !cleaned; left = Math.round((stormEnd - Date.now()) / 1000)) {
+    for (let left = seconds; left >= 1 && !cleaned && !stormFailed; left = Math.round((stormEnd - Date.now()) / 1000)) {
       const c = spawn('ip', ['netns', 'exec', ns, dropgen, '-m', 'ethproto', '-d', String(Math.min(600, left)), '-c', '-1'], { stdio: ['ignore', 'pipe', 'inherit'] });
       c.stdout!.on('data', (d: Buffer) => stormOut.push(d.toString()));
       children.push(c);
-      const code = await new Promise<number | null>((r) => c.once('exit', r));
-      if (code !== 0) throw new Error(`dropgen exited with ${code}`);
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => c.once('exit', (co, si) => r([co, si])));
+      if (code !== 0 && !cleaned) stormFailed ||= `the storm's dropgen exited with ${code ?? signal}`;
     }
   });
 
   const t0 = Date.now();
-  const end = t0 + seconds * 1000;
+  let end = t0 + seconds * 1000;
+  void Promise.all(storms).then(() => {
+    if (stormFailed) end = Date.now();
+  });
   const answers = new Map<number, number>();
   const latencies: number[] = [];
   let slowest = { ms: 0, path: '' };
@@ -254,6 +259,7 @@ async function main(): Promise<void> {
   await Promise.all([...clients, ...streams, sampler]);
   const elapsed = (Date.now() - t0) / 1000;
   await Promise.all(storms);
+  if (stormFailed) throw new Error(stormFailed);
   const sent = stormOut.join('').match(/\bsent=(\d+)/g)?.reduce((n, s) => n + Number(s.slice(5)), 0) ?? NaN;
   await sleep(INTERVAL_S * 2000); // the last intervals reach memory and the recording
 

@@ -377,7 +377,9 @@ export class ApiServer {
       this.checkOrigin(req);
       const m = await this.service.scrapeMetrics();
       res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
-      res.end(method === 'HEAD' ? undefined : this.opts.process?.separate ? m.body + apiProcessMetrics() : m.body);
+      // Appended to the Prometheus text format only (an OpenMetrics body ends in "# EOF").
+      const own = this.opts.process?.separate && m.contentType.startsWith('text/plain') ? apiProcessMetrics() : '';
+      res.end(method === 'HEAD' ? undefined : m.body + own);
       return;
     }
     if (path.startsWith('/api/')) {

@@ -236,7 +236,7 @@ export class QueryPool {
     else this.settle(job, undefined, reply.answer);
     // Worn: end it while it is idle, so that what a thread gathers (its V8 heap grown to its busiest
     // moment, the allocator's fragments of thousands of SQLite connections) never adds up.
-    if (++slot.answered >= (this.opts.questionsPerThread ?? QUESTIONS_PER_THREAD)) void this.end(slot);
+    if (++slot.answered >= Math.max(1, this.opts.questionsPerThread ?? QUESTIONS_PER_THREAD)) void this.end(slot);
     this.pump();
     if (!slot.job && !slot.ending) {
       slot.idleTimer = setTimeout(() => void this.end(slot), this.opts.idleMs ?? 30_000);

@@ -162,6 +162,15 @@ describe('query pool', () => {
     } finally {
       await p.close();
     }
+    // One thread allowed and worn after each answer: the second question can only go on once the first thread has exited.
+    const one = new QueryPool(() => ({ workers: 1, queue: 4, timeoutMs: 10_000 }), { questionsPerThread: 1, testDelayMs: () => 0 });
+    try {
+      const both = await Promise.all([one.ask(FILE, { kind: 'points', range: ALL, top: 1 }), one.ask(FILE, { kind: 'points', range: ALL, top: 1 })]);
+      assert.deepEqual(both[0], both[1]);
+      assert.equal(one.started, 2);
+    } finally {
+      await one.close();
+    }
   });
 
   test('the main thread runs on while a question takes seconds', async () => {

@@ -32,8 +32,7 @@ export class Served {
     // The API process (another user, without root) reads the recording here; the token stays 0600.
     chmodSync(this.dir, 0o711);
     // A test that fails before stop() must not leave its folder (and token) behind.
-    const dir = this.dir;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    process.once('exit', this.removeDir);
     const record = opts.record ?? true;
     this.token = opts.token;
     this.tokenGiven = opts.token !== undefined || opts.anonymous === true;
@@ -46,6 +45,8 @@ export class Served {
       ...args,
     ], undefined, opts.env);
   }
+
+  private readonly removeDir = (): void => rmSync(this.dir, { recursive: true, force: true });
 
   /** The token the service generated in its state directory. */
   get stateToken(): string {
@@ -130,7 +131,8 @@ export class Served {
 
   async stop(signal: NodeJS.Signals = 'SIGTERM') {
     const fin = await this.proc.stop(signal, 15_000);
-    rmSync(this.dir, { recursive: true, force: true });
+    this.removeDir();
+    process.off('exit', this.removeDir);
     return fin;
   }
 }
