@@ -112,8 +112,13 @@ export interface DropSource {
   start(sink: DropSink): Promise<void>;
   /** One line saying what is being watched and how, for the start-up message. */
   describe(): string;
-  /** Deliver everything the kernel has buffered right now, then report losses. */
-  drain(): void;
+  /**
+   * Deliver everything the kernel has buffered right now, then report losses.
+   * `final`: the last drain before close(); a source may stop watching first,
+   * so that everything it counted is delivered now (nothing is left for a
+   * drain that will not come).
+   */
+  drain(final?: boolean): void;
   /**
    * Undo every change made to the host. Synchronous so that it can run from
    * signal and exit handlers; safe to call more than once.

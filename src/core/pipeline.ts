@@ -131,7 +131,7 @@ export class Pipeline {
 
   /** Drain the source and hand a closed interval to every output. */
   private flush(final = false): void {
-    this.opts.source.drain();
+    this.opts.source.drain(final);
     let report = this.aggregator.close();
     if (this.opts.annotate) report = this.opts.annotate(report);
     // A short last interval with nothing in it says nothing: skip it.

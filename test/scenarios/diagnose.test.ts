@@ -88,17 +88,20 @@ describe('diagnose of the whole host ranks the true cause first, where it happen
         const judged = out.findings.filter((f) => f.netns_name !== undefined && ours.has(f.netns_name));
         const before = out.findings.slice(0, out.findings.indexOf(judged[0] ?? out.findings[0])).filter((f) => f.benign !== 'usually');
         if (before.length) process.stderr.write(`# ${sc.name}: ranked above it, from elsewhere on the host:${brief(before)}\n`);
+        const elsewhere = out.findings.filter((f) => !judged.includes(f));
         out.findings = judged;
         assert.ok(out.findings.length > 0, `no finding: ${done.stdout}`);
         const first = out.findings[0];
         const keys = typeof sc.cause_key === 'string' ? [sc.cause_key] : sc.cause_key;
-        assert.ok(keys.includes(first.key), `first cause is ${first.key} (${first.cause}), expected ${keys.join(' or ')}; all: ${brief(out.findings)}`);
+        // On a failure: the run's totals, and what was found outside this test's namespaces (a drop placed in no namespace shows here).
+        const summary = () => `${JSON.stringify({ ...out, findings: undefined })}; elsewhere: ${brief(elsewhere) || 'none'}`;
+        assert.ok(keys.includes(first.key), `first cause is ${first.key} (${first.cause}), expected ${keys.join(' or ')}; all: ${brief(out.findings)}; summary: ${summary()}`);
         assert.equal(first.kind, sc.kind);
         assert.equal(first.netns_name, ns.name, `the top finding is placed in the scenario's namespace; all: ${brief(out.findings)}`);
         for (const c of sc.counterDeltas ?? []) {
           const mine = first.counters.filter((x) => x.name === c.name && (x.netns_name === undefined || x.netns_name === ns.name));
           const moved = mine.reduce((n, x) => n + x.delta, 0);
-          assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}; all: ${brief(out.findings)}; summary: ${JSON.stringify({ ...out, findings: undefined })}`);
+          assert.ok(moved >= c.min, `${c.name} moved by ${moved} in the evidence, expected >= ${c.min}: ${JSON.stringify(first.counters)}; all: ${brief(out.findings)}; summary: ${summary()}`);
         }
         if (sc.evidence) assert.ok(first.evidence.some((l) => new RegExp(sc.evidence as string, 'i').test(l)), `evidence /${sc.evidence}/: ${JSON.stringify(first.evidence)}`);
         if (sc.socketOwner) {

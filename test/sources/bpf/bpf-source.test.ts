@@ -442,6 +442,39 @@ describe('BPF source: per-CPU slots count every drop exactly once', skip(), () =
     assert.deepEqual([...new Set(r.samples.map((s) => s.reasonName))].filter((x) => x !== 'UNHANDLED_PROTO' && x !== 'CPU_BACKLOG'), []);
   });
 
+  test('the last drain is exact while other drop points keep coming on the same CPU, and stops the program', async (t) => {
+    // Host-wide, as diagnose runs: the noise's drops move runs between the slots and the map on the CPU of ours
+    // while the last drain reads. A run moved then used to wait for a drain that never came.
+    const ours = new TestNetns('lastours');
+    const noise = new TestNetns('lastnoise');
+    const stormSeconds = 30;
+    const oursInode = netnsInode(ours);
+    const storm = spawn('ip', ['netns', 'exec', noise.name, dropgenBinary(), '-m', 'ethproto', '-d', String(stormSeconds), '-c', '0', '-r', '200000'], { stdio: 'ignore' });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const samples: DropSample[] = [];
+        const src = new BpfDropSource({});
+        await src.start({ drops: (ss) => samples.push(...ss), loss: () => undefined });
+        const before = ours.snmp('Udp', 'NoPorts');
+        await dropgenAsync(['-m', 'noport', '-n', String(2000 + round), '-a', '127.0.0.1', '-c', '0'], ours);
+        const moved = ours.snmp('Udp', 'NoPorts') - before;
+        src.drain(true);
+        const mine = () => samples.filter((x) => x.netns === oursInode && x.reasonName === 'NO_SOCKET').reduce((n, x) => n + x.count, 0);
+        assert.equal(mine(), moved, `round ${round}: every drop of ours in the last drain`);
+        // Stopped: drops after the last drain are not counted.
+        await dropgenAsync(['-m', 'noport', '-n', '100', '-a', '127.0.0.1', '-c', '0'], ours);
+        src.drain();
+        assert.equal(mine(), moved, 'nothing counted after the last drain');
+        src.close();
+      }
+      t.diagnostic(`the noise ran on cpu0 throughout: ${storm.exitCode === null ? 'yes' : `no (exit ${storm.exitCode})`}`);
+    } finally {
+      storm.kill('SIGKILL');
+      ours.delete();
+      noise.delete();
+    }
+  });
+
   test('without slots (every drop looked up in the map) the counts are the same', async () => {
     const ns = new TestNetns('noslot');
     const r = await drainingDuring({ netns: netnsInode(ns), slots: false }, async () => {
