@@ -102,9 +102,10 @@ const WORKER_URL = new URL('./query-worker.js', import.meta.url);
  * Questions a thread answers before it is replaced. Under a client asking
  * without pause (the soak: 90 range queries a second), the API process's
  * memory grew 55 MB in 15 minutes while its main heap stayed flat: what the
- * threads gathered. Ended after this many, a thread's start (about 50 ms,
- * `npm run bench:queries`) comes once every 10 s at that rate, and hardly
- * ever at a dashboard's pace.
+ * threads gathered. Ended after this many, a thread's start and end (about
+ * 90 ms of CPU, `npm run bench:queries`) come once every 11 s at that rate
+ * (under 1 % of a core, answers 1.00x as fast as with threads kept), and
+ * hardly ever at a dashboard's pace.
  */
 const QUESTIONS_PER_THREAD = 1000;
 
