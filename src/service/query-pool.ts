@@ -235,8 +235,8 @@ export class QueryPool {
     slot.job = undefined;
     if ('failure' in reply) this.settle(job, new QueryFailedError(reply.failure));
     else this.settle(job, undefined, reply.answer);
-    // Worn: end it while it is idle, so that what a thread gathers (its V8 heap grown to its busiest
-    // moment, the allocator's fragments of thousands of SQLite connections) never adds up.
+    // Worn: end it while it is idle, so that what a thread gathers (its V8 heap, grown under load
+    // and not given back) never adds up.
     if (++slot.answered >= Math.max(1, this.opts.questionsPerThread ?? QUESTIONS_PER_THREAD)) void this.end(slot);
     this.pump();
     if (!slot.job && !slot.ending) {
