@@ -32,7 +32,7 @@ import { kernelHasReason } from '../sources/bpf/availability.js';
 import { DropmonError } from '../core/errors.js';
 import * as units from '../core/units.js';
 import { ConfigError, DEFAULT_HTTP, hasControlCharacters, isLoopback, publicConfig, type HttpConfig } from './config.js';
-import { apiProcessMetrics } from './api-process-metrics.js';
+import { ApiProcessMetrics } from './api-process-metrics.js';
 import { diagnosis, reasonSeries, topPoints, type RangeContext } from './queries.js';
 import { QueryBusyError, QueryFailedError, QueryPool, QueryTimeoutError, type PoolOptions } from './query-pool.js';
 import type { StateEvent } from './service.js';
@@ -190,6 +190,8 @@ export class ApiServer {
   private http: HttpConfig;
   /** Who each request in flight is answered for (json() redacts for the public). */
   private readonly audiences = new WeakMap<ServerResponse, Audience>();
+  /** The API process's own memory, for /metrics when it runs apart from the monitor. */
+  private readonly ownMetrics = new ApiProcessMetrics();
   private readonly onInterval: (j: IntervalJson) => void;
   private readonly onState: (s: StateEvent) => void;
 
@@ -378,7 +380,7 @@ export class ApiServer {
       const m = await this.service.scrapeMetrics();
       res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
       // Appended to the Prometheus text format only (an OpenMetrics body ends in "# EOF").
-      const own = this.opts.process?.separate && m.contentType.startsWith('text/plain') ? apiProcessMetrics() : '';
+      const own = this.opts.process?.separate && m.contentType.startsWith('text/plain') ? await this.ownMetrics.render() : '';
       res.end(method === 'HEAD' ? undefined : m.body + own);
       return;
     }
